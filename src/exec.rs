@@ -1,0 +1,241 @@
+//! Running SQL text: one statement at a time, collecting results.
+//!
+//! A failed `COPY ... TO` removes what it wrote when the target did not
+//! exist before, so a failure never leaves a partial file that looks like a
+//! result.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{plan_err, Result};
+use datafusion::execution::context::SessionContext;
+use datafusion::sql::parser::{CopyToStatement, DFParserBuilder, Statement};
+use futures::StreamExt;
+
+/// One statement of a script, with where it starts.
+#[derive(Debug)]
+pub struct ParsedStatement {
+    pub statement: Statement,
+    /// The statement's source text, without the closing `;`.
+    pub text: String,
+    /// 1-based line of the script where the statement starts.
+    pub line: usize,
+}
+
+/// Lexer state of [`split_sql`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    Code,
+    SingleQuote,
+    DoubleQuote,
+    LineComment,
+    BlockComment,
+}
+
+/// Splits SQL text at `;` outside strings, quoted names and comments.
+/// Returns `(line, text)` per statement, and the trailing `(line, text)`
+/// that has no `;` yet (blank when the input is complete).
+pub fn split_sql(sql: &str) -> (Vec<(usize, String)>, (usize, String)) {
+    let mut statements = Vec::new();
+    let mut state = Lex::Code;
+    let mut start = 0;
+    let mut line = 1;
+    let mut start_line = 1;
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let next = bytes.get(i + 1).copied();
+        if c == b'\n' {
+            line += 1;
+        }
+        match state {
+            Lex::Code => match c {
+                b'\'' => state = Lex::SingleQuote,
+                b'"' => state = Lex::DoubleQuote,
+                b'-' if next == Some(b'-') => state = Lex::LineComment,
+                b'/' if next == Some(b'*') => {
+                    state = Lex::BlockComment;
+                    i += 1;
+                }
+                b';' => {
+                    let text = sql[start..i].trim();
+                    if !is_blank_sql(text) {
+                        statements.push((start_line + leading_lines(&sql[start..i]), text.to_string()));
+                    }
+                    start = i + 1;
+                    start_line = line;
+                }
+                _ => {}
+            },
+            Lex::SingleQuote if c == b'\'' => state = Lex::Code,
+            Lex::DoubleQuote if c == b'"' => state = Lex::Code,
+            Lex::LineComment if c == b'\n' => state = Lex::Code,
+            Lex::BlockComment if c == b'*' && next == Some(b'/') => {
+                state = Lex::Code;
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let rest = &sql[start..];
+    (statements, (start_line + leading_lines(rest), rest.to_string()))
+}
+
+/// Lines before the first non-blank character.
+fn leading_lines(text: &str) -> usize {
+    let trimmed = text.trim_start();
+    text[..text.len() - trimmed.len()].matches('\n').count()
+}
+
+/// True when `text` holds nothing but whitespace and comments.
+pub fn is_blank_sql(text: &str) -> bool {
+    let mut rest = text.trim_start();
+    loop {
+        if rest.is_empty() {
+            return true;
+        }
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map(|(_, r)| r).unwrap_or("").trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            match after.split_once("*/") {
+                Some((_, r)) => rest = r.trim_start(),
+                None => return true,
+            }
+        } else {
+            return false;
+        }
+    }
+}
+
+/// Parses one statement's text with DataFusion's parser.
+pub fn parse_statement(text: &str, line: usize) -> Result<ParsedStatement> {
+    let mut statements = DFParserBuilder::new(text).build()?.parse_statements()?;
+    match (statements.pop_front(), statements.is_empty()) {
+        (Some(statement), true) => Ok(ParsedStatement {
+            statement,
+            text: text.to_string(),
+            line,
+        }),
+        (None, _) => plan_err!("empty statement"),
+        (Some(_), false) => plan_err!("more than one statement in '{text}'"),
+    }
+}
+
+/// Results of one statement.
+#[derive(Debug)]
+pub struct StatementResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl StatementResult {
+    pub fn row_count(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// The local file or folder a COPY writes, when it is local.
+fn local_copy_target(copy: &CopyToStatement) -> Option<PathBuf> {
+    let target = copy.target.as_str();
+    if let Some(path) = target.strip_prefix("file://") {
+        return Some(PathBuf::from(path));
+    }
+    if target.contains("://") {
+        return None;
+    }
+    Some(PathBuf::from(target))
+}
+
+fn remove_path(path: &Path) {
+    let _ = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+}
+
+/// Runs one statement to completion; `rows_seen` counts rows as they arrive
+/// (for progress display).
+pub async fn run_statement(
+    ctx: &SessionContext,
+    statement: &ParsedStatement,
+    rows_seen: Option<Arc<AtomicU64>>,
+) -> Result<StatementResult> {
+    let copy_target = match &statement.statement {
+        Statement::CopyTo(copy) => local_copy_target(copy).filter(|p| !p.exists()),
+        _ => None,
+    };
+    let result = collect_statement(ctx, statement, rows_seen).await;
+    if result.is_err() {
+        if let Some(path) = copy_target {
+            remove_path(&path);
+        }
+    }
+    result
+}
+
+async fn collect_statement(
+    ctx: &SessionContext,
+    statement: &ParsedStatement,
+    rows_seen: Option<Arc<AtomicU64>>,
+) -> Result<StatementResult> {
+    let state = ctx.state();
+    let plan = state.statement_to_plan(statement.statement.clone()).await?;
+    let frame = ctx.execute_logical_plan(plan).await?;
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let mut stream = frame.execute_stream().await?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if let Some(counter) = &rows_seen {
+            counter.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        }
+        if batch.num_rows() > 0 {
+            batches.push(batch);
+        }
+    }
+    Ok(StatementResult { schema, batches })
+}
+
+/// Runs every statement of `sql` in order, stopping at the first error; a
+/// trailing statement without `;` runs too.
+pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<StatementResult>> {
+    let (mut statements, (rest_line, rest)) = split_sql(sql);
+    if !is_blank_sql(&rest) {
+        statements.push((rest_line, rest.trim().to_string()));
+    }
+    let mut results = Vec::new();
+    for (line, text) in statements {
+        let statement = parse_statement(&text, line)?;
+        results.push(run_statement(ctx, &statement, None).await?);
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_outside_quotes_and_comments() {
+        let sql = "SELECT ';' AS a; -- c;\n/* x; */ SELECT \"b;\" FROM t;\n\nSELECT 3";
+        let (statements, rest) = split_sql(sql);
+        assert_eq!(statements.len(), 2);
+        assert_eq!(statements[0], (1, "SELECT ';' AS a".to_string()));
+        assert_eq!(statements[1].1, "-- c;\n/* x; */ SELECT \"b;\" FROM t");
+        assert_eq!((rest.0, rest.1.trim()), (3, "SELECT 3"));
+        assert!(is_blank_sql(" -- only a comment\n /* and */ "));
+        assert!(!is_blank_sql("-- c\nSELECT 1"));
+    }
+
+    #[test]
+    fn statement_lines() {
+        let (statements, _) = split_sql("SELECT 1;\n\n  SELECT\n 2;");
+        assert_eq!(statements[1].0, 3);
+    }
+}

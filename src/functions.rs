@@ -1,0 +1,155 @@
+//! The functions a session knows, with their documentation, for the REPL's
+//! `\df` (one line each) and `\h NAME` (the whole text).
+//!
+//! The text is DataFusion's `Documentation` of each function, the same that
+//! `#[user_doc]` attaches to Rookery's own image functions.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{DocSection, Documentation};
+
+/// What kind of SQL function a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FunctionKind {
+    Scalar,
+    Aggregate,
+    Window,
+    Table,
+}
+
+impl FunctionKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Scalar => "scalar",
+            Self::Aggregate => "aggregate",
+            Self::Window => "window",
+            Self::Table => "table",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionInfo {
+    pub name: String,
+    pub kind: FunctionKind,
+    pub documentation: Option<Documentation>,
+    /// One of Rookery's own functions (not a DataFusion built-in).
+    pub rookery: bool,
+}
+
+impl FunctionInfo {
+    /// The first sentence of the description.
+    pub fn summary(&self) -> String {
+        self.documentation
+            .as_ref()
+            .map(|d| first_sentence(&d.description))
+            .unwrap_or_default()
+    }
+}
+
+fn first_sentence(text: &str) -> String {
+    let text = text.trim();
+    let end = text
+        .char_indices()
+        .find(|(i, c)| *c == '.' && text[i + 1..].starts_with(|n: char| n.is_whitespace()))
+        .map(|(i, _)| i + 1)
+        .unwrap_or(text.len());
+    text[..end].split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Documentation of the `images()` table function (table functions have no
+/// `Documentation` slot in DataFusion, so it lives here).
+pub static IMAGES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DocSection {
+            include: true,
+            label: "Image Tables",
+            description: None,
+        },
+        "Reads a folder of images as a table, one row per file: path, name (file stem), format, size, width, height, content (encoded bytes), image (decoded pixels) and error (NULL unless the file could not be read). Pixels are decoded only when a query uses `image`; width and height come from the file header. Formats are recognised by content: JPEG, PNG, TIFF, BMP, WebP, GIF.",
+        "images(location [, options])",
+    )
+    .with_argument("location", "A folder ('data/Train/'), a glob ('data/Train/*.jpg') or one file; a local path or an object store URL such as 's3://bucket/prefix/'.")
+    .with_argument("options", "Optional 'key=value, ...' text: drop_invalid=true skips unreadable files, batch_rows=N sets images per batch (default 8), max_pixels=N refuses larger images (default 200000000).")
+    .with_sql_example(
+        "```sql\n> SELECT name, width, height FROM images('data/sealions/Train/*.jpg') ORDER BY name LIMIT 2;\n+------+-------+--------+\n| name | width | height |\n+------+-------+--------+\n| 0    | 1024  | 683    |\n| 1    | 1024  | 683    |\n+------+-------+--------+\n```",
+    )
+    .build()
+});
+
+/// Every function of the session, sorted by name.
+pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
+    let own: HashSet<String> = rookery_udfs::scalar_functions()
+        .iter()
+        .map(|f| f.name().to_string())
+        .chain(std::iter::once("images".to_string()))
+        .collect();
+    let state = ctx.state();
+    let mut functions = Vec::new();
+    let mut push = |name: &String, kind, documentation: Option<&Documentation>| {
+        functions.push(FunctionInfo {
+            name: name.clone(),
+            kind,
+            documentation: documentation.cloned(),
+            rookery: own.contains(name),
+        });
+    };
+    for (name, f) in state.scalar_functions() {
+        push(name, FunctionKind::Scalar, f.documentation());
+    }
+    for (name, f) in state.aggregate_functions() {
+        push(name, FunctionKind::Aggregate, f.documentation());
+    }
+    for (name, f) in state.window_functions() {
+        push(name, FunctionKind::Window, f.documentation());
+    }
+    for name in state.table_functions().keys() {
+        let documentation = (name == "images").then(|| &*IMAGES_DOCUMENTATION);
+        push(name, FunctionKind::Table, documentation);
+    }
+    functions.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
+    functions
+}
+
+/// The whole help text of a function, as `\h NAME` prints it.
+pub fn render_help(info: &FunctionInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} ({} function)", info.name, info.kind.as_str());
+    let Some(doc) = &info.documentation else {
+        out.push_str("No documentation.\n");
+        return out;
+    };
+    let _ = writeln!(out, "\n{}\n", doc.description.trim());
+    let _ = writeln!(out, "Syntax:\n  {}", doc.syntax_example);
+    if let Some(arguments) = &doc.arguments {
+        out.push_str("\nArguments:\n");
+        for (name, text) in arguments {
+            let _ = writeln!(out, "  {name}: {text}");
+        }
+    }
+    if let Some(example) = &doc.sql_example {
+        let example = example.trim().trim_start_matches("```sql").trim_end_matches("```").trim();
+        out.push_str("\nExample:\n");
+        for line in example.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    if let Some(related) = &doc.related_udfs {
+        let _ = writeln!(out, "\nRelated: {}", related.join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_stop_at_the_first_sentence() {
+        assert_eq!(first_sentence("Reads a folder. Then more."), "Reads a folder.");
+        assert_eq!(first_sentence("Version 1.5 of\n  it"), "Version 1.5 of it");
+    }
+}

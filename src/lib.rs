@@ -1,0 +1,18 @@
+//! Rookery: SQL over image folders and label files, on Apache DataFusion.
+//!
+//! - [`images`]: image folders as tables (`STORED AS IMAGES`, `images()`);
+//! - [`session`]: a DataFusion session with Rookery's tables and functions;
+//! - [`exec`]: running SQL scripts statement by statement;
+//! - [`shell`] and [`repl`]: the command line and the interactive REPL;
+//! - [`display`]: results as tables, CSV or JSON, with compact image cells.
+
+pub mod display;
+pub mod exec;
+pub mod functions;
+pub mod images;
+pub mod repl;
+pub mod session;
+pub mod shell;
+pub mod tsv;
+
+pub use session::{new_session, EngineOptions};

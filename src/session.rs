@@ -1,0 +1,93 @@
+//! Rookery's DataFusion session: configuration, memory pool, image tables
+//! and image functions.
+
+use std::sync::Arc;
+
+use datafusion::common::{plan_err, Result};
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
+
+use crate::images::{ImageTableFactory, ImagesTableFunction};
+use crate::tsv::TsvTableFactory;
+
+/// How a session is set up; `None` means DataFusion's default.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Partitions (parallel streams) per query; default: all cores.
+    pub partitions: Option<usize>,
+    /// Memory pool size in bytes; a query that needs more fails with an error.
+    pub memory_limit: Option<usize>,
+    /// Rows per batch for ordinary (non-image) operators.
+    pub batch_size: Option<usize>,
+}
+
+/// Number of cores this process may use.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Builds a session with image tables (`STORED AS IMAGES`, `images()`),
+/// TSV label tables (`STORED AS TSV`) and every Rookery function.
+pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(options.partitions.unwrap_or_else(available_cores).max(1));
+    if let Some(batch_size) = options.batch_size {
+        if batch_size == 0 {
+            return plan_err!("batch size must be above 0");
+        }
+        config = config.with_batch_size(batch_size);
+    }
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = options.memory_limit {
+        runtime = runtime.with_memory_limit(limit, 1.0);
+    }
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime.build_arc()?)
+        .with_table_factory("IMAGES".to_string(), Arc::new(ImageTableFactory))
+        .with_table_factory("TSV".to_string(), Arc::new(TsvTableFactory::default()))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    ctx.register_udtf("images", Arc::new(ImagesTableFunction));
+    for udf in rookery_udfs::scalar_functions() {
+        ctx.register_udf(udf.as_ref().clone());
+    }
+    Ok(ctx)
+}
+
+/// Parses sizes such as `4G`, `512M`, `1.5GB`, `100k` or `1048576` (bytes).
+pub fn parse_byte_size(text: &str) -> Result<usize> {
+    let trimmed = text.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    let lower = lower.strip_suffix("ib").or_else(|| lower.strip_suffix('b')).unwrap_or(&lower);
+    let (number, scale) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        Some('t') => (&lower[..lower.len() - 1], 1 << 40),
+        _ => (lower, 1),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok((n * scale as f64) as usize),
+        _ => plan_err!("'{trimmed}' is not a size (examples: 4G, 512M, 1048576)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("4G").unwrap(), 4 << 30);
+        assert_eq!(parse_byte_size("512MB").unwrap(), 512 << 20);
+        assert_eq!(parse_byte_size("1.5g").unwrap(), 3 << 29);
+        assert_eq!(parse_byte_size("100").unwrap(), 100);
+        assert!(parse_byte_size("lots").is_err());
+        assert!(parse_byte_size("-1G").is_err());
+    }
+}

@@ -1,0 +1,371 @@
+//! The shell: runs SQL statements and backslash commands, prints results.
+//! The REPL, `rookery -f`, `rookery -c` and `\i` all go through it.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result};
+use datafusion::execution::context::SessionContext;
+use rookery_udfs::is_image_type;
+
+use crate::display::{write_results, Layout, OutputFormat};
+use crate::exec::{is_blank_sql, parse_statement, run_statement, split_sql};
+use crate::functions::{list_functions, render_help};
+use crate::images::SCAN_PROGRESS;
+
+/// Rows shown by default in table format when interactive.
+pub const DEFAULT_MAX_ROWS: usize = 40;
+
+/// What `\q` or the end of input asks the caller to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Quit,
+}
+
+/// Shell settings and the session they apply to.
+pub struct Shell {
+    pub ctx: SessionContext,
+    pub format: OutputFormat,
+    /// Rows shown in table format; `None` shows all.
+    pub max_rows: Option<usize>,
+    pub timing: bool,
+    pub quiet: bool,
+    /// Show progress on stderr for statements that take over a second.
+    pub show_progress: bool,
+}
+
+const HELP: &str = "\
+Statements end with ';' and may span lines. Commands:
+  \\d              list tables
+  \\d NAME         describe a table's columns
+  \\df [PATTERN]   list functions (with PATTERN: those whose name contains it)
+  \\h [NAME]       this help, or the documentation of function NAME
+  \\timing [on|off] show how long each statement takes
+  \\pset format table|csv|json   output format
+  \\pset maxrows N|all           rows shown in table format
+  \\i FILE         run the statements of FILE
+  \\q              quit (also Ctrl-D)
+Ctrl-C cancels the running statement.";
+
+impl Shell {
+    pub fn new(ctx: SessionContext) -> Self {
+        Self {
+            ctx,
+            format: OutputFormat::Table,
+            max_rows: None,
+            timing: false,
+            quiet: false,
+            show_progress: false,
+        }
+    }
+
+    /// Runs SQL statements and backslash commands (a command is a line that
+    /// starts with `\` where a statement would start). Stops at the first
+    /// error; `origin` (a file name) prefixes error locations.
+    pub async fn run_text(&mut self, text: &str, origin: Option<&str>) -> Result<Flow> {
+        let mut pending = String::new();
+        let mut pending_line = 1;
+        for (index, line) in text.lines().enumerate() {
+            if is_blank_sql(&pending) && line.trim_start().starts_with('\\') {
+                if self.run_command(line.trim()).await? == Flow::Quit {
+                    return Ok(Flow::Quit);
+                }
+                pending.clear();
+                continue;
+            }
+            if is_blank_sql(&pending) {
+                pending.clear();
+                pending_line = index + 1;
+            }
+            pending.push_str(line);
+            pending.push('\n');
+            let (statements, (rest_line, rest)) = split_sql(&pending);
+            if statements.is_empty() {
+                continue;
+            }
+            for (line, statement) in statements {
+                self.run_one(&statement, pending_line + line - 1, origin).await?;
+            }
+            pending_line += rest_line - 1;
+            pending = rest;
+        }
+        if !is_blank_sql(&pending) {
+            self.run_one(pending.trim(), pending_line, origin).await?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn run_one(&mut self, text: &str, line: usize, origin: Option<&str>) -> Result<()> {
+        let located = |e: DataFusionError| match origin {
+            Some(file) => e.context(format!("{file}:{line}")),
+            None => e,
+        };
+        let statement = parse_statement(text, line).map_err(located)?;
+        let started = Instant::now();
+        let rows = Arc::new(AtomicU64::new(0));
+        let progress = self.show_progress.then(|| Progress::start(Arc::clone(&rows)));
+        let result = run_statement(&self.ctx, &statement, Some(rows)).await;
+        drop(progress);
+        let result = result.map_err(located)?;
+        let mut out = std::io::stdout().lock();
+        if result.schema.fields().is_empty() {
+            if !self.quiet {
+                writeln!(out, "OK")?;
+            }
+        } else {
+            write_results(&mut out, &result.schema, &result.batches, self.layout())?;
+        }
+        if self.timing {
+            writeln!(out, "Time: {:.3} s", started.elapsed().as_secs_f64())?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Runs one backslash command line.
+    pub async fn run_command(&mut self, line: &str) -> Result<Flow> {
+        let mut words = line.split_whitespace();
+        let command = words.next().unwrap_or_default();
+        let args: Vec<&str> = words.collect();
+        match (command, args.as_slice()) {
+            ("\\q", _) => return Ok(Flow::Quit),
+            ("\\?", _) | ("\\h", []) => println!("{HELP}"),
+            ("\\h", [name]) => self.help(name)?,
+            ("\\d", []) => self.list_tables().await?,
+            ("\\d", [name]) => self.describe(name).await?,
+            ("\\df", []) => self.list_functions(None)?,
+            ("\\df", [pattern]) => self.list_functions(Some(pattern))?,
+            ("\\timing", []) => self.timing = !self.timing,
+            ("\\timing", [on @ ("on" | "off")]) => self.timing = *on == "on",
+            ("\\pset", ["format", format]) => self.format = format.parse()?,
+            ("\\pset", ["maxrows", "all"]) => self.max_rows = None,
+            ("\\pset", ["maxrows", n]) => {
+                self.max_rows = Some(n.parse().map_err(|_| plan_datafusion_err!("\\pset maxrows takes a number or 'all', not '{n}'"))?)
+            }
+            ("\\pset", []) => println!("format {}\nmaxrows {}", self.format, self.max_rows.map_or("all".to_string(), |n| n.to_string())),
+            ("\\i", [file]) => {
+                let text = std::fs::read_to_string(file).map_err(|e| plan_datafusion_err!("cannot read '{file}': {e}"))?;
+                return Box::pin(self.run_text(&text, Some(file))).await;
+            }
+            ("\\timing" | "\\pset" | "\\i" | "\\d" | "\\df" | "\\h", _) => {
+                return plan_err!("wrong arguments for {command} (\\? lists the commands)")
+            }
+            _ => return plan_err!("unknown command {command} (\\? lists the commands)"),
+        }
+        if self.timing && command == "\\timing" {
+            println!("Timing is on.");
+        } else if command == "\\timing" {
+            println!("Timing is off.");
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn layout(&self) -> Layout {
+        Layout {
+            format: self.format,
+            max_rows: self.max_rows,
+            footer: !self.quiet,
+        }
+    }
+
+    fn print_strings(&self, headers: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
+        let schema = Arc::new(Schema::new(
+            headers.iter().map(|h| Field::new(*h, DataType::Utf8, false)).collect::<Vec<_>>(),
+        ));
+        let columns: Vec<ArrayRef> = (0..headers.len())
+            .map(|i| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        let mut out = std::io::stdout().lock();
+        write_results(&mut out, &schema, &[batch], Layout { max_rows: None, ..self.layout() })?;
+        Ok(())
+    }
+
+    async fn tables(&self) -> Result<Vec<(String, Arc<dyn TableProvider>)>> {
+        let mut tables = Vec::new();
+        for catalog_name in self.ctx.catalog_names() {
+            let Some(catalog) = self.ctx.catalog(&catalog_name) else { continue };
+            for schema_name in catalog.schema_names() {
+                if schema_name == "information_schema" {
+                    continue;
+                }
+                let Some(schema) = catalog.schema(&schema_name) else { continue };
+                for table in schema.table_names() {
+                    if let Some(provider) = schema.table(&table).await? {
+                        tables.push((table, provider));
+                    }
+                }
+            }
+        }
+        tables.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(tables)
+    }
+
+    async fn list_tables(&self) -> Result<()> {
+        let rows = self
+            .tables()
+            .await?
+            .into_iter()
+            .map(|(name, provider)| {
+                vec![
+                    name,
+                    table_kind(provider.as_ref()).to_string(),
+                    provider.schema().fields().len().to_string(),
+                ]
+            })
+            .collect();
+        self.print_strings(&["table", "kind", "columns"], rows)
+    }
+
+    async fn describe(&self, name: &str) -> Result<()> {
+        let provider = self
+            .ctx
+            .table_provider(name)
+            .await
+            .map_err(|_| plan_datafusion_err!("no table named '{name}' (\\d lists the tables)"))?;
+        let rows = provider
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                vec![
+                    f.name().clone(),
+                    type_name(f.data_type()),
+                    if f.is_nullable() { "YES" } else { "NO" }.to_string(),
+                ]
+            })
+            .collect();
+        self.print_strings(&["column", "type", "nullable"], rows)
+    }
+
+    fn list_functions(&self, pattern: Option<&str>) -> Result<()> {
+        let pattern = pattern.map(|p| p.to_ascii_lowercase());
+        let rows = list_functions(&self.ctx)
+            .into_iter()
+            .filter(|f| pattern.as_ref().is_none_or(|p| f.name.contains(p.as_str())))
+            .map(|f| {
+                vec![
+                    f.name.clone(),
+                    f.kind.as_str().to_string(),
+                    if f.rookery { "rookery" } else { "datafusion" }.to_string(),
+                    f.summary(),
+                ]
+            })
+            .collect();
+        self.print_strings(&["function", "kind", "from", "description"], rows)
+    }
+
+    fn help(&self, name: &str) -> Result<()> {
+        let name = name.trim_end_matches(';').to_ascii_lowercase();
+        let matches: Vec<_> = list_functions(&self.ctx).into_iter().filter(|f| f.name == name).collect();
+        if matches.is_empty() {
+            return plan_err!("no function named '{name}' (\\df lists the functions)");
+        }
+        for info in matches {
+            print!("{}", render_help(&info));
+        }
+        Ok(())
+    }
+}
+
+fn table_kind(provider: &dyn TableProvider) -> &'static str {
+    if provider.downcast_ref::<crate::images::ImageTable>().is_some() {
+        "images"
+    } else {
+        match provider.table_type() {
+            datafusion::logical_expr::TableType::Base => "table",
+            datafusion::logical_expr::TableType::View => "view",
+            datafusion::logical_expr::TableType::Temporary => "temporary",
+        }
+    }
+}
+
+/// Data type names for `\d`: an image struct is just `image`.
+pub fn type_name(data_type: &DataType) -> String {
+    if is_image_type(data_type) {
+        return "image".to_string();
+    }
+    match data_type {
+        DataType::List(f) | DataType::LargeList(f) => format!("list<{}>", type_name(f.data_type())),
+        DataType::Struct(fields) => format!(
+            "struct<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), type_name(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Progress on stderr for a running statement: silent for the first
+/// second, then elapsed time, rows so far and images decoded.
+struct Progress {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(rows: Arc<AtomicU64>) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let decoded_before = SCAN_PROGRESS.images_decoded.load(Ordering::Relaxed);
+            let files_before = SCAN_PROGRESS.files_read.load(Ordering::Relaxed);
+            let mut shown = false;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let elapsed = started.elapsed();
+                if elapsed < Duration::from_secs(1) || flag.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let decoded = SCAN_PROGRESS.images_decoded.load(Ordering::Relaxed) - decoded_before;
+                let files = SCAN_PROGRESS.files_read.load(Ordering::Relaxed) - files_before;
+                eprint!(
+                    "\r\x1b[K{:.1} s · {} rows · {} files read · {} images decoded  (Ctrl-C cancels)",
+                    elapsed.as_secs_f64(),
+                    rows.load(Ordering::Relaxed),
+                    files,
+                    decoded
+                );
+                shown = true;
+            }
+            if shown {
+                eprint!("\r\x1b[K");
+            }
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// True when stdin and stderr are terminals (a person is typing).
+pub fn is_interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Reads a script file with a clear error naming it.
+pub fn read_script(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| plan_datafusion_err!("cannot read '{}': {e}", path.display()))
+}

@@ -1,0 +1,322 @@
+//! The image value: how a decoded image lives in Arrow.
+//!
+//! An image value is a struct `{width: UInt32, height: UInt32, channels: UInt8,
+//! data: LargeBinary}`; `data` holds `height` rows of `width` pixels, each of
+//! `channels` interleaved 8-bit samples, top row first:
+//!
+//! | channels | sample order |
+//! |---|---|
+//! | 1 | grey |
+//! | 3 | R, G, B |
+//! | 4 | R, G, B, A |
+//!
+//! Every image function takes and returns this value, so tiles, crops and
+//! thumbnails are images too. `data` is `LargeBinary` because one batch of
+//! full-size aerial frames (50 MB each) quickly passes the 2 GiB that `Binary`'s
+//! 32-bit offsets can address.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, LargeBinaryArray, LargeBinaryBuilder, StructArray, UInt32Array,
+    UInt32Builder, UInt8Array, UInt8Builder,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+
+use crate::error::{ImageError, Result};
+
+pub const WIDTH: &str = "width";
+pub const HEIGHT: &str = "height";
+pub const CHANNELS: &str = "channels";
+pub const DATA: &str = "data";
+
+/// The fields of the image struct, in order.
+pub fn image_fields() -> Fields {
+    Fields::from(vec![
+        Field::new(WIDTH, DataType::UInt32, false),
+        Field::new(HEIGHT, DataType::UInt32, false),
+        Field::new(CHANNELS, DataType::UInt8, false),
+        Field::new(DATA, DataType::LargeBinary, false),
+    ])
+}
+
+/// The Arrow type of an image value.
+pub fn image_type() -> DataType {
+    DataType::Struct(image_fields())
+}
+
+/// True when `data_type` is the image struct (field names and types match).
+pub fn is_image_type(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Struct(fields) => {
+            let expected = image_fields();
+            fields.len() == expected.len()
+                && fields
+                    .iter()
+                    .zip(expected.iter())
+                    .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+        }
+        _ => false,
+    }
+}
+
+/// An owned pixel buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+    pub data: Vec<u8>,
+}
+
+/// A borrowed pixel buffer, as read from an Arrow array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageView<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+    pub data: &'a [u8],
+}
+
+fn check_layout(width: u32, height: u32, channels: u8, len: usize) -> Result<()> {
+    if !matches!(channels, 1 | 3 | 4) {
+        return Err(ImageError::InvalidValue(format!(
+            "{channels} channels (expected 1, 3 or 4)"
+        )));
+    }
+    let expected = width as u64 * height as u64 * channels as u64;
+    if expected != len as u64 {
+        return Err(ImageError::InvalidValue(format!(
+            "{width}x{height}x{channels} needs {expected} bytes of data, found {len}"
+        )));
+    }
+    Ok(())
+}
+
+impl Image {
+    /// A pixel buffer, checked: `data.len()` must be `width * height * channels`.
+    pub fn new(width: u32, height: u32, channels: u8, data: Vec<u8>) -> Result<Self> {
+        check_layout(width, height, channels, data.len())?;
+        Ok(Self {
+            width,
+            height,
+            channels,
+            data,
+        })
+    }
+
+    pub fn view(&self) -> ImageView<'_> {
+        ImageView {
+            width: self.width,
+            height: self.height,
+            channels: self.channels,
+            data: &self.data,
+        }
+    }
+}
+
+impl<'a> ImageView<'a> {
+    pub fn new(width: u32, height: u32, channels: u8, data: &'a [u8]) -> Result<Self> {
+        check_layout(width, height, channels, data.len())?;
+        Ok(Self {
+            width,
+            height,
+            channels,
+            data,
+        })
+    }
+
+    /// Number of bytes in one row.
+    pub fn stride(&self) -> usize {
+        self.width as usize * self.channels as usize
+    }
+
+    /// The samples of pixel (x, y); the caller keeps x and y inside the image.
+    pub fn pixel(&self, x: u32, y: u32) -> &'a [u8] {
+        let c = self.channels as usize;
+        let start = y as usize * self.stride() + x as usize * c;
+        &self.data[start..start + c]
+    }
+
+    pub fn to_owned_image(&self) -> Image {
+        Image {
+            width: self.width,
+            height: self.height,
+            channels: self.channels,
+            data: self.data.to_vec(),
+        }
+    }
+
+    /// Short text for display: `<image 4992x3328x3>`.
+    pub fn describe(&self) -> String {
+        format!("<image {}x{}x{}>", self.width, self.height, self.channels)
+    }
+}
+
+/// Builds an image array row by row.
+#[derive(Debug)]
+pub struct ImageArrayBuilder {
+    widths: UInt32Builder,
+    heights: UInt32Builder,
+    channels: UInt8Builder,
+    data: LargeBinaryBuilder,
+    valid: Vec<bool>,
+}
+
+impl ImageArrayBuilder {
+    /// `capacity` rows, `data_capacity` bytes of pixels in all.
+    pub fn with_capacity(capacity: usize, data_capacity: usize) -> Self {
+        Self {
+            widths: UInt32Builder::with_capacity(capacity),
+            heights: UInt32Builder::with_capacity(capacity),
+            channels: UInt8Builder::with_capacity(capacity),
+            data: LargeBinaryBuilder::with_capacity(capacity, data_capacity),
+            valid: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub fn append(&mut self, image: ImageView<'_>) {
+        self.widths.append_value(image.width);
+        self.heights.append_value(image.height);
+        self.channels.append_value(image.channels);
+        self.data.append_value(image.data);
+        self.valid.push(true);
+    }
+
+    pub fn append_option(&mut self, image: Option<ImageView<'_>>) {
+        match image {
+            Some(image) => self.append(image),
+            None => self.append_null(),
+        }
+    }
+
+    pub fn append_null(&mut self) {
+        // Children of a null struct slot still need a (valid, empty) value.
+        self.widths.append_value(0);
+        self.heights.append_value(0);
+        self.channels.append_value(0);
+        self.data.append_value([]);
+        self.valid.push(false);
+    }
+
+    pub fn len(&self) -> usize {
+        self.valid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.valid.is_empty()
+    }
+
+    pub fn finish(mut self) -> StructArray {
+        let nulls = if self.valid.iter().all(|v| *v) {
+            None
+        } else {
+            Some(NullBuffer::from(std::mem::take(&mut self.valid)))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.widths.finish()),
+            Arc::new(self.heights.finish()),
+            Arc::new(self.channels.finish()),
+            Arc::new(self.data.finish()),
+        ];
+        StructArray::new(image_fields(), columns, nulls)
+    }
+}
+
+/// Typed access to an Arrow array of image values.
+#[derive(Debug)]
+pub struct ImageArray<'a> {
+    array: &'a StructArray,
+    widths: &'a UInt32Array,
+    heights: &'a UInt32Array,
+    channels: &'a UInt8Array,
+    data: &'a LargeBinaryArray,
+}
+
+impl<'a> ImageArray<'a> {
+    /// Fails when `array` is not an image struct.
+    pub fn try_new(array: &'a dyn Array) -> Result<Self> {
+        let invalid = || {
+            ImageError::InvalidValue(format!(
+                "expected an image struct {{width, height, channels, data}}, found {}",
+                array.data_type()
+            ))
+        };
+        if !is_image_type(array.data_type()) {
+            return Err(invalid());
+        }
+        let array = array
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .ok_or_else(invalid)?;
+        let column = |i: usize| array.column(i).as_any();
+        Ok(Self {
+            array,
+            widths: column(0).downcast_ref().ok_or_else(invalid)?,
+            heights: column(1).downcast_ref().ok_or_else(invalid)?,
+            channels: column(2).downcast_ref().ok_or_else(invalid)?,
+            data: column(3).downcast_ref().ok_or_else(invalid)?,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.array.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.array.is_empty()
+    }
+
+    /// The image at row `i`, `None` when NULL; an error when its layout is
+    /// inconsistent (say, a hand-built struct with too few bytes).
+    pub fn get(&self, i: usize) -> Result<Option<ImageView<'a>>> {
+        if self.array.is_null(i) {
+            return Ok(None);
+        }
+        ImageView::new(
+            self.widths.value(i),
+            self.heights.value(i),
+            self.channels.value(i),
+            self.data.value(i),
+        )
+        .map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_with_nulls() {
+        let a = Image::new(2, 1, 3, vec![1, 2, 3, 4, 5, 6]).unwrap();
+        let b = Image::new(1, 1, 1, vec![9]).unwrap();
+        let mut builder = ImageArrayBuilder::with_capacity(3, 7);
+        builder.append(a.view());
+        builder.append_null();
+        builder.append(b.view());
+        let array = builder.finish();
+        assert!(is_image_type(array.data_type()));
+        let images = ImageArray::try_new(&array).unwrap();
+        assert_eq!(images.len(), 3);
+        assert_eq!(images.get(0).unwrap(), Some(a.view()));
+        assert_eq!(images.get(1).unwrap(), None);
+        assert_eq!(images.get(2).unwrap().unwrap().pixel(0, 0), &[9]);
+    }
+
+    #[test]
+    fn rejects_bad_layout() {
+        let err = Image::new(2, 2, 3, vec![0; 11]).unwrap_err();
+        assert!(err.to_string().contains("needs 12 bytes"), "{err}");
+        let err = Image::new(1, 1, 2, vec![0; 2]).unwrap_err();
+        assert!(err.to_string().contains("2 channels"), "{err}");
+    }
+
+    #[test]
+    fn rejects_other_types() {
+        let array = UInt32Array::from(vec![1]);
+        let err = ImageArray::try_new(&array).unwrap_err();
+        assert!(err.to_string().contains("expected an image struct"), "{err}");
+    }
+}
