@@ -13,7 +13,12 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{plan_err, Result};
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::parser::{CopyToStatement, DFParserBuilder, Statement};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::execute_stream;
 use futures::StreamExt;
+
+use crate::copy_images::{copy_images, is_images_copy};
+use crate::images::image_batch_rows;
 
 /// One statement of a script, with where it starts.
 #[derive(Debug)]
@@ -170,7 +175,12 @@ pub async fn run_statement(
         Statement::CopyTo(copy) => local_copy_target(copy).filter(|p| !p.exists()),
         _ => None,
     };
-    let result = collect_statement(ctx, statement, rows_seen).await;
+    let result = match &statement.statement {
+        Statement::CopyTo(copy) if is_images_copy(copy) => copy_images(ctx, copy)
+            .await
+            .map(|(schema, batches)| StatementResult { schema, batches }),
+        _ => collect_statement(ctx, statement, rows_seen).await,
+    };
     if result.is_err() {
         if let Some(path) = copy_target {
             remove_path(&path);
@@ -188,7 +198,14 @@ async fn collect_statement(
     let plan = state.statement_to_plan(statement.statement.clone()).await?;
     let frame = ctx.execute_logical_plan(plan).await?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-    let mut stream = frame.execute_stream().await?;
+    let plan = frame.create_physical_plan().await?;
+    let mut task = TaskContext::from(&state);
+    if let Some(rows) = image_batch_rows(&plan) {
+        let config = task.session_config().clone();
+        let batch_size = config.batch_size().min(rows);
+        task = task.with_session_config(config.with_batch_size(batch_size));
+    }
+    let mut stream = execute_stream(plan, Arc::new(task))?;
     let mut batches = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;

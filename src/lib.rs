@@ -4,13 +4,16 @@
 //! - [`session`]: a DataFusion session with Rookery's tables and functions;
 //! - [`exec`]: running SQL scripts statement by statement;
 //! - [`shell`] and [`repl`]: the command line and the interactive REPL;
-//! - [`display`]: results as tables, CSV or JSON, with compact image cells.
+//! - [`display`]: results as tables, CSV or JSON, with compact image cells;
+//! - [`sealions`]: the generated sea-lion sample set.
 
+pub mod copy_images;
 pub mod display;
 pub mod exec;
 pub mod functions;
 pub mod images;
 pub mod repl;
+pub mod sealions;
 pub mod session;
 pub mod shell;
 pub mod tsv;

@@ -44,6 +44,63 @@ struct Args {
     /// Print results only: no banners, row counts or progress.
     #[arg(short, long)]
     quiet: bool,
+
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Generate a sea-lion-like data set (Train/, TrainDotted/, Test/,
+    /// train.csv, MismatchedTrainImages.txt, and ground truth in truth/).
+    GenSealions {
+        /// Folder to write (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Training images.
+        #[arg(long, default_value_t = 16)]
+        train: usize,
+        /// Test images.
+        #[arg(long, default_value_t = 8)]
+        test: usize,
+        /// Image size, WIDTHxHEIGHT (the real frames are 4992x3328).
+        #[arg(long, default_value = "960x640", value_parser = parse_dimensions)]
+        size: (u32, u32),
+        /// Random seed: the same seed gives the same bytes.
+        #[arg(long, default_value_t = 2017)]
+        seed: u64,
+        /// Most animals in one image.
+        #[arg(long, default_value_t = 60)]
+        max_animals: usize,
+    },
+}
+
+fn parse_dimensions(text: &str) -> std::result::Result<(u32, u32), String> {
+    let parse = |s: &str| s.trim().parse::<u32>().ok().filter(|n| *n >= 64);
+    match text.split_once(['x', 'X']) {
+        Some((w, h)) => match (parse(w), parse(h)) {
+            (Some(w), Some(h)) => Ok((w, h)),
+            _ => Err(format!("'{text}': width and height must be whole numbers of at least 64")),
+        },
+        None => Err(format!("'{text}' is not WIDTHxHEIGHT (example: 4992x3328)")),
+    }
+}
+
+fn gen_sealions(options: rookery::sealions::GenOptions, quiet: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    let files = rookery::sealions::generate(&options, available_cores(), |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    if !quiet {
+        eprintln!(
+            "wrote {files} files to {} in {:.1} s",
+            options.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 fn parse_format(text: &str) -> std::result::Result<OutputFormat, String> {
@@ -66,6 +123,18 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
+    if let Some(Subcommand::GenSealions { out, train, test, size, seed, max_animals }) = args.command {
+        let options = rookery::sealions::GenOptions {
+            out,
+            train,
+            test,
+            width: size.0,
+            height: size.1,
+            seed,
+            max_animals,
+        };
+        return gen_sealions(options, args.quiet);
+    }
     let partitions = args.partitions.unwrap_or_else(available_cores).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(partitions)

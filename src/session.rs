@@ -9,7 +9,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 
-use crate::images::{ImageTableFactory, ImagesTableFunction};
+use crate::images::{CapBatchesOverImages, ImageTableFactory, ImagesTableFunction};
 use crate::tsv::TsvTableFactory;
 
 /// How a session is set up; `None` means DataFusion's default.
@@ -50,6 +50,7 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
         .with_runtime_env(runtime.build_arc()?)
         .with_table_factory("IMAGES".to_string(), Arc::new(ImageTableFactory))
         .with_table_factory("TSV".to_string(), Arc::new(TsvTableFactory::default()))
+        .with_physical_optimizer_rule(Arc::new(CapBatchesOverImages))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udtf("images", Arc::new(ImagesTableFunction));

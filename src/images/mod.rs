@@ -15,6 +15,7 @@
 //! Filters on `path`, `name`, `format`, `size`, `width` and `height` run
 //! inside the scan, before any content is read or decoded.
 
+mod batching;
 mod options;
 mod scan;
 
@@ -29,6 +30,7 @@ use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
+pub use batching::{image_batch_rows, CapBatchesOverImages};
 pub use options::ImageOptions;
 pub use scan::{ImageScanExec, SCAN_PROGRESS};
 

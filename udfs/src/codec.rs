@@ -106,8 +106,8 @@ fn check_pixels(header: &ImageHeader, max_pixels: u64) -> Result<()> {
             format: header.format,
             width: header.width,
             height: header.height,
-            megapixels: pixels as f64 / 1e6,
-            limit_megapixels: max_pixels as f64 / 1e6,
+            pixels,
+            limit: max_pixels,
         });
     }
     Ok(())

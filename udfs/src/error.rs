@@ -9,13 +9,13 @@ pub enum ImageError {
     Empty,
     #[error("not an image (unrecognised content)")]
     UnknownFormat,
-    #[error("{format} image is {width}x{height} ({megapixels:.1} megapixels), over the limit of {limit_megapixels:.1} megapixels (option max_pixels)")]
+    #[error("{format} image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels (option max_pixels)")]
     TooLarge {
         format: &'static str,
         width: u32,
         height: u32,
-        megapixels: f64,
-        limit_megapixels: f64,
+        pixels: u64,
+        limit: u64,
     },
     #[error("cannot decode {format}: {message}")]
     Decode { format: &'static str, message: String },

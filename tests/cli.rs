@@ -1,0 +1,145 @@
+//! Drives the real `rookery` binary: `-c`, `-f`, and the REPL fed through
+//! stdin.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn rookery(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rookery"));
+    command.current_dir(dir).env("ROOKERY_HISTORY", dir.join("history"));
+    command
+}
+
+fn with_stdin(mut command: Command, input: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rookery");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("rookery runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn fixtures() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    common::write_fixtures(dir.path());
+    dir
+}
+
+const NAMES_QUERY: &str = "SELECT name, width, height FROM images('mixed') ORDER BY name";
+
+#[test]
+fn command_mode_answers_with_a_corrupt_file_in_the_folder() {
+    let dir = fixtures();
+    let output = rookery(dir.path()).args(["--format", "csv", "-c", NAMES_QUERY]).output().expect("run");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "name,width,height\na,64,48\nb,16,16\ncorrupt,,\nempty,,\nmisnamed,2,2\nnotes,,\ntruncated,64,48\n"
+    );
+}
+
+#[test]
+fn file_mode_runs_scripts_in_order_and_stops_at_an_error() {
+    let dir = fixtures();
+    std::fs::write(dir.path().join("a.sql"), "CREATE VIEW v AS SELECT name FROM images('good');\n").unwrap();
+    std::fs::write(dir.path().join("b.sql"), "SELECT count(*) AS n FROM v;\n").unwrap();
+    let output = rookery(dir.path()).args(["-q", "-f", "a.sql", "b.sql"]).output().expect("run");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("| 7 |"), "{}", text(&output.stdout));
+
+    // -f may also be repeated.
+    let output = rookery(dir.path()).args(["-f", "a.sql", "-f", "b.sql", "--format", "json"]).output().expect("run");
+    assert_eq!(text(&output.stdout), "[\n  {\"n\":7}\n]\n");
+
+    std::fs::write(dir.path().join("bad.sql"), "SELECT 1;\n\nSELEC 2;\nSELECT 3;\n").unwrap();
+    let output = rookery(dir.path()).args(["--format", "csv", "-f", "bad.sql"]).output().expect("run");
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("bad.sql:3"), "{stderr}");
+    assert!(stderr.contains("SELEC"), "{stderr}");
+    assert!(!text(&output.stdout).contains('3'), "stopped before the third statement");
+}
+
+#[test]
+fn command_mode_fails_on_bad_sql() {
+    let dir = fixtures();
+    let output = rookery(dir.path()).args(["-c", "SELECT * FROM nowhere"]).output().expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("nowhere"), "{}", text(&output.stderr));
+}
+
+#[test]
+fn repl_handles_multiline_errors_and_commands() {
+    let dir = fixtures();
+    let input = "\
+SELECT name,
+       width
+FROM images('good')
+WHERE name = '1';
+SELECT * FROM no_such_table;
+SELECT 40 + 2 AS answer;
+CREATE EXTERNAL TABLE frames STORED AS IMAGES LOCATION 'good/';
+\\d
+\\d frames
+\\df image
+\\h images
+\\pset format csv
+SELECT 'after pset' AS x;
+\\q
+SELECT 'not reached';
+";
+    let output = with_stdin(rookery(dir.path()), input);
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The multi-line statement ran as one.
+    assert!(stdout.contains("| 1    | 40    |"), "{stdout}");
+    // An error is printed and the REPL goes on.
+    assert!(stderr.contains("no_such_table"), "{stderr}");
+    assert!(stdout.contains("| 42     |"), "{stdout}");
+    // \d lists the table; \d NAME describes it.
+    assert!(stdout.contains("| frames | images | 9       |"), "{stdout}");
+    assert!(stdout.contains("| image   | image"), "{stdout}");
+    // \df and \h show the function's documentation.
+    assert!(stdout.contains("| images   | table | rookery |"), "{stdout}");
+    assert!(stdout.contains("images(location [, options])"), "{stdout}");
+    assert!(stdout.contains("x\nafter pset\n"), "{stdout}");
+    assert!(!stdout.contains("not reached"), "{stdout}");
+    // History is kept between sessions.
+    let history = std::fs::read_to_string(dir.path().join("history")).expect("history file");
+    assert!(history.contains("SELECT 40 + 2 AS answer;"), "{history}");
+}
+
+#[test]
+fn repl_prints_images_compactly() {
+    let dir = fixtures();
+    let output = with_stdin(rookery(dir.path()), "SELECT name, content, image FROM images('good/1.jpg');\n");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("| 1    | <jpeg 797 B> | <image 40x30x3> |"), "{stdout}");
+}
+
+#[test]
+fn memory_limit_is_an_error_not_a_crash() {
+    let dir = fixtures();
+    // 200 KB cannot hold the sort of a few hundred thousand rows.
+    let output = rookery(dir.path())
+        .args([
+            "--memory-limit",
+            "200K",
+            "-c",
+            "SELECT v FROM generate_series(1, 300000) AS t(v) ORDER BY v DESC LIMIT 1 OFFSET 5",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    assert!(text(&output.stderr).contains("Resources exhausted"), "{}", text(&output.stderr));
+}

@@ -1,0 +1,83 @@
+//! Small images and label files the tests make for themselves.
+
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageFormat, RgbImage};
+
+/// A colour gradient, so every pixel differs from its neighbours.
+pub fn gradient(width: u32, height: u32) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, 128])
+    })
+}
+
+pub fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Vec::new();
+    image.write_to(&mut Cursor::new(&mut out), format).expect("encode fixture");
+    out
+}
+
+/// Inserts an EXIF block with `orientation` after a JPEG's SOI marker.
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2A\0\0\0\x08".to_vec();
+    tiff.extend_from_slice(&1u16.to_be_bytes());
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes());
+    tiff.extend_from_slice(&3u16.to_be_bytes());
+    tiff.extend_from_slice(&1u32.to_be_bytes());
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0; 6]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+fn write(path: PathBuf, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&path, bytes).expect("write fixture");
+}
+
+/// Writes the fixture set under `root`:
+/// - `good/`: one valid image per format, named by id (0-6);
+/// - `mixed/`: two valid images plus a corrupt, a truncated and an empty
+///   file, a text file and a PNG named `.jpg`;
+/// - `train.csv` and `labels.tsv`: labels for the ids of `good/`.
+pub fn write_fixtures(root: &Path) {
+    let rgb = |w, h| DynamicImage::ImageRgb8(gradient(w, h));
+    let good = root.join("good");
+    write(good.join("0.png"), &encode(&rgb(4, 3), ImageFormat::Png));
+    write(good.join("1.jpg"), &encode(&rgb(40, 30), ImageFormat::Jpeg));
+    write(good.join("2.png"), &encode(&DynamicImage::ImageLuma8(rgb(5, 5).to_luma8()), ImageFormat::Png));
+    write(good.join("3.jpg"), &with_exif_orientation(&encode(&rgb(40, 30), ImageFormat::Jpeg), 6));
+    write(good.join("4.bmp"), &encode(&rgb(3, 2), ImageFormat::Bmp));
+    write(good.join("5.tiff"), &encode(&rgb(6, 4), ImageFormat::Tiff));
+    write(good.join("6.webp"), &encode(&rgb(8, 8), ImageFormat::WebP));
+
+    let mixed = root.join("mixed");
+    let jpeg = encode(&rgb(64, 48), ImageFormat::Jpeg);
+    write(mixed.join("a.jpg"), &jpeg);
+    write(mixed.join("b.png"), &encode(&rgb(16, 16), ImageFormat::Png));
+    write(mixed.join("truncated.jpg"), &jpeg[..jpeg.len() / 2]);
+    let mut corrupt = jpeg[..4].to_vec();
+    corrupt.extend(std::iter::repeat_n(0x55u8, 500));
+    write(mixed.join("corrupt.jpg"), &corrupt);
+    write(mixed.join("empty.png"), b"");
+    write(mixed.join("notes.txt"), b"not an image\n");
+    write(mixed.join("misnamed.jpg"), &encode(&rgb(2, 2), ImageFormat::Png));
+
+    write(
+        root.join("train.csv"),
+        b"train_id,adult_males,subadult_males,adult_females,juveniles,pups\n0,1,0,3,0,0\n1,0,2,5,1,1\n2,4,0,0,0,2\n3,0,0,1,1,0\n9,1,1,1,1,1\n",
+    );
+    write(
+        root.join("labels.tsv"),
+        b"index\tfilename\tlabel\n0\t0.png\tinteresting\n1\t1.jpg\tnot_interesting\n2\t2.png\tinteresting\n",
+    );
+}

@@ -1,0 +1,206 @@
+//! Argument checking and typed access shared by the image functions.
+//!
+//! Each function declares what its arguments are ([`ArgKind`]); wrong
+//! types fail at planning time with the function's name and syntax, and
+//! NULL literals are accepted everywhere (they give NULL results).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, LargeBinaryArray, ListArray, StringArray, StructArray};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::{exec_err, plan_err, DataFusionError, Result};
+use datafusion::logical_expr::ColumnarValue;
+
+use crate::image_value::{image_type, is_image_type, ImageArray};
+
+/// What an argument must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// An image value.
+    Image,
+    /// Any integer; passed on as Int64.
+    Integer,
+    /// Any number; passed on as Float64.
+    Float,
+    /// Text; passed on as Utf8.
+    Text,
+    /// Bytes; passed on as LargeBinary.
+    Binary,
+    /// A list of dots `{x, y, class}`, as `blob_dots` returns.
+    Dots,
+}
+
+impl ArgKind {
+    fn describe(&self) -> &'static str {
+        match self {
+            Self::Image => "an image",
+            Self::Integer => "an integer",
+            Self::Float => "a number",
+            Self::Text => "text",
+            Self::Binary => "binary",
+            Self::Dots => "a list of dots {x, y, class}",
+        }
+    }
+
+    fn coerce(&self, data_type: &DataType) -> Option<DataType> {
+        let null = data_type == &DataType::Null;
+        match self {
+            Self::Image => (null || is_image_type(data_type)).then(image_type),
+            Self::Integer => (null || data_type.is_integer()).then_some(DataType::Int64),
+            Self::Float => (null || data_type.is_numeric()).then_some(DataType::Float64),
+            Self::Text => (null || matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+                .then_some(DataType::Utf8),
+            Self::Binary => (null
+                || matches!(data_type, DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_)))
+            .then_some(DataType::LargeBinary),
+            Self::Dots => (null || data_type == &dots_type()).then(dots_type),
+        }
+    }
+}
+
+/// Checks argument types for `coerce_types`: `required` kinds first, then
+/// up to `optional.len()` more.
+pub fn coerce_args(
+    name: &str,
+    syntax: &str,
+    arg_types: &[DataType],
+    required: &[ArgKind],
+    optional: &[ArgKind],
+) -> Result<Vec<DataType>> {
+    let max = required.len() + optional.len();
+    if arg_types.len() < required.len() || arg_types.len() > max {
+        let count = if optional.is_empty() {
+            format!("{}", required.len())
+        } else {
+            format!("{} to {max}", required.len())
+        };
+        return plan_err!("{name} takes {count} arguments, got {}: {syntax}", arg_types.len());
+    }
+    required
+        .iter()
+        .chain(optional)
+        .zip(arg_types)
+        .enumerate()
+        .map(|(i, (kind, data_type))| {
+            kind.coerce(data_type).ok_or_else(|| {
+                DataFusionError::Plan(format!(
+                    "{name}: argument {} must be {}, not {data_type}: {syntax}",
+                    i + 1,
+                    kind.describe()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The arguments of one call as arrays of `number_rows` rows.
+pub fn arg_arrays(args: &[ColumnarValue], number_rows: usize) -> Result<Vec<ArrayRef>> {
+    args.iter().map(|a| a.to_array(number_rows)).collect()
+}
+
+fn downcast<'a, T: 'static>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a T> {
+    let Some(array) = arrays.get(i) else {
+        return exec_err!("{name}: missing argument {}", i + 1);
+    };
+    match array.as_any().downcast_ref::<T>() {
+        Some(a) => Ok(a),
+        None => exec_err!("{name}: argument {} has type {}", i + 1, array.data_type()),
+    }
+}
+
+pub fn image_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<ImageArray<'a>> {
+    let Some(array) = arrays.get(i) else {
+        return exec_err!("{name}: missing argument {}", i + 1);
+    };
+    if array.data_type() == &DataType::Null {
+        return exec_err!("{name}: argument {} is an untyped NULL", i + 1);
+    }
+    ImageArray::try_new(array.as_ref()).map_err(|e| DataFusionError::Execution(format!("{name}: {e}")))
+}
+
+pub fn int_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a Int64Array> {
+    downcast(name, arrays, i)
+}
+
+pub fn float_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a Float64Array> {
+    downcast(name, arrays, i)
+}
+
+pub fn text_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a StringArray> {
+    downcast(name, arrays, i)
+}
+
+pub fn binary_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a LargeBinaryArray> {
+    downcast(name, arrays, i)
+}
+
+pub fn list_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a ListArray> {
+    downcast(name, arrays, i)
+}
+
+/// An optional argument: its array when given.
+pub fn optional(arrays: &[ArrayRef], i: usize) -> Option<&ArrayRef> {
+    arrays.get(i)
+}
+
+/// Value of row `row` of an Int64 array, `None` when NULL.
+pub fn int_at(array: &Int64Array, row: usize) -> Option<i64> {
+    array.is_valid(row).then(|| array.value(row))
+}
+
+/// The fields of a dot: `{x: UInt32, y: UInt32, class: Utf8}` (class NULL
+/// when the colour fits no class).
+pub fn dot_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("x", DataType::UInt32, false),
+        Field::new("y", DataType::UInt32, false),
+        Field::new("class", DataType::Utf8, true),
+    ])
+}
+
+/// `list<{x, y, class}>`, what `blob_dots` returns and `draw_dots` takes.
+pub fn dots_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Struct(dot_fields()), true)))
+}
+
+/// A tile: `{x: UInt32, y: UInt32, tile: image}`, its top-left corner in the
+/// source image and its pixels.
+pub fn tile_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("x", DataType::UInt32, false),
+        Field::new("y", DataType::UInt32, false),
+        Field::new("tile", image_type(), false),
+    ])
+}
+
+/// `list<{x, y, tile}>`, what `tile64` and `tiles` return.
+pub fn tiles_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Struct(tile_fields()), true)))
+}
+
+/// Reads the dots of list row `row`: `(x, y, class)`.
+pub fn dots_at(list: &ListArray, row: usize) -> Result<Option<Vec<(u32, u32, Option<String>)>>> {
+    if list.is_null(row) {
+        return Ok(None);
+    }
+    let values = list.value(row);
+    let Some(dots) = values.as_any().downcast_ref::<StructArray>() else {
+        return exec_err!("expected a list of dots, found {}", values.data_type());
+    };
+    let column = |name: &str| dots.column_by_name(name).cloned();
+    let (Some(xs), Some(ys), Some(classes)) = (column("x"), column("y"), column("class")) else {
+        return exec_err!("dots need fields x, y and class");
+    };
+    let xs = xs.as_any().downcast_ref::<datafusion::arrow::array::UInt32Array>();
+    let ys = ys.as_any().downcast_ref::<datafusion::arrow::array::UInt32Array>();
+    let classes = classes.as_any().downcast_ref::<StringArray>();
+    let (Some(xs), Some(ys), Some(classes)) = (xs, ys, classes) else {
+        return exec_err!("dots must be {{x: UInt32, y: UInt32, class: Utf8}}");
+    };
+    Ok(Some(
+        (0..dots.len())
+            .filter(|&i| dots.is_valid(i))
+            .map(|i| (xs.value(i), ys.value(i), classes.is_valid(i).then(|| classes.value(i).to_string())))
+            .collect(),
+    ))
+}

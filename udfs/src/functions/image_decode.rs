@@ -1,0 +1,120 @@
+//! `image_decode(bytes [, on_error])`: encoded bytes to an image value.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, plan_err, Result};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion_macros::user_doc;
+
+use crate::args::{arg_arrays, binary_arg, coerce_args, text_arg, ArgKind};
+use crate::codec::{decode, DEFAULT_MAX_PIXELS};
+use crate::image_value::{image_type, Image, ImageArrayBuilder};
+
+const SYNTAX: &str = "image_decode(bytes [, on_error])";
+
+#[user_doc(
+    doc_section(label = "Image Functions"),
+    description = "Decodes JPEG, PNG, TIFF, BMP, WebP or GIF bytes (recognised by content) to an image value, with EXIF orientation applied. Bytes that are not a readable image are an error, or NULL with on_error 'null'.",
+    syntax_example = "image_decode(bytes [, on_error])",
+    sql_example = r#"```sql
+> SELECT image_decode(image_encode(image, 'png')) AS again FROM images('data/sealions/Train/0.jpg');
++-------------------+
+| again             |
++-------------------+
+| <image 960x640x3> |
++-------------------+
+```"#,
+    argument(name = "bytes", description = "Encoded image bytes (Binary or LargeBinary), such as an image table's `content`."),
+    argument(name = "on_error", description = "'raise' (default) stops the query on unreadable bytes; 'null' returns NULL for them."),
+    related_udf(name = "image_encode")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ImageDecode {
+    signature: Signature,
+}
+
+impl Default for ImageDecode {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for ImageDecode {
+    fn name(&self) -> &str {
+        "image_decode"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Binary], &[ArgKind::Text])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(image_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = self.name();
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let bytes = binary_arg(name, &arrays, 0)?;
+        let on_error = if arrays.len() > 1 { Some(text_arg(name, &arrays, 1)?) } else { None };
+        let mut decoded: Vec<Option<Image>> = Vec::with_capacity(bytes.len());
+        for row in 0..bytes.len() {
+            if bytes.is_null(row) {
+                decoded.push(None);
+                continue;
+            }
+            let null_on_error = match on_error.filter(|a| a.is_valid(row)).map(|a| a.value(row)) {
+                None | Some("raise") => false,
+                Some("null") => true,
+                Some(other) => return plan_err!("image_decode: on_error must be 'raise' or 'null', not '{other}'"),
+            };
+            match decode(bytes.value(row), DEFAULT_MAX_PIXELS) {
+                Ok((_, image)) => decoded.push(Some(image)),
+                Err(_) if null_on_error => decoded.push(None),
+                Err(e) => return exec_err!("image_decode: row {row}: {e}"),
+            }
+        }
+        let total = decoded.iter().flatten().map(|i| i.data.len()).sum();
+        let mut builder = ImageArrayBuilder::with_capacity(decoded.len(), total);
+        for image in &decoded {
+            builder.append_option(image.as_ref().map(Image::view));
+        }
+        Ok(ColumnarValue::Array(Arc::new(builder.finish())))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode;
+    use crate::functions::test_util::{invoke, rgb3x2};
+    use crate::ImageArray;
+    use datafusion::arrow::array::{LargeBinaryArray, StringArray};
+
+    #[test]
+    fn decodes_png_and_handles_bad_bytes() {
+        let png = encode(rgb3x2().view(), "png", 90).unwrap();
+        let bytes = Arc::new(LargeBinaryArray::from(vec![Some(png.as_slice()), None, Some(&b"nope"[..])]));
+        let err = invoke(&ImageDecode::default(), vec![bytes.clone()]).unwrap_err();
+        assert!(err.to_string().contains("image_decode: row 2: not an image"), "{err}");
+
+        let on_error = Arc::new(StringArray::from(vec!["null"; 3]));
+        let out = invoke(&ImageDecode::default(), vec![bytes, on_error]).unwrap();
+        let out = ImageArray::try_new(out.as_ref()).unwrap();
+        assert_eq!(out.get(0).unwrap().unwrap().to_owned_image(), rgb3x2());
+        assert!(out.get(1).unwrap().is_none());
+        assert!(out.get(2).unwrap().is_none());
+    }
+}

@@ -1,0 +1,117 @@
+//! `image_resize(image, width, height)`: bilinear resampling.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion_macros::user_doc;
+
+use super::{map_images, named};
+use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
+use crate::image_value::image_type;
+use crate::pixels;
+
+const SYNTAX: &str = "image_resize(image, width, height)";
+
+#[user_doc(
+    doc_section(label = "Image Functions"),
+    description = "Resamples an image to width x height pixels with a bilinear (triangle) filter. The aspect ratio is not kept; channels are.",
+    syntax_example = "image_resize(image, width, height)",
+    sql_example = r#"```sql
+> SELECT image_resize(image, 64, 64) AS small FROM images('data/sealions/Train/0.jpg');
++-----------------+
+| small           |
++-----------------+
+| <image 64x64x3> |
++-----------------+
+```"#,
+    argument(name = "image", description = "An image value."),
+    argument(name = "width", description = "Width of the result, 1 or more."),
+    argument(name = "height", description = "Height of the result, 1 or more.")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ImageResize {
+    signature: Signature,
+}
+
+impl Default for ImageResize {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// A size argument: 1 to 65535 pixels.
+pub(crate) fn size_value(name: &str, what: &str, value: i64) -> Result<u32> {
+    if (1..=65535).contains(&value) {
+        Ok(value as u32)
+    } else {
+        exec_err!("{name}: {what} must be 1 to 65535, not {value}")
+    }
+}
+
+impl ScalarUDFImpl for ImageResize {
+    fn name(&self) -> &str {
+        "image_resize"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image, ArgKind::Integer, ArgKind::Integer], &[])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(image_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = self.name();
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let images = image_arg(name, &arrays, 0)?;
+        let (widths, heights) = (int_arg(name, &arrays, 1)?, int_arg(name, &arrays, 2)?);
+        let out = map_images(name, &images, |row, view| {
+            let (Some(w), Some(h)) = (int_at(widths, row), int_at(heights, row)) else {
+                return Ok(None);
+            };
+            let (w, h) = (size_value(name, "width", w)?, size_value(name, "height", h)?);
+            named(name, pixels::resize(view, w, h)).map(Some)
+        })?;
+        Ok(ColumnarValue::Array(out))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::test_util::{images, invoke, rgb3x2};
+    use crate::ImageArray;
+    use datafusion::arrow::array::Int64Array;
+    use std::sync::Arc;
+
+    #[test]
+    fn resizes_and_checks_sizes() {
+        let image = rgb3x2();
+        let out = invoke(
+            &ImageResize::default(),
+            vec![images(&[Some(&image)]), Arc::new(Int64Array::from(vec![6])), Arc::new(Int64Array::from(vec![4]))],
+        )
+        .unwrap();
+        let out = ImageArray::try_new(out.as_ref()).unwrap();
+        let resized = out.get(0).unwrap().unwrap();
+        assert_eq!((resized.width, resized.height, resized.channels), (6, 4, 3));
+
+        let err = invoke(
+            &ImageResize::default(),
+            vec![images(&[Some(&image)]), Arc::new(Int64Array::from(vec![0])), Arc::new(Int64Array::from(vec![4]))],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("width must be 1 to 65535, not 0"), "{err}");
+    }
+}

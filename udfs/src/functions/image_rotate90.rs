@@ -1,0 +1,101 @@
+//! `image_rotate90(image [, quarter_turns])`: rotation by multiples of 90 degrees.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion_macros::user_doc;
+
+use super::map_images;
+use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
+use crate::image_value::image_type;
+use crate::pixels;
+
+const SYNTAX: &str = "image_rotate90(image [, quarter_turns])";
+
+#[user_doc(
+    doc_section(label = "Image Functions"),
+    description = "Rotates an image clockwise by quarter_turns x 90 degrees (default 1; negative turns rotate anticlockwise). A quarter turn swaps width and height.",
+    syntax_example = "image_rotate90(image [, quarter_turns])",
+    sql_example = r#"```sql
+> SELECT image_rotate90(image) AS turned FROM images('data/sealions/Train/0.jpg');
++-------------------+
+| turned            |
++-------------------+
+| <image 640x960x3> |
++-------------------+
+```"#,
+    argument(name = "image", description = "An image value."),
+    argument(name = "quarter_turns", description = "Number of clockwise quarter turns, any integer (default 1).")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ImageRotate90 {
+    signature: Signature,
+}
+
+impl Default for ImageRotate90 {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for ImageRotate90 {
+    fn name(&self) -> &str {
+        "image_rotate90"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image], &[ArgKind::Integer])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(image_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = self.name();
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let images = image_arg(name, &arrays, 0)?;
+        let turns = if arrays.len() > 1 { Some(int_arg(name, &arrays, 1)?) } else { None };
+        let out = map_images(name, &images, |row, view| {
+            let turns = match turns {
+                Some(t) => match int_at(t, row) {
+                    Some(t) => t,
+                    None => return Ok(None),
+                },
+                None => 1,
+            };
+            Ok(Some(pixels::rotate90(view, turns)))
+        })?;
+        Ok(ColumnarValue::Array(out))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::test_util::{images, invoke, rgb3x2};
+    use crate::ImageArray;
+    use datafusion::arrow::array::Int64Array;
+    use std::sync::Arc;
+
+    #[test]
+    fn quarter_turns() {
+        let image = rgb3x2();
+        let once = invoke(&ImageRotate90::default(), vec![images(&[Some(&image)])]).unwrap();
+        let once = ImageArray::try_new(once.as_ref()).unwrap().get(0).unwrap().unwrap().to_owned_image();
+        assert_eq!((once.width, once.height), (2, 3));
+        let back = invoke(&ImageRotate90::default(), vec![images(&[Some(&once)]), Arc::new(Int64Array::from(vec![-1]))]).unwrap();
+        let back = ImageArray::try_new(back.as_ref()).unwrap().get(0).unwrap().unwrap().to_owned_image();
+        assert_eq!(back, image);
+    }
+}

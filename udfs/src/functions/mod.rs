@@ -1,0 +1,125 @@
+//! The SQL image functions, one per module, named after the function.
+
+mod blob_dots;
+mod crop;
+mod draw_dots;
+mod image_decode;
+mod image_encode;
+mod image_flip_h;
+mod image_flip_v;
+mod image_grey;
+mod image_height;
+mod image_resize;
+mod image_rotate90;
+mod image_width;
+mod thumbnail;
+mod tile64;
+mod tiles;
+
+pub use blob_dots::BlobDots;
+pub use crop::Crop;
+pub use draw_dots::DrawDots;
+pub use image_decode::ImageDecode;
+pub use image_encode::ImageEncode;
+pub use image_flip_h::ImageFlipH;
+pub use image_flip_v::ImageFlipV;
+pub use image_grey::ImageGrey;
+pub use image_height::ImageHeight;
+pub use image_resize::ImageResize;
+pub use image_rotate90::ImageRotate90;
+pub use image_width::ImageWidth;
+pub use thumbnail::Thumbnail;
+pub use tile64::Tile64;
+pub use tiles::Tiles;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::common::{DataFusionError, Result};
+
+use crate::image_value::{Image, ImageArray, ImageArrayBuilder, ImageView};
+
+/// Applies `f` to every non-NULL image; NULL images (and rows where `f`
+/// returns `None`) give NULL. Errors name the function.
+pub(crate) fn map_images(
+    name: &str,
+    images: &ImageArray<'_>,
+    mut f: impl FnMut(usize, ImageView<'_>) -> Result<Option<Image>>,
+) -> Result<ArrayRef> {
+    let mut out: Vec<Option<Image>> = Vec::with_capacity(images.len());
+    for row in 0..images.len() {
+        let image = images
+            .get(row)
+            .map_err(|e| DataFusionError::Execution(format!("{name}: {e}")))?;
+        out.push(match image {
+            Some(view) => f(row, view)?,
+            None => None,
+        });
+    }
+    let bytes = out.iter().flatten().map(|i| i.data.len()).sum();
+    let mut builder = ImageArrayBuilder::with_capacity(out.len(), bytes);
+    for image in &out {
+        builder.append_option(image.as_ref().map(Image::view));
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+/// Turns a pixel-code error into an execution error naming the function.
+pub(crate) fn named<T>(name: &str, result: crate::error::Result<T>) -> Result<T> {
+    result.map_err(|e| DataFusionError::Execution(format!("{name}: {e}")))
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::ArrayRef;
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::common::config::ConfigOptions;
+    use datafusion::common::Result;
+    use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl};
+
+    use crate::image_value::{Image, ImageArrayBuilder};
+
+    /// Calls a function on arrays, after its own type coercion.
+    pub fn invoke(udf: &dyn ScalarUDFImpl, args: Vec<ArrayRef>) -> Result<ArrayRef> {
+        let types: Vec<_> = args.iter().map(|a| a.data_type().clone()).collect();
+        let coerced = udf.coerce_types(&types)?;
+        let args: Vec<ArrayRef> = args
+            .into_iter()
+            .zip(&coerced)
+            .map(|(a, t)| datafusion::arrow::compute::cast(&a, t).map_err(Into::into))
+            .collect::<Result<_>>()?;
+        let number_rows = args.first().map_or(1, |a| a.len());
+        let arg_fields = coerced.iter().map(|t| Arc::new(Field::new("a", t.clone(), true))).collect();
+        let return_type = udf.return_type(&coerced)?;
+        let result = udf.invoke_with_args(ScalarFunctionArgs {
+            args: args.into_iter().map(ColumnarValue::Array).collect(),
+            arg_fields,
+            number_rows,
+            return_field: Arc::new(Field::new("r", return_type, true)),
+            config_options: Arc::new(ConfigOptions::default()),
+        })?;
+        result.to_array(number_rows)
+    }
+
+    /// An image array from owned images (None for NULL).
+    pub fn images(images: &[Option<&Image>]) -> ArrayRef {
+        let mut builder = ImageArrayBuilder::with_capacity(images.len(), 0);
+        for image in images {
+            builder.append_option(image.map(Image::view));
+        }
+        Arc::new(builder.finish())
+    }
+
+    /// A 3x2 RGB image whose pixel (x, y) is (10x, 10y, 7).
+    pub fn rgb3x2() -> Image {
+        let mut data = Vec::new();
+        for y in 0..2u8 {
+            for x in 0..3u8 {
+                data.extend_from_slice(&[10 * x, 10 * y, 7]);
+            }
+        }
+        Image::new(3, 2, 3, data).expect("valid")
+    }
+}

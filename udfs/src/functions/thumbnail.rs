@@ -1,0 +1,106 @@
+//! `thumbnail(image, cx, cy, size)`: a square window centred on a pixel.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion_macros::user_doc;
+
+use super::image_resize::size_value;
+use super::map_images;
+use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
+use crate::image_value::image_type;
+use crate::pixels;
+
+const SYNTAX: &str = "thumbnail(image, cx, cy, size)";
+
+#[user_doc(
+    doc_section(label = "Image Functions"),
+    description = "Cuts the size x size window centred on pixel (cx, cy): the same as crop(image, cx - size / 2, cy - size / 2, size, size), so (cx, cy) lands on pixel (size / 2, size / 2) of the result. Near the border the window is padded with zeros, like crop.",
+    syntax_example = "thumbnail(image, cx, cy, size)",
+    sql_example = r#"```sql
+> SELECT thumbnail(image, 5, 5, 64) AS thumb FROM images('data/sealions/Train/0.jpg');
++-----------------+
+| thumb           |
++-----------------+
+| <image 64x64x3> |
++-----------------+
+```"#,
+    argument(name = "image", description = "An image value."),
+    argument(name = "cx", description = "Column of the centre pixel."),
+    argument(name = "cy", description = "Row of the centre pixel."),
+    argument(name = "size", description = "Side of the square window, 1 to 65535 (64 for the sea-lion CNN)."),
+    related_udf(name = "crop")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Thumbnail {
+    signature: Signature,
+}
+
+impl Default for Thumbnail {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Thumbnail {
+    fn name(&self) -> &str {
+        "thumbnail"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        use ArgKind::{Image, Integer};
+        coerce_args(self.name(), SYNTAX, arg_types, &[Image, Integer, Integer, Integer], &[])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(image_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = self.name();
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let images = image_arg(name, &arrays, 0)?;
+        let (cxs, cys, sizes) = (int_arg(name, &arrays, 1)?, int_arg(name, &arrays, 2)?, int_arg(name, &arrays, 3)?);
+        let out = map_images(name, &images, |row, view| {
+            let (Some(cx), Some(cy), Some(size)) = (int_at(cxs, row), int_at(cys, row), int_at(sizes, row)) else {
+                return Ok(None);
+            };
+            let size = size_value(name, "size", size)?;
+            Ok(Some(pixels::thumbnail(view, cx, cy, size)))
+        })?;
+        Ok(ColumnarValue::Array(out))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::test_util::{images, invoke, rgb3x2};
+    use crate::ImageArray;
+    use datafusion::arrow::array::{ArrayRef, Int64Array};
+    use std::sync::Arc;
+
+    fn ints(v: i64) -> ArrayRef {
+        Arc::new(Int64Array::from(vec![v]))
+    }
+
+    #[test]
+    fn centre_lands_in_the_middle() {
+        let image = rgb3x2();
+        let out = invoke(&Thumbnail::default(), vec![images(&[Some(&image)]), ints(2), ints(1), ints(4)]).unwrap();
+        let out = ImageArray::try_new(out.as_ref()).unwrap().get(0).unwrap().unwrap().to_owned_image();
+        assert_eq!((out.width, out.height), (4, 4));
+        assert_eq!(out.view().pixel(2, 2), image.view().pixel(2, 1));
+        assert_eq!(out.view().pixel(3, 3), &[0, 0, 0]);
+    }
+}

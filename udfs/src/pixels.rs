@@ -1,0 +1,329 @@
+//! Image operations as plain functions over pixel buffers.
+//!
+//! Windows that reach outside the image are padded with zeros (black, and
+//! transparent for RGBA), so a crop or tile always has the size asked for.
+
+use crate::codec::{from_dynamic, to_dynamic};
+use crate::error::{ImageError, Result};
+use crate::image_value::{Image, ImageView};
+
+/// A `w` x `h` window whose top-left corner is at (`x`, `y`); pixels outside
+/// the source are zero.
+pub fn crop(src: ImageView<'_>, x: i64, y: i64, w: u32, h: u32) -> Image {
+    let c = src.channels as usize;
+    let mut data = vec![0u8; w as usize * h as usize * c];
+    let row_bytes = w as usize * c;
+    // Columns of the window that fall inside the source.
+    let x0 = x.max(0);
+    let x1 = (x + w as i64).min(src.width as i64);
+    if x1 > x0 {
+        let copy = (x1 - x0) as usize * c;
+        let dst_offset = (x0 - x) as usize * c;
+        for row in 0..h as i64 {
+            let sy = y + row;
+            if sy < 0 || sy >= src.height as i64 {
+                continue;
+            }
+            let src_start = sy as usize * src.stride() + x0 as usize * c;
+            let dst_start = row as usize * row_bytes + dst_offset;
+            data[dst_start..dst_start + copy].copy_from_slice(&src.data[src_start..src_start + copy]);
+        }
+    }
+    Image {
+        width: w,
+        height: h,
+        channels: src.channels,
+        data,
+    }
+}
+
+/// A `size` x `size` window centred on (`cx`, `cy`): the centre pixel is at
+/// (`size / 2`, `size / 2`) of the result.
+pub fn thumbnail(src: ImageView<'_>, cx: i64, cy: i64, size: u32) -> Image {
+    let half = size as i64 / 2;
+    crop(src, cx - half, cy - half, size, size)
+}
+
+/// Rec. 709 luma, as the `image` crate and scikit-image compute grey.
+pub fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((2126 * r as u32 + 7152 * g as u32 + 722 * b as u32 + 5000) / 10000) as u8
+}
+
+/// One grey channel (alpha is dropped; grey stays as it is).
+pub fn grey(src: ImageView<'_>) -> Image {
+    let data = match src.channels {
+        1 => src.data.to_vec(),
+        c => src
+            .data
+            .chunks_exact(c as usize)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
+    };
+    Image {
+        width: src.width,
+        height: src.height,
+        channels: 1,
+        data,
+    }
+}
+
+/// Mirror left to right.
+pub fn flip_horizontal(src: ImageView<'_>) -> Image {
+    let c = src.channels as usize;
+    let mut data = Vec::with_capacity(src.data.len());
+    for row in src.data.chunks_exact(src.stride().max(1)) {
+        for pixel in row.chunks_exact(c).rev() {
+            data.extend_from_slice(pixel);
+        }
+    }
+    Image { data, ..src.to_owned_header() }
+}
+
+/// Mirror top to bottom.
+pub fn flip_vertical(src: ImageView<'_>) -> Image {
+    let mut data = Vec::with_capacity(src.data.len());
+    for row in src.data.chunks_exact(src.stride().max(1)).rev() {
+        data.extend_from_slice(row);
+    }
+    Image { data, ..src.to_owned_header() }
+}
+
+/// Rotates clockwise by `quarter_turns` x 90 degrees (negative turns go
+/// anticlockwise).
+pub fn rotate90(src: ImageView<'_>, quarter_turns: i64) -> Image {
+    let turns = quarter_turns.rem_euclid(4);
+    let c = src.channels as usize;
+    let (w, h) = (src.width as usize, src.height as usize);
+    match turns {
+        0 => src.to_owned_image(),
+        2 => {
+            let mut data = Vec::with_capacity(src.data.len());
+            for pixel in src.data.chunks_exact(c).rev() {
+                data.extend_from_slice(pixel);
+            }
+            Image { data, ..src.to_owned_header() }
+        }
+        _ => {
+            // Output is h wide and w high.
+            let mut data = vec![0u8; src.data.len()];
+            for y in 0..h {
+                for x in 0..w {
+                    let (nx, ny) = if turns == 1 { (h - 1 - y, x) } else { (y, w - 1 - x) };
+                    let s = (y * w + x) * c;
+                    let d = (ny * h + nx) * c;
+                    data[d..d + c].copy_from_slice(&src.data[s..s + c]);
+                }
+            }
+            Image {
+                width: src.height,
+                height: src.width,
+                channels: src.channels,
+                data,
+            }
+        }
+    }
+}
+
+/// Resamples to `width` x `height` with a bilinear (triangle) filter.
+pub fn resize(src: ImageView<'_>, width: u32, height: u32) -> Result<Image> {
+    if width == 0 || height == 0 {
+        return Err(ImageError::InvalidValue(format!("cannot resize to {width}x{height}")));
+    }
+    if src.width == 0 || src.height == 0 {
+        return Err(ImageError::InvalidValue(format!(
+            "cannot resize a {}x{} image",
+            src.width, src.height
+        )));
+    }
+    if (src.width, src.height) == (width, height) {
+        return Ok(src.to_owned_image());
+    }
+    let dynamic = to_dynamic(src)?;
+    let resized = dynamic.resize_exact(width, height, image::imageops::FilterType::Triangle);
+    Ok(from_dynamic(resized))
+}
+
+/// What tiling does at the right and bottom edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileEdge {
+    /// Tiles that would cross the edge are kept and zero-padded, so every
+    /// pixel is in some tile.
+    Pad,
+    /// Only whole tiles inside the image are kept.
+    Drop,
+}
+
+/// Top-left corners of `size` x `size` tiles every `stride` pixels, row by
+/// row.
+pub fn tile_origins(width: u32, height: u32, size: u32, stride: u32, edge: TileEdge) -> Vec<(u32, u32)> {
+    let axis = |extent: u32| -> Vec<u32> {
+        if size == 0 || stride == 0 || extent == 0 {
+            return Vec::new();
+        }
+        let mut starts = Vec::new();
+        let mut start = 0u32;
+        loop {
+            let fits = start as u64 + size as u64 <= extent as u64;
+            match (fits, edge) {
+                (true, _) => starts.push(start),
+                (false, TileEdge::Pad) => {
+                    starts.push(start);
+                    break;
+                }
+                (false, TileEdge::Drop) => break,
+            }
+            if start as u64 + size as u64 >= extent as u64 {
+                break;
+            }
+            start += stride;
+        }
+        starts
+    };
+    let xs = axis(width);
+    axis(height)
+        .into_iter()
+        .flat_map(|y| xs.iter().map(move |&x| (x, y)))
+        .collect()
+}
+
+/// Fills a disc of `radius` centred on (`cx`, `cy`) with `colour` (its
+/// first `channels` samples are used).
+pub fn fill_disc(image: &mut Image, cx: f64, cy: f64, radius: f64, colour: [u8; 4]) {
+    let c = image.channels as usize;
+    let (w, h) = (image.width as i64, image.height as i64);
+    let r2 = radius * radius;
+    let (y0, y1) = ((cy - radius).floor() as i64, (cy + radius).ceil() as i64);
+    let (x0, x1) = ((cx - radius).floor() as i64, (cx + radius).ceil() as i64);
+    for y in y0.max(0)..=y1.min(h - 1) {
+        for x in x0.max(0)..=x1.min(w - 1) {
+            let (dx, dy) = (x as f64 - cx, y as f64 - cy);
+            if dx * dx + dy * dy <= r2 {
+                let i = (y as usize * w as usize + x as usize) * c;
+                paint(&mut image.data[i..i + c], colour);
+            }
+        }
+    }
+}
+
+fn paint(pixel: &mut [u8], colour: [u8; 4]) {
+    if pixel.len() == 1 {
+        pixel[0] = luma(colour[0], colour[1], colour[2]);
+    } else {
+        let n = pixel.len();
+        pixel.copy_from_slice(&colour[..n]);
+    }
+}
+
+/// Draws the outline (1 px) of the rectangle with top-left (`x`, `y`),
+/// clipped to the image.
+pub fn draw_rectangle(image: &mut Image, x: i64, y: i64, w: u32, h: u32, colour: [u8; 4]) {
+    let c = image.channels as usize;
+    let (iw, ih) = (image.width as i64, image.height as i64);
+    let (x1, y1) = (x + w as i64 - 1, y + h as i64 - 1);
+    let mut set = |px: i64, py: i64| {
+        if px >= 0 && py >= 0 && px < iw && py < ih {
+            let i = (py as usize * iw as usize + px as usize) * c;
+            paint(&mut image.data[i..i + c], colour);
+        }
+    };
+    for px in x..=x1 {
+        set(px, y);
+        set(px, y1);
+    }
+    for py in y..=y1 {
+        set(x, py);
+        set(x1, py);
+    }
+}
+
+impl ImageView<'_> {
+    /// Width, height and channels with no pixels, for building results.
+    pub fn to_owned_header(&self) -> Image {
+        Image {
+            width: self.width,
+            height: self.height,
+            channels: self.channels,
+            data: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 3x2 grey image 0..6, row by row.
+    fn small() -> Image {
+        Image::new(3, 2, 1, vec![0, 1, 2, 3, 4, 5]).unwrap()
+    }
+
+    #[test]
+    fn crop_pads_outside() {
+        let out = crop(small().view(), -1, 1, 3, 2);
+        assert_eq!((out.width, out.height), (3, 2));
+        assert_eq!(out.data, vec![0, 3, 4, 0, 0, 0]);
+        let outside = crop(small().view(), 10, 10, 2, 2);
+        assert_eq!(outside.data, vec![0; 4]);
+        let inside = crop(small().view(), 1, 0, 2, 2);
+        assert_eq!(inside.data, vec![1, 2, 4, 5]);
+    }
+
+    #[test]
+    fn thumbnail_centres_on_the_pixel() {
+        let out = thumbnail(small().view(), 1, 1, 3);
+        assert_eq!(out.data, vec![0, 1, 2, 3, 4, 5, 0, 0, 0]);
+        assert_eq!(out.view().pixel(1, 1), &[4]);
+    }
+
+    #[test]
+    fn flips_and_rotations() {
+        let s = small();
+        assert_eq!(flip_horizontal(s.view()).data, vec![2, 1, 0, 5, 4, 3]);
+        assert_eq!(flip_vertical(s.view()).data, vec![3, 4, 5, 0, 1, 2]);
+        let r1 = rotate90(s.view(), 1);
+        assert_eq!((r1.width, r1.height), (2, 3));
+        assert_eq!(r1.data, vec![3, 0, 4, 1, 5, 2]);
+        assert_eq!(rotate90(s.view(), 2).data, vec![5, 4, 3, 2, 1, 0]);
+        let r3 = rotate90(s.view(), -1);
+        assert_eq!(r3.data, vec![2, 5, 1, 4, 0, 3]);
+        assert_eq!(rotate90(r1.view(), 3), s);
+    }
+
+    #[test]
+    fn grey_uses_rec709() {
+        let rgb = Image::new(2, 1, 3, vec![255, 0, 0, 0, 255, 0]).unwrap();
+        assert_eq!(grey(rgb.view()).data, vec![54, 182]);
+    }
+
+    #[test]
+    fn tiles_at_the_edges() {
+        assert_eq!(tile_origins(130, 64, 64, 64, TileEdge::Drop), vec![(0, 0), (64, 0)]);
+        assert_eq!(tile_origins(130, 64, 64, 64, TileEdge::Pad), vec![(0, 0), (64, 0), (128, 0)]);
+        assert_eq!(tile_origins(128, 64, 64, 64, TileEdge::Pad).len(), 2);
+        assert_eq!(tile_origins(96, 64, 64, 32, TileEdge::Drop), vec![(0, 0), (32, 0)]);
+        assert!(tile_origins(10, 10, 64, 64, TileEdge::Drop).is_empty());
+        assert_eq!(tile_origins(10, 10, 64, 64, TileEdge::Pad), vec![(0, 0)]);
+        assert!(tile_origins(0, 10, 64, 64, TileEdge::Pad).is_empty());
+    }
+
+    #[test]
+    fn resize_bilinear() {
+        let flat = Image::new(4, 4, 3, vec![100; 48]).unwrap();
+        let out = resize(flat.view(), 2, 3).unwrap();
+        assert_eq!((out.width, out.height, out.channels), (2, 3, 3));
+        assert!(out.data.iter().all(|&v| v == 100));
+        assert!(resize(flat.view(), 0, 3).is_err());
+    }
+
+    #[test]
+    fn discs_and_rectangles() {
+        let mut image = Image::new(9, 9, 3, vec![0; 243]).unwrap();
+        fill_disc(&mut image, 4.0, 4.0, 1.0, [255, 0, 0, 255]);
+        assert_eq!(image.view().pixel(4, 4), &[255, 0, 0]);
+        assert_eq!(image.view().pixel(5, 4), &[255, 0, 0]);
+        assert_eq!(image.view().pixel(5, 5), &[0, 0, 0]);
+        draw_rectangle(&mut image, -2, -2, 5, 5, [0, 0, 255, 255]);
+        assert_eq!(image.view().pixel(2, 0), &[0, 0, 255]);
+        assert_eq!(image.view().pixel(1, 1), &[0, 0, 0]);
+    }
+}
