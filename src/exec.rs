@@ -245,7 +245,7 @@ mod tests {
         assert_eq!(statements.len(), 2);
         assert_eq!(statements[0], (1, "SELECT ';' AS a".to_string()));
         assert_eq!(statements[1].1, "-- c;\n/* x; */ SELECT \"b;\" FROM t");
-        assert_eq!((rest.0, rest.1.trim()), (3, "SELECT 3"));
+        assert_eq!((rest.0, rest.1.trim()), (4, "SELECT 3"));
         assert!(is_blank_sql(" -- only a comment\n /* and */ "));
         assert!(!is_blank_sql("-- c\nSELECT 1"));
     }

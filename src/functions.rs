@@ -41,20 +41,31 @@ pub struct FunctionInfo {
 }
 
 impl FunctionInfo {
-    /// The first sentence of the description.
-    pub fn summary(&self) -> String {
-        self.documentation
+    /// The first sentence of the description, at most `max_chars` long.
+    pub fn summary(&self, max_chars: usize) -> String {
+        let sentence = self
+            .documentation
             .as_ref()
             .map(|d| first_sentence(&d.description))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if sentence.chars().count() <= max_chars {
+            sentence
+        } else {
+            let cut: String = sentence.chars().take(max_chars.saturating_sub(1)).collect();
+            format!("{}…", cut.trim_end())
+        }
     }
 }
 
 fn first_sentence(text: &str) -> String {
     let text = text.trim();
+    // A sentence ends at '.' before a capital letter ("Rec. 709" goes on).
     let end = text
         .char_indices()
-        .find(|(i, c)| *c == '.' && text[i + 1..].starts_with(|n: char| n.is_whitespace()))
+        .find(|(i, c)| {
+            let rest = text[i + 1..].trim_start();
+            *c == '.' && rest.len() < text[i + 1..].len() && rest.starts_with(|n: char| n.is_uppercase())
+        })
         .map(|(i, _)| i + 1)
         .unwrap_or(text.len());
     text[..end].split_whitespace().collect::<Vec<_>>().join(" ")
@@ -85,7 +96,7 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
     let own: HashSet<String> = rookery_udfs::scalar_functions()
         .iter()
         .map(|f| f.name().to_string())
-        .chain(std::iter::once("images".to_string()))
+        .chain(["images".to_string(), "read_blob".to_string()])
         .collect();
     let state = ctx.state();
     let mut functions = Vec::new();
@@ -151,5 +162,6 @@ mod tests {
     fn summaries_stop_at_the_first_sentence() {
         assert_eq!(first_sentence("Reads a folder. Then more."), "Reads a folder.");
         assert_eq!(first_sentence("Version 1.5 of\n  it"), "Version 1.5 of it");
+        assert_eq!(first_sentence("Grey with Rec. 709 weights. More."), "Grey with Rec. 709 weights.");
     }
 }

@@ -12,6 +12,7 @@ pub mod display;
 pub mod exec;
 pub mod functions;
 pub mod images;
+pub mod read_blob;
 pub mod repl;
 pub mod sealions;
 pub mod session;

@@ -45,6 +45,11 @@ struct Args {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Set a script variable, used as ${NAME} in statements; wins over
+    /// \set in scripts. May be repeated.
+    #[arg(long = "set", value_name = "NAME=VALUE", action = clap::ArgAction::Append, value_parser = parse_var)]
+    vars: Vec<(String, String)>,
+
     #[command(subcommand)]
     command: Option<Subcommand>,
 }
@@ -73,6 +78,13 @@ enum Subcommand {
         #[arg(long, default_value_t = 60)]
         max_animals: usize,
     },
+}
+
+fn parse_var(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.to_string())),
+        _ => Err(format!("'{text}' is not NAME=VALUE")),
+    }
 }
 
 fn parse_dimensions(text: &str) -> std::result::Result<(u32, u32), String> {
@@ -149,6 +161,9 @@ fn run(args: Args) -> Result<()> {
     let mut shell = Shell::new(ctx);
     shell.format = args.format;
     shell.quiet = args.quiet;
+    for (name, value) in &args.vars {
+        shell.pin_var(name, value);
+    }
 
     if args.files.is_empty() && args.commands.is_empty() {
         let interactive = is_interactive();

@@ -10,7 +10,9 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 
 use crate::images::{CapBatchesOverImages, ImageTableFactory, ImagesTableFunction};
+use crate::read_blob::ReadBlob;
 use crate::tsv::TsvTableFactory;
+use datafusion::logical_expr::ScalarUDF;
 
 /// How a session is set up; `None` means DataFusion's default.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +59,7 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
     for udf in rookery_udfs::scalar_functions() {
         ctx.register_udf(udf.as_ref().clone());
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(ReadBlob::new(ctx.runtime_env())));
     Ok(ctx)
 }
 

@@ -1,6 +1,7 @@
 //! The shell: runs SQL statements and backslash commands, prints results.
 //! The REPL, `rookery -f`, `rookery -c` and `\i` all go through it.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,11 @@ pub struct Shell {
     pub quiet: bool,
     /// Show progress on stderr for statements that take over a second.
     pub show_progress: bool,
+    /// Script variables, substituted for `${name}`.
+    vars: HashMap<String, String>,
+    /// Variables given on the command line, which `\set` does not change
+    /// (so a script's `\set` is its default).
+    pinned: HashSet<String>,
 }
 
 const HELP: &str = "\
@@ -52,6 +58,7 @@ Statements end with ';' and may span lines. Commands:
   \\pset format table|csv|json   output format
   \\pset maxrows N|all           rows shown in table format
   \\i FILE         run the statements of FILE
+  \\set [NAME VALUE] set a variable, used as ${NAME} (--set on the command line wins)
   \\q              quit (also Ctrl-D)
 Ctrl-C cancels the running statement.";
 
@@ -64,7 +71,39 @@ impl Shell {
             timing: false,
             quiet: false,
             show_progress: false,
+            vars: HashMap::new(),
+            pinned: HashSet::new(),
         }
+    }
+
+    /// Sets a variable from the command line (`--set name=value`).
+    pub fn pin_var(&mut self, name: &str, value: &str) {
+        self.vars.insert(name.to_string(), value.to_string());
+        self.pinned.insert(name.to_string());
+    }
+
+    /// Replaces every `${name}` with the variable's value.
+    pub fn substitute(&self, text: &str) -> Result<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                return Ok(out);
+            };
+            let name = &after[..end];
+            match self.vars.get(name) {
+                Some(value) => out.push_str(value),
+                None => {
+                    return plan_err!("undefined variable ${{{name}}}: give it with --set {name}=VALUE or \\set {name} VALUE")
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 
     /// Runs SQL statements and backslash commands (a command is a line that
@@ -108,7 +147,8 @@ impl Shell {
             Some(file) => e.context(format!("{file}:{line}")),
             None => e,
         };
-        let statement = parse_statement(text, line).map_err(located)?;
+        let text = self.substitute(text).map_err(located)?;
+        let statement = parse_statement(&text, line).map_err(located)?;
         let started = Instant::now();
         let rows = Arc::new(AtomicU64::new(0));
         let progress = self.show_progress.then(|| Progress::start(Arc::clone(&rows)));
@@ -117,7 +157,8 @@ impl Shell {
         let result = result.map_err(located)?;
         let mut out = std::io::stdout().lock();
         if result.schema.fields().is_empty() {
-            if !self.quiet {
+            // DDL: a word for people, nothing in machine formats.
+            if !self.quiet && self.format == OutputFormat::Table {
                 writeln!(out, "OK")?;
             }
         } else {
@@ -132,6 +173,7 @@ impl Shell {
 
     /// Runs one backslash command line.
     pub async fn run_command(&mut self, line: &str) -> Result<Flow> {
+        let line = self.substitute(line)?;
         let mut words = line.split_whitespace();
         let command = words.next().unwrap_or_default();
         let args: Vec<&str> = words.collect();
@@ -143,6 +185,18 @@ impl Shell {
             ("\\d", [name]) => self.describe(name).await?,
             ("\\df", []) => self.list_functions(None)?,
             ("\\df", [pattern]) => self.list_functions(Some(pattern))?,
+            ("\\set", []) => {
+                let mut names: Vec<_> = self.vars.iter().collect();
+                names.sort();
+                for (name, value) in names {
+                    println!("{name} = {value}");
+                }
+            }
+            ("\\set", [name, value @ ..]) if !value.is_empty() => {
+                if !self.pinned.contains(*name) {
+                    self.vars.insert(name.to_string(), value.join(" "));
+                }
+            }
             ("\\timing", []) => self.timing = !self.timing,
             ("\\timing", [on @ ("on" | "off")]) => self.timing = *on == "on",
             ("\\pset", ["format", format]) => self.format = format.parse()?,
@@ -155,7 +209,7 @@ impl Shell {
                 let text = std::fs::read_to_string(file).map_err(|e| plan_datafusion_err!("cannot read '{file}': {e}"))?;
                 return Box::pin(self.run_text(&text, Some(file))).await;
             }
-            ("\\timing" | "\\pset" | "\\i" | "\\d" | "\\df" | "\\h", _) => {
+            ("\\timing" | "\\pset" | "\\i" | "\\d" | "\\df" | "\\h" | "\\set", _) => {
                 return plan_err!("wrong arguments for {command} (\\? lists the commands)")
             }
             _ => return plan_err!("unknown command {command} (\\? lists the commands)"),
@@ -256,7 +310,7 @@ impl Shell {
                     f.name.clone(),
                     f.kind.as_str().to_string(),
                     if f.rookery { "rookery" } else { "datafusion" }.to_string(),
-                    f.summary(),
+                    f.summary(100),
                 ]
             })
             .collect();

@@ -43,7 +43,7 @@ fn command_mode_answers_with_a_corrupt_file_in_the_folder() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
         text(&output.stdout),
-        "name,width,height\na,64,48\nb,16,16\ncorrupt,,\nempty,,\nmisnamed,2,2\nnotes,,\ntruncated,64,48\n"
+        "name,width,height\na,200,150\nb,16,16\ncorrupt,,\nempty,,\nmisnamed,2,2\nnotes,,\ntruncated,200,150\n"
     );
 }
 
@@ -110,7 +110,10 @@ SELECT 'not reached';
     assert!(stdout.contains("| frames | images | 9       |"), "{stdout}");
     assert!(stdout.contains("| image   | image"), "{stdout}");
     // \df and \h show the function's documentation.
-    assert!(stdout.contains("| images   | table | rookery |"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("| images ") && l.contains("| table ") && l.contains("| rookery |")),
+        "{stdout}"
+    );
     assert!(stdout.contains("images(location [, options])"), "{stdout}");
     assert!(stdout.contains("x\nafter pset\n"), "{stdout}");
     assert!(!stdout.contains("not reached"), "{stdout}");
@@ -124,7 +127,7 @@ fn repl_prints_images_compactly() {
     let dir = fixtures();
     let output = with_stdin(rookery(dir.path()), "SELECT name, content, image FROM images('good/1.jpg');\n");
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("| 1    | <jpeg 797 B> | <image 40x30x3> |"), "{stdout}");
+    assert!(stdout.contains("| 1    | <jpeg 834 B> | <image 40x30x3> |"), "{stdout}");
 }
 
 #[test]

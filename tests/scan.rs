@@ -112,7 +112,7 @@ async fn batches_stay_small_above_image_scans() {
 #[tokio::test]
 async fn memory_limit_refuses_decoding_beyond_it() {
     let f = fixture();
-    // 4 KB: the 40x30 JPEG decodes to 3,600 bytes, the 64x48 one to 9,216.
+    // 4 KB: the 200x150 JPEG decodes to 90,000 bytes.
     let ctx = session(EngineOptions {
         memory_limit: Some(4 * 1024),
         ..Default::default()

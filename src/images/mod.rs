@@ -168,7 +168,10 @@ impl TableProviderFactory for ImageTableFactory {
             return plan_err!("image tables do not support PARTITIONED BY");
         }
         let options = ImageOptions::from_map(&cmd.options)?;
-        Ok(Arc::new(ImageTable::try_new(&cmd.location, options)?))
+        let [location] = cmd.locations.as_slice() else {
+            return plan_err!("image tables take one LOCATION (a folder or a glob)");
+        };
+        Ok(Arc::new(ImageTable::try_new(location, options)?))
     }
 }
 

@@ -15,7 +15,6 @@ use bytes::Bytes;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, LargeBinaryBuilder, StringBuilder, UInt32Builder, UInt64Builder,
 };
-use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::Session;
@@ -171,7 +170,7 @@ impl ImageScanExec {
         let rows_per_batch = if content {
             options.batch_rows
         } else {
-            state.config_options().execution.batch_size.max(1)
+            state.config().batch_size().max(1)
         };
 
         let properties = PlanProperties::new(
@@ -377,6 +376,9 @@ fn io_error(e: object_store::Error) -> String {
 /// Reads the header from the start of the file, or from the whole file when
 /// the start is not enough.
 async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> (std::result::Result<ImageHeader, String>, u64) {
+    if meta.size == 0 {
+        return (Err(rookery_udfs::ImageError::Empty.to_string()), 0);
+    }
     let prefix_len = meta.size.min(HEADER_BYTES);
     let prefix = match store.get_range(&meta.location, 0..prefix_len).await {
         Ok(bytes) => bytes,
@@ -453,8 +455,11 @@ impl PartitionReader {
     }
 
     async fn read_headers(&mut self, rows: &mut [FileRow]) {
-        let store = self.store.as_ref();
-        let results: Vec<_> = futures::stream::iter(rows.iter().map(|row| read_header(store, &row.meta)))
+        let reads = rows.iter().map(|row| {
+            let (store, meta) = (Arc::clone(&self.store), row.meta.clone());
+            async move { read_header(store.as_ref(), &meta).await }
+        });
+        let results: Vec<_> = futures::stream::iter(reads.collect::<Vec<_>>())
             .buffered(CONCURRENT_READS)
             .collect()
             .await;
@@ -470,8 +475,11 @@ impl PartitionReader {
     async fn read_contents(&mut self, rows: &mut [FileRow]) -> Result<()> {
         let total: u64 = rows.iter().map(|r| r.meta.size).sum();
         self.reservation.try_grow(total as usize)?;
-        let store = self.store.as_ref();
-        let results: Vec<_> = futures::stream::iter(rows.iter().map(|row| read_whole(store, &row.meta)))
+        let reads = rows.iter().map(|row| {
+            let (store, meta) = (Arc::clone(&self.store), row.meta.clone());
+            async move { read_whole(store.as_ref(), &meta).await }
+        });
+        let results: Vec<_> = futures::stream::iter(reads.collect::<Vec<_>>())
             .buffered(CONCURRENT_READS)
             .collect()
             .await;

@@ -61,7 +61,12 @@ pub fn write_fixtures(root: &Path) {
     write(good.join("6.webp"), &encode(&rgb(8, 8), ImageFormat::WebP));
 
     let mixed = root.join("mixed");
-    let jpeg = encode(&rgb(64, 48), ImageFormat::Jpeg);
+    // Noisy, so the JPEG is mostly scan data and a cut in half keeps the header.
+    let noisy = RgbImage::from_fn(200, 150, |x, y| {
+        let h = (x.wrapping_mul(73_856_093) ^ y.wrapping_mul(19_349_663)).wrapping_mul(2_654_435_761);
+        image::Rgb([(h >> 24) as u8, (h >> 16) as u8, (h >> 8) as u8])
+    });
+    let jpeg = encode(&DynamicImage::ImageRgb8(noisy), ImageFormat::Jpeg);
     write(mixed.join("a.jpg"), &jpeg);
     write(mixed.join("b.png"), &encode(&rgb(16, 16), ImageFormat::Png));
     write(mixed.join("truncated.jpg"), &jpeg[..jpeg.len() / 2]);

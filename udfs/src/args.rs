@@ -45,7 +45,10 @@ impl ArgKind {
     fn coerce(&self, data_type: &DataType) -> Option<DataType> {
         let null = data_type == &DataType::Null;
         match self {
-            Self::Image => (null || is_image_type(data_type)).then(image_type),
+            // Any image struct as it is (casting a struct cannot change
+            // its fields' nullability); NULL as the image type.
+            Self::Image if is_image_type(data_type) => Some(data_type.clone()),
+            Self::Image => null.then(image_type),
             Self::Integer => (null || data_type.is_integer()).then_some(DataType::Int64),
             Self::Float => (null || data_type.is_numeric()).then_some(DataType::Float64),
             Self::Text => (null || matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))

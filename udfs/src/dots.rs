@@ -15,7 +15,6 @@
 
 use crate::error::{ImageError, Result};
 use crate::image_value::ImageView;
-use crate::pixels::luma;
 
 /// The five sea-lion classes, in `train.csv` column order, with the mean
 /// RGB of their dots.
@@ -147,6 +146,12 @@ pub fn find_dots(dotted: ImageView<'_>, plain: ImageView<'_>, params: &DotParams
         .collect())
 }
 
+/// BT.601 grey (0.299 R + 0.587 G + 0.114 B), the weights of the public
+/// kernels' mask and difference.
+fn grey601(r: u8, g: u8, b: u8) -> u8 {
+    ((299 * r as u32 + 587 * g as u32 + 114 * b as u32 + 500) / 1000) as u8
+}
+
 /// Grey of |dotted - plain| as 0..255, zero in (and 2 px around) pixels
 /// that are dark in either image.
 fn masked_difference(dotted: ImageView<'_>, plain: ImageView<'_>, mask_below: u8) -> Vec<u8> {
@@ -157,8 +162,8 @@ fn masked_difference(dotted: ImageView<'_>, plain: ImageView<'_>, mask_below: u8
     for i in 0..w * h {
         let d = &dotted.data[i * cd..i * cd + 3];
         let p = &plain.data[i * cp..i * cp + 3];
-        dark[i] = luma(d[0], d[1], d[2]) < mask_below || luma(p[0], p[1], p[2]) < mask_below;
-        diff[i] = luma(d[0].abs_diff(p[0]), d[1].abs_diff(p[1]), d[2].abs_diff(p[2]));
+        dark[i] = grey601(d[0], d[1], d[2]) < mask_below || grey601(p[0], p[1], p[2]) < mask_below;
+        diff[i] = grey601(d[0].abs_diff(p[0]), d[1].abs_diff(p[1]), d[2].abs_diff(p[2]));
     }
     // Widen the mask by 2 px (a 5x5 max filter, done as two 1-D passes).
     let widen = |src: &[bool], horizontal: bool| -> Vec<bool> {

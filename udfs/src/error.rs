@@ -21,6 +21,8 @@ pub enum ImageError {
     Decode { format: &'static str, message: String },
     #[error("invalid image value: {0}")]
     InvalidValue(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("cannot encode {format}: {message}")]
     Encode { format: &'static str, message: String },
 }

@@ -127,10 +127,10 @@ pub fn rotate90(src: ImageView<'_>, quarter_turns: i64) -> Image {
 /// Resamples to `width` x `height` with a bilinear (triangle) filter.
 pub fn resize(src: ImageView<'_>, width: u32, height: u32) -> Result<Image> {
     if width == 0 || height == 0 {
-        return Err(ImageError::InvalidValue(format!("cannot resize to {width}x{height}")));
+        return Err(ImageError::Unsupported(format!("cannot resize to {width}x{height}")));
     }
     if src.width == 0 || src.height == 0 {
-        return Err(ImageError::InvalidValue(format!(
+        return Err(ImageError::Unsupported(format!(
             "cannot resize a {}x{} image",
             src.width, src.height
         )));

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, ListArray, StructArray, UInt32Builder};
+use datafusion::arrow::array::{Array, ArrayBuilder, ArrayRef, ListArray, StructArray, UInt32Builder};
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{exec_err, Result};

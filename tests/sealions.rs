@@ -1,0 +1,84 @@
+//! The sea-lion pipeline's first steps on a freshly generated set, through
+//! the real binary and the real scripts: blob_dots must reproduce
+//! train.csv exactly (mismatched ids aside) with every dot within 2 px of
+//! the truth, and step 3 must write labelled thumbnails.
+
+use std::path::Path;
+use std::process::Command;
+
+use rookery::sealions::{generate, GenOptions};
+
+const CHECK: &str = "\
+CREATE EXTERNAL TABLE truth_dots STORED AS CSV LOCATION '${data}/truth/train_dots.csv' OPTIONS ('format.has_header' 'true');
+CREATE VIEW checked_truth AS SELECT * FROM truth_dots WHERE train_id NOT IN (SELECT train_id FROM mismatched);
+SELECT
+  (SELECT count(*) FROM checked_truth t WHERE NOT EXISTS (
+      SELECT 1 FROM dots d WHERE d.train_id = t.train_id AND d.class = t.class
+        AND abs(CAST(d.x AS BIGINT) - t.x) <= 2 AND abs(CAST(d.y AS BIGINT) - t.y) <= 2)) AS missing,
+  (SELECT count(*) FROM dots d WHERE NOT EXISTS (
+      SELECT 1 FROM checked_truth t WHERE d.train_id = t.train_id
+        AND abs(CAST(d.x AS BIGINT) - t.x) <= 2 AND abs(CAST(d.y AS BIGINT) - t.y) <= 2)) AS extra,
+  (SELECT count(*) FROM checked_truth) AS truth_dots;
+";
+
+fn run(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--format", "csv", "--quiet", "--set", &format!("data={}", dir.display())])
+        .args(["--set", &format!("out={}/out", dir.display())])
+        .args(args)
+        .output()
+        .expect("run rookery");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+#[test]
+fn dots_match_train_csv_and_thumbnails_are_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = GenOptions {
+        out: dir.path().to_path_buf(),
+        train: 12,
+        test: 1,
+        width: 640,
+        height: 448,
+        seed: 5,
+        max_animals: 60,
+    };
+    generate(&options, 2, |_| {}).expect("generate");
+    let check = dir.path().join("check.sql");
+    std::fs::write(&check, CHECK).expect("write check");
+    let stdout = run(
+        dir.path(),
+        &[
+            "-f",
+            "sql/sealions/01_tables.sql",
+            "sql/sealions/02_dots.sql",
+            check.to_str().expect("path"),
+            "sql/sealions/03_thumbnails.sql",
+        ],
+    );
+    // 02_dots.sql: no image differs from train.csv.
+    let summary = stdout
+        .split("images_checked,dots_found,images_with_differences\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no summary in:\n{stdout}"));
+    let fields: Vec<u64> = summary.split(',').map(|v| v.parse().expect("number")).collect();
+    assert!(fields[0] >= 9, "most images are checked: {summary}");
+    assert!(fields[1] > 50, "there are dots: {summary}");
+    assert_eq!(fields[2], 0, "images with differences:\n{stdout}");
+    // Every true dot found within 2 px with its class, and nothing else.
+    let check = stdout
+        .split("missing,extra,truth_dots\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no check in:\n{stdout}"));
+    let fields: Vec<u64> = check.split(',').map(|v| v.parse().expect("number")).collect();
+    assert_eq!((fields[0], fields[1]), (0, 0), "missing, extra of {} true dots", fields[2]);
+    // 03_thumbnails.sql: labelled thumbnails in Parquet.
+    assert!(dir.path().join("out/thumbnails.parquet").exists());
+    assert!(stdout.contains("adult_females,"), "{stdout}");
+    assert!(stdout.contains("background,"), "{stdout}");
+}
