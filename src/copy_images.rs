@@ -24,7 +24,9 @@ use rookery_udfs::{is_image_type, ImageArray};
 
 /// True when `copy` is `... STORED AS IMAGES`.
 pub fn is_images_copy(copy: &CopyToStatement) -> bool {
-    copy.stored_as.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("images"))
+    copy.stored_as
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("images"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +51,9 @@ fn write_options(copy: &CopyToStatement) -> Result<WriteOptions> {
                 options.format = match text.to_ascii_lowercase().as_str() {
                     "png" => "png",
                     "jpeg" | "jpg" => "jpeg",
-                    other => return plan_err!("COPY ... STORED AS IMAGES: format must be 'png' or 'jpeg', not '{other}'"),
+                    other => {
+                        return plan_err!("COPY ... STORED AS IMAGES: format must be 'png' or 'jpeg', not '{other}'")
+                    }
                 }
             }
             "quality" => match text.parse::<u8>() {
@@ -66,7 +70,11 @@ fn write_options(copy: &CopyToStatement) -> Result<WriteOptions> {
 fn pick_columns(schema: &Schema) -> Result<(usize, usize)> {
     let is_text = |f: &Field| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
     let is_picture = |f: &Field| {
-        is_image_type(f.data_type()) || matches!(f.data_type(), DataType::Binary | DataType::LargeBinary | DataType::BinaryView)
+        is_image_type(f.data_type())
+            || matches!(
+                f.data_type(),
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            )
     };
     let fields = schema.fields();
     let name = fields
@@ -109,7 +117,8 @@ fn encoded_file(column: &dyn Array, row: usize, options: &WriteOptions) -> Resul
         let Some(image) = images.get(row).map_err(|e| DataFusionError::Execution(e.to_string()))? else {
             return Ok(None);
         };
-        let bytes = encode(image, options.format, options.quality).map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        let bytes =
+            encode(image, options.format, options.quality).map_err(|e| DataFusionError::Execution(e.to_string()))?;
         let ext = if options.format == "jpeg" { "jpg" } else { "png" };
         return Ok(Some((bytes, ext)));
     }
@@ -132,17 +141,32 @@ pub async fn copy_images(ctx: &SessionContext, copy: &CopyToStatement) -> Result
         CopyToSource::Relation(name) => ctx.sql(&format!("SELECT * FROM {name}")).await?.into_unoptimized_plan(),
         CopyToSource::Query(query) => {
             let statement = datafusion::sql::sqlparser::ast::Statement::Query(query.clone());
-            state.statement_to_plan(Statement::Statement(Box::new(statement))).await?
+            state
+                .statement_to_plan(Statement::Statement(Box::new(statement)))
+                .await?
         }
     };
     let frame = ctx.execute_logical_plan(plan).await?;
     let (name_column, picture_column) = pick_columns(frame.schema().as_arrow())?;
 
-    let target = if copy.target.ends_with('/') { copy.target.clone() } else { format!("{}/", copy.target) };
+    let target = if copy.target.ends_with('/') {
+        copy.target.clone()
+    } else {
+        format!("{}/", copy.target)
+    };
     let url = ListingTableUrl::parse(&target)?;
     let store = state.runtime_env().object_store(url.object_store())?;
     let mut written: Vec<StorePath> = Vec::new();
-    let result = write_rows(frame, store.as_ref(), url.prefix(), name_column, picture_column, &options, &mut written).await;
+    let result = write_rows(
+        frame,
+        store.as_ref(),
+        url.prefix(),
+        name_column,
+        picture_column,
+        &options,
+        &mut written,
+    )
+    .await;
     if result.is_err() {
         for path in &written {
             let _ = store.delete(path).await;

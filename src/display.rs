@@ -99,11 +99,18 @@ impl<'a> CellFormatter<'a> {
                     .collect::<Result<Vec<_>>>()?;
                 CellFormatter::Struct(children, array)
             }
-            DataType::List(_) => CellFormatter::List(array, Box::new(Self::try_new(array.as_list::<i32>().values().as_ref(), options)?)),
-            DataType::LargeList(_) => CellFormatter::List(array, Box::new(Self::try_new(array.as_list::<i64>().values().as_ref(), options)?)),
-            DataType::FixedSizeList(_, _) => {
-                CellFormatter::List(array, Box::new(Self::try_new(array.as_fixed_size_list().values().as_ref(), options)?))
-            }
+            DataType::List(_) => CellFormatter::List(
+                array,
+                Box::new(Self::try_new(array.as_list::<i32>().values().as_ref(), options)?),
+            ),
+            DataType::LargeList(_) => CellFormatter::List(
+                array,
+                Box::new(Self::try_new(array.as_list::<i64>().values().as_ref(), options)?),
+            ),
+            DataType::FixedSizeList(_, _) => CellFormatter::List(
+                array,
+                Box::new(Self::try_new(array.as_fixed_size_list().values().as_ref(), options)?),
+            ),
             _ => CellFormatter::Plain(ArrayFormatter::try_new(array, options)?, array),
         })
     }
@@ -111,7 +118,10 @@ impl<'a> CellFormatter<'a> {
     fn array(&self) -> Option<&dyn Array> {
         match self {
             CellFormatter::Image(_) => None,
-            CellFormatter::Binary(a) | CellFormatter::Struct(_, a) | CellFormatter::List(a, _) | CellFormatter::Plain(_, a) => Some(*a),
+            CellFormatter::Binary(a)
+            | CellFormatter::Struct(_, a)
+            | CellFormatter::List(a, _)
+            | CellFormatter::Plain(_, a) => Some(*a),
         }
     }
 
@@ -368,7 +378,11 @@ mod tests {
         let jpeg_magic: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0];
         let mut content = jpeg_magic.to_vec();
         content.resize(4_100_000, 0);
-        let binary: ArrayRef = Arc::new(LargeBinaryArray::from(vec![Some(content.as_slice()), Some(&b"abc"[..]), None]));
+        let binary: ArrayRef = Arc::new(LargeBinaryArray::from(vec![
+            Some(content.as_slice()),
+            Some(&b"abc"[..]),
+            None,
+        ]));
         assert_eq!(cell_to_string(&binary, 0).unwrap(), "<jpeg 4.1 MB>");
         assert_eq!(cell_to_string(&binary, 1).unwrap(), "<binary 3 B>");
         assert_eq!(cell_to_string(&binary, 2).unwrap(), "NULL");
@@ -420,7 +434,10 @@ mod tests {
         assert!(table.ends_with("(2 rows)\n"), "{table}");
         assert!(render(OutputFormat::Table, Some(1)).contains("(2 rows, first 1 shown"));
         assert_eq!(render(OutputFormat::Csv, None), "n,s\n1,\"a,b\"\n,c\n");
-        assert_eq!(render(OutputFormat::Json, None), "[\n  {\"n\":1,\"s\":\"a,b\"},\n  {\"n\":null,\"s\":\"c\"}\n]\n");
+        assert_eq!(
+            render(OutputFormat::Json, None),
+            "[\n  {\"n\":1,\"s\":\"a,b\"},\n  {\"n\":null,\"s\":\"c\"}\n]\n"
+        );
     }
 
     #[test]

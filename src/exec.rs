@@ -12,9 +12,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{plan_err, Result};
 use datafusion::execution::context::SessionContext;
-use datafusion::sql::parser::{CopyToStatement, DFParserBuilder, Statement};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::execute_stream;
+use datafusion::sql::parser::{CopyToStatement, DFParserBuilder, Statement};
 use futures::StreamExt;
 
 use crate::copy_images::{copy_images, is_images_copy};

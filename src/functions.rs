@@ -84,7 +84,7 @@ pub static IMAGES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
         "images(location [, options])",
     )
     .with_argument("location", "A folder ('data/Train/'), a glob ('data/Train/*.jpg') or one file; a local path or an object store URL such as 's3://bucket/prefix/'.")
-    .with_argument("options", "Optional 'key=value, ...' text: drop_invalid=true skips unreadable files, batch_rows=N sets images per batch (default 8), max_pixels=N refuses larger images (default 200000000).")
+    .with_argument("options", "Optional 'key=value, ...' text: drop_invalid=true skips unreadable files, batch_rows=N sets images per batch (default 4), max_pixels=N refuses larger images (default 200000000).")
     .with_sql_example(
         "```sql\n> SELECT name, width, height FROM images('data/sealions/Train/*.jpg') ORDER BY name LIMIT 2;\n+------+-------+--------+\n| name | width | height |\n+------+-------+--------+\n| 0    | 1024  | 683    |\n| 1    | 1024  | 683    |\n+------+-------+--------+\n```",
     )
@@ -142,7 +142,11 @@ pub fn render_help(info: &FunctionInfo) -> String {
         }
     }
     if let Some(example) = &doc.sql_example {
-        let example = example.trim().trim_start_matches("```sql").trim_end_matches("```").trim();
+        let example = example
+            .trim()
+            .trim_start_matches("```sql")
+            .trim_end_matches("```")
+            .trim();
         out.push_str("\nExample:\n");
         for line in example.lines() {
             let _ = writeln!(out, "  {line}");
@@ -162,6 +166,9 @@ mod tests {
     fn summaries_stop_at_the_first_sentence() {
         assert_eq!(first_sentence("Reads a folder. Then more."), "Reads a folder.");
         assert_eq!(first_sentence("Version 1.5 of\n  it"), "Version 1.5 of it");
-        assert_eq!(first_sentence("Grey with Rec. 709 weights. More."), "Grey with Rec. 709 weights.");
+        assert_eq!(
+            first_sentence("Grey with Rec. 709 weights. More."),
+            "Grey with Rec. 709 weights."
+        );
     }
 }

@@ -42,7 +42,7 @@ struct Args {
     batch_size: Option<usize>,
 
     /// Print results only: no banners, row counts or progress.
-    #[arg(short, long)]
+    #[arg(short, long, global = true)]
     quiet: bool,
 
     /// Set a script variable, used as ${NAME} in statements; wins over
@@ -63,10 +63,10 @@ enum Subcommand {
         #[arg(long)]
         out: PathBuf,
         /// Training images.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 30)]
         train: usize,
         /// Test images.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 10)]
         test: usize,
         /// Image size, WIDTHxHEIGHT (the real frames are 4992x3328).
         #[arg(long, default_value = "960x640", value_parser = parse_dimensions)]
@@ -75,7 +75,7 @@ enum Subcommand {
         #[arg(long, default_value_t = 2017)]
         seed: u64,
         /// Most animals in one image.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 80)]
         max_animals: usize,
     },
 }
@@ -92,7 +92,9 @@ fn parse_dimensions(text: &str) -> std::result::Result<(u32, u32), String> {
     match text.split_once(['x', 'X']) {
         Some((w, h)) => match (parse(w), parse(h)) {
             (Some(w), Some(h)) => Ok((w, h)),
-            _ => Err(format!("'{text}': width and height must be whole numbers of at least 64")),
+            _ => Err(format!(
+                "'{text}': width and height must be whole numbers of at least 64"
+            )),
         },
         None => Err(format!("'{text}' is not WIDTHxHEIGHT (example: 4992x3328)")),
     }
@@ -116,7 +118,8 @@ fn gen_sealions(options: rookery::sealions::GenOptions, quiet: bool) -> Result<(
 }
 
 fn parse_format(text: &str) -> std::result::Result<OutputFormat, String> {
-    text.parse().map_err(|e: datafusion::error::DataFusionError| e.to_string())
+    text.parse()
+        .map_err(|e: datafusion::error::DataFusionError| e.to_string())
 }
 
 fn parse_size(text: &str) -> std::result::Result<usize, String> {
@@ -135,7 +138,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    if let Some(Subcommand::GenSealions { out, train, test, size, seed, max_animals }) = args.command {
+    if let Some(Subcommand::GenSealions {
+        out,
+        train,
+        test,
+        size,
+        seed,
+        max_animals,
+    }) = args.command
+    {
         let options = rookery::sealions::GenOptions {
             out,
             train,

@@ -23,7 +23,9 @@ use crate::shell::{Flow, Shell};
 
 const PROMPT: &str = "rookery> ";
 const CONTINUATION_PROMPT: &str = "      -> ";
-const COMMANDS: [&str; 10] = ["\\d", "\\df", "\\h", "\\timing", "\\pset", "\\i", "\\q", "\\?", "format", "maxrows"];
+const COMMANDS: [&str; 10] = [
+    "\\d", "\\df", "\\h", "\\timing", "\\pset", "\\i", "\\q", "\\?", "format", "maxrows",
+];
 
 /// The history file: `$ROOKERY_HISTORY`, else `~/.rookery_history`.
 pub fn history_path() -> Option<PathBuf> {
@@ -58,8 +60,15 @@ impl SqlCompleter {
                 add(name.clone());
             }
         }
-        for keyword in ALL_KEYWORDS.iter().filter(|k| k.to_ascii_lowercase().starts_with(&lower)) {
-            add(if upper_case { keyword.to_string() } else { keyword.to_ascii_lowercase() });
+        for keyword in ALL_KEYWORDS
+            .iter()
+            .filter(|k| k.to_ascii_lowercase().starts_with(&lower))
+        {
+            add(if upper_case {
+                keyword.to_string()
+            } else {
+                keyword.to_ascii_lowercase()
+            });
         }
         for command in COMMANDS.iter().filter(|c| c.starts_with(word)) {
             add(command.to_string());
@@ -100,9 +109,13 @@ impl Helper for SqlCompleter {}
 async fn refresh_names(shell: &Shell, names: &RwLock<BTreeSet<String>>) {
     let mut fresh: BTreeSet<String> = list_functions(&shell.ctx).into_iter().map(|f| f.name).collect();
     for catalog_name in shell.ctx.catalog_names() {
-        let Some(catalog) = shell.ctx.catalog(&catalog_name) else { continue };
+        let Some(catalog) = shell.ctx.catalog(&catalog_name) else {
+            continue;
+        };
         for schema_name in catalog.schema_names() {
-            let Some(schema) = catalog.schema(&schema_name) else { continue };
+            let Some(schema) = catalog.schema(&schema_name) else {
+                continue;
+            };
             for table in schema.table_names() {
                 if let Ok(Some(provider)) = schema.table(&table).await {
                     fresh.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
@@ -128,20 +141,29 @@ pub fn run_repl(runtime: &Runtime, shell: &mut Shell) -> Result<()> {
     let mut editor: Editor<SqlCompleter, FileHistory> =
         Editor::with_config(config).map_err(|e| datafusion::common::DataFusionError::External(Box::new(e)))?;
     let names = Arc::new(RwLock::new(BTreeSet::new()));
-    editor.set_helper(Some(SqlCompleter { names: Arc::clone(&names) }));
+    editor.set_helper(Some(SqlCompleter {
+        names: Arc::clone(&names),
+    }));
     let history = history_path();
     if let Some(path) = &history {
         // A missing history file is normal on first start.
         let _ = editor.load_history(path);
     }
     if interactive {
-        println!("Rookery {}: SQL over images. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+        println!(
+            "Rookery {}: SQL over images. \\? for help, \\q to quit.",
+            env!("CARGO_PKG_VERSION")
+        );
     }
     runtime.block_on(refresh_names(shell, &names));
 
     let mut buffer = String::new();
     loop {
-        let prompt = if is_blank_sql(&buffer) { PROMPT } else { CONTINUATION_PROMPT };
+        let prompt = if is_blank_sql(&buffer) {
+            PROMPT
+        } else {
+            CONTINUATION_PROMPT
+        };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
@@ -205,9 +227,19 @@ mod tests {
 
     #[test]
     fn completes_names_keywords_and_commands() {
-        let names = Arc::new(RwLock::new(BTreeSet::from(["images".to_string(), "train".to_string(), "width".to_string()])));
+        let names = Arc::new(RwLock::new(BTreeSet::from([
+            "images".to_string(),
+            "train".to_string(),
+            "width".to_string(),
+        ])));
         let completer = SqlCompleter { names };
-        let replacements = |word: &str| completer.candidates(word).into_iter().map(|p| p.replacement).collect::<Vec<_>>();
+        let replacements = |word: &str| {
+            completer
+                .candidates(word)
+                .into_iter()
+                .map(|p| p.replacement)
+                .collect::<Vec<_>>()
+        };
         assert!(replacements("ima").contains(&"images".to_string()));
         assert!(replacements("SEL").contains(&"SELECT".to_string()));
         assert!(replacements("sel").contains(&"select".to_string()));

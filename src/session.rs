@@ -67,7 +67,10 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
 pub fn parse_byte_size(text: &str) -> Result<usize> {
     let trimmed = text.trim();
     let lower = trimmed.to_ascii_lowercase();
-    let lower = lower.strip_suffix("ib").or_else(|| lower.strip_suffix('b')).unwrap_or(&lower);
+    let lower = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
     let (number, scale) = match lower.chars().last() {
         Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
         Some('m') => (&lower[..lower.len() - 1], 1 << 20),

@@ -97,7 +97,9 @@ impl Shell {
             match self.vars.get(name) {
                 Some(value) => out.push_str(value),
                 None => {
-                    return plan_err!("undefined variable ${{{name}}}: give it with --set {name}=VALUE or \\set {name} VALUE")
+                    return plan_err!(
+                        "undefined variable ${{{name}}}: give it with --set {name}=VALUE or \\set {name} VALUE"
+                    )
                 }
             }
             rest = &after[end + 1..];
@@ -202,11 +204,19 @@ impl Shell {
             ("\\pset", ["format", format]) => self.format = format.parse()?,
             ("\\pset", ["maxrows", "all"]) => self.max_rows = None,
             ("\\pset", ["maxrows", n]) => {
-                self.max_rows = Some(n.parse().map_err(|_| plan_datafusion_err!("\\pset maxrows takes a number or 'all', not '{n}'"))?)
+                self.max_rows = Some(
+                    n.parse()
+                        .map_err(|_| plan_datafusion_err!("\\pset maxrows takes a number or 'all', not '{n}'"))?,
+                )
             }
-            ("\\pset", []) => println!("format {}\nmaxrows {}", self.format, self.max_rows.map_or("all".to_string(), |n| n.to_string())),
+            ("\\pset", []) => println!(
+                "format {}\nmaxrows {}",
+                self.format,
+                self.max_rows.map_or("all".to_string(), |n| n.to_string())
+            ),
             ("\\i", [file]) => {
-                let text = std::fs::read_to_string(file).map_err(|e| plan_datafusion_err!("cannot read '{file}': {e}"))?;
+                let text =
+                    std::fs::read_to_string(file).map_err(|e| plan_datafusion_err!("cannot read '{file}': {e}"))?;
                 return Box::pin(self.run_text(&text, Some(file))).await;
             }
             ("\\timing" | "\\pset" | "\\i" | "\\d" | "\\df" | "\\h" | "\\set", _) => {
@@ -232,26 +242,41 @@ impl Shell {
 
     fn print_strings(&self, headers: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
         let schema = Arc::new(Schema::new(
-            headers.iter().map(|h| Field::new(*h, DataType::Utf8, false)).collect::<Vec<_>>(),
+            headers
+                .iter()
+                .map(|h| Field::new(*h, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
         ));
         let columns: Vec<ArrayRef> = (0..headers.len())
             .map(|i| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as ArrayRef)
             .collect();
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         let mut out = std::io::stdout().lock();
-        write_results(&mut out, &schema, &[batch], Layout { max_rows: None, ..self.layout() })?;
+        write_results(
+            &mut out,
+            &schema,
+            &[batch],
+            Layout {
+                max_rows: None,
+                ..self.layout()
+            },
+        )?;
         Ok(())
     }
 
     async fn tables(&self) -> Result<Vec<(String, Arc<dyn TableProvider>)>> {
         let mut tables = Vec::new();
         for catalog_name in self.ctx.catalog_names() {
-            let Some(catalog) = self.ctx.catalog(&catalog_name) else { continue };
+            let Some(catalog) = self.ctx.catalog(&catalog_name) else {
+                continue;
+            };
             for schema_name in catalog.schema_names() {
                 if schema_name == "information_schema" {
                     continue;
                 }
-                let Some(schema) = catalog.schema(&schema_name) else { continue };
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
                 for table in schema.table_names() {
                     if let Some(provider) = schema.table(&table).await? {
                         tables.push((table, provider));
@@ -319,7 +344,10 @@ impl Shell {
 
     fn help(&self, name: &str) -> Result<()> {
         let name = name.trim_end_matches(';').to_ascii_lowercase();
-        let matches: Vec<_> = list_functions(&self.ctx).into_iter().filter(|f| f.name == name).collect();
+        let matches: Vec<_> = list_functions(&self.ctx)
+            .into_iter()
+            .filter(|f| f.name == name)
+            .collect();
         if matches.is_empty() {
             return plan_err!("no function named '{name}' (\\df lists the functions)");
         }

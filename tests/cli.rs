@@ -20,7 +20,12 @@ fn with_stdin(mut command: Command, input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rookery");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
     child.wait_with_output().expect("rookery runs")
 }
 
@@ -39,7 +44,10 @@ const NAMES_QUERY: &str = "SELECT name, width, height FROM images('mixed') ORDER
 #[test]
 fn command_mode_answers_with_a_corrupt_file_in_the_folder() {
     let dir = fixtures();
-    let output = rookery(dir.path()).args(["--format", "csv", "-c", NAMES_QUERY]).output().expect("run");
+    let output = rookery(dir.path())
+        .args(["--format", "csv", "-c", NAMES_QUERY])
+        .output()
+        .expect("run");
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
         text(&output.stdout),
@@ -50,29 +58,48 @@ fn command_mode_answers_with_a_corrupt_file_in_the_folder() {
 #[test]
 fn file_mode_runs_scripts_in_order_and_stops_at_an_error() {
     let dir = fixtures();
-    std::fs::write(dir.path().join("a.sql"), "CREATE VIEW v AS SELECT name FROM images('good');\n").unwrap();
+    std::fs::write(
+        dir.path().join("a.sql"),
+        "CREATE VIEW v AS SELECT name FROM images('good');\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("b.sql"), "SELECT count(*) AS n FROM v;\n").unwrap();
-    let output = rookery(dir.path()).args(["-q", "-f", "a.sql", "b.sql"]).output().expect("run");
+    let output = rookery(dir.path())
+        .args(["-q", "-f", "a.sql", "b.sql"])
+        .output()
+        .expect("run");
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("| 7 |"), "{}", text(&output.stdout));
 
     // -f may also be repeated.
-    let output = rookery(dir.path()).args(["-f", "a.sql", "-f", "b.sql", "--format", "json"]).output().expect("run");
+    let output = rookery(dir.path())
+        .args(["-f", "a.sql", "-f", "b.sql", "--format", "json"])
+        .output()
+        .expect("run");
     assert_eq!(text(&output.stdout), "[\n  {\"n\":7}\n]\n");
 
     std::fs::write(dir.path().join("bad.sql"), "SELECT 1;\n\nSELEC 2;\nSELECT 3;\n").unwrap();
-    let output = rookery(dir.path()).args(["--format", "csv", "-f", "bad.sql"]).output().expect("run");
+    let output = rookery(dir.path())
+        .args(["--format", "csv", "-f", "bad.sql"])
+        .output()
+        .expect("run");
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert!(stderr.contains("bad.sql:3"), "{stderr}");
     assert!(stderr.contains("SELEC"), "{stderr}");
-    assert!(!text(&output.stdout).contains('3'), "stopped before the third statement");
+    assert!(
+        !text(&output.stdout).contains('3'),
+        "stopped before the third statement"
+    );
 }
 
 #[test]
 fn command_mode_fails_on_bad_sql() {
     let dir = fixtures();
-    let output = rookery(dir.path()).args(["-c", "SELECT * FROM nowhere"]).output().expect("run");
+    let output = rookery(dir.path())
+        .args(["-c", "SELECT * FROM nowhere"])
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("nowhere"), "{}", text(&output.stderr));
 }
@@ -111,7 +138,9 @@ SELECT 'not reached';
     assert!(stdout.contains("| image   | image"), "{stdout}");
     // \df and \h show the function's documentation.
     assert!(
-        stdout.lines().any(|l| l.starts_with("| images ") && l.contains("| table ") && l.contains("| rookery |")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("| images ") && l.contains("| table ") && l.contains("| rookery |")),
         "{stdout}"
     );
     assert!(stdout.contains("images(location [, options])"), "{stdout}");
@@ -125,7 +154,10 @@ SELECT 'not reached';
 #[test]
 fn repl_prints_images_compactly() {
     let dir = fixtures();
-    let output = with_stdin(rookery(dir.path()), "SELECT name, content, image FROM images('good/1.jpg');\n");
+    let output = with_stdin(
+        rookery(dir.path()),
+        "SELECT name, content, image FROM images('good/1.jpg');\n",
+    );
     let stdout = text(&output.stdout);
     assert!(stdout.contains("| 1    | <jpeg 834 B> | <image 40x30x3> |"), "{stdout}");
 }
@@ -144,5 +176,9 @@ fn memory_limit_is_an_error_not_a_crash() {
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
-    assert!(text(&output.stderr).contains("Resources exhausted"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("Resources exhausted"),
+        "{}",
+        text(&output.stderr)
+    );
 }

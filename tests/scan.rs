@@ -38,7 +38,13 @@ fn session(options: EngineOptions) -> SessionContext {
 
 /// Runs `sql` and sums a metric over the image scans of its plan.
 async fn run_and_count(ctx: &SessionContext, sql: &str, metric: &str) -> (Vec<RecordBatch>, usize) {
-    let plan = ctx.sql(sql).await.expect("plan").create_physical_plan().await.expect("physical plan");
+    let plan = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .create_physical_plan()
+        .await
+        .expect("physical plan");
     let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.expect("run");
     let mut total = 0;
     plan.apply(|node| {
@@ -62,7 +68,12 @@ async fn queries_without_image_decode_nothing() {
     let ctx = session(EngineOptions::default());
     let good = format!("images('{}/good/')", f.root);
 
-    let (batches, decoded) = run_and_count(&ctx, &format!("SELECT name, width, height, format FROM {good}"), "images_decoded").await;
+    let (batches, decoded) = run_and_count(
+        &ctx,
+        &format!("SELECT name, width, height, format FROM {good}"),
+        "images_decoded",
+    )
+    .await;
     assert_eq!((rows(&batches), decoded), (7, 0));
     let (_, whole_files) = run_and_count(&ctx, &format!("SELECT name, width FROM {good}"), "files_read").await;
     assert_eq!(whole_files, 0, "header-only queries read no whole files");
@@ -79,7 +90,10 @@ async fn queries_without_image_decode_nothing() {
 async fn filters_run_before_decoding() {
     let f = fixture();
     let ctx = session(EngineOptions::default());
-    let sql = format!("SELECT image FROM images('{}/good/') WHERE name = '1' OR width = 30", f.root);
+    let sql = format!(
+        "SELECT image FROM images('{}/good/') WHERE name = '1' OR width = 30",
+        f.root
+    );
     let (batches, decoded) = run_and_count(&ctx, &sql, "images_decoded").await;
     assert_eq!((rows(&batches), decoded), (2, 2));
 }
@@ -91,7 +105,10 @@ async fn batches_stay_small_above_image_scans() {
     // Filters that the scan cannot take, and a join, both re-batch their
     // input: with images they must keep the scan's batch size.
     let queries = [
-        format!("SELECT name, image FROM images('{}/good/', 'batch_rows=2') WHERE image['channels'] = 3", f.root),
+        format!(
+            "SELECT name, image FROM images('{}/good/', 'batch_rows=2') WHERE image['channels'] = 3",
+            f.root
+        ),
         format!(
             "SELECT t.train_id, i.image FROM images('{root}/good/', 'batch_rows=2') i \
              JOIN (VALUES (0), (1), (2), (3), (4), (5), (6)) AS t(train_id) \

@@ -24,13 +24,23 @@ SELECT
 fn run(dir: &Path, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["--format", "csv", "--quiet", "--set", &format!("data={}", dir.display())])
+        .args([
+            "--format",
+            "csv",
+            "--quiet",
+            "--set",
+            &format!("data={}", dir.display()),
+        ])
         .args(["--set", &format!("out={}/out", dir.display())])
         .args(args)
         .output()
         .expect("run rookery");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     stdout
 }
 
@@ -76,7 +86,12 @@ fn dots_match_train_csv_and_thumbnails_are_written() {
         .and_then(|rest| rest.lines().next())
         .unwrap_or_else(|| panic!("no check in:\n{stdout}"));
     let fields: Vec<u64> = check.split(',').map(|v| v.parse().expect("number")).collect();
-    assert_eq!((fields[0], fields[1]), (0, 0), "missing, extra of {} true dots", fields[2]);
+    assert_eq!(
+        (fields[0], fields[1]),
+        (0, 0),
+        "missing, extra of {} true dots",
+        fields[2]
+    );
     // 03_thumbnails.sql: labelled thumbnails in Parquet.
     assert!(dir.path().join("out/thumbnails.parquet").exists());
     assert!(stdout.contains("adult_females,"), "{stdout}");

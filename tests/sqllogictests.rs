@@ -48,12 +48,21 @@ impl AsyncDB for RookeryDb {
         if result.schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }
-        let types = result.schema.fields().iter().map(|f| column_type(f.data_type())).collect();
+        let types = result
+            .schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
         let mut rows = Vec::new();
         for batch in &result.batches {
             for row in batch_to_strings(batch, "NULL")? {
                 // An empty string prints as (empty), as in DataFusion's own tests.
-                rows.push(row.into_iter().map(|c| if c.is_empty() { "(empty)".to_string() } else { c }).collect());
+                rows.push(
+                    row.into_iter()
+                        .map(|c| if c.is_empty() { "(empty)".to_string() } else { c })
+                        .collect(),
+                );
             }
         }
         Ok(DBOutput::Rows { types, rows })

@@ -45,9 +45,9 @@ impl PhysicalOptimizerRule for CapBatchesOverImages {
                 return Ok(Transformed::no(node));
             };
             match image_batch_rows(filter.input()) {
-                Some(rows) if rows < filter.batch_size() => {
-                    Ok(Transformed::yes(Arc::new(filter.with_batch_size(rows)?) as Arc<dyn ExecutionPlan>))
-                }
+                Some(rows) if rows < filter.batch_size() => Ok(Transformed::yes(
+                    Arc::new(filter.with_batch_size(rows)?) as Arc<dyn ExecutionPlan>,
+                )),
                 _ => Ok(Transformed::no(node)),
             }
         })

@@ -181,9 +181,10 @@ pub struct ImagesTableFunction;
 
 fn string_literal(expr: &Expr) -> Option<&str> {
     match expr {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
-            Some(s.as_str())
-        }
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Some(s.as_str()),
         _ => None,
     }
 }
@@ -191,7 +192,7 @@ fn string_literal(expr: &Expr) -> Option<&str> {
 impl TableFunctionImpl for ImagesTableFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        let usage = "images('folder/' | 'folder/*.jpg' [, 'drop_invalid=true, batch_rows=8, max_pixels=N'])";
+        let usage = "images('folder/' | 'folder/*.jpg' [, 'drop_invalid=true, batch_rows=4, max_pixels=N'])";
         let (location, options) = match exprs {
             [location] => (string_literal(location), Some("")),
             [location, options] => (string_literal(location), string_literal(options)),

@@ -9,7 +9,7 @@ use rookery_udfs::codec::DEFAULT_MAX_PIXELS;
 /// Images per batch when a query reads content or pixels. Small, because a
 /// decoded 4992x3328 frame is 50 MB; header-only queries use the session's
 /// batch size instead.
-pub const DEFAULT_BATCH_ROWS: usize = 8;
+pub const DEFAULT_BATCH_ROWS: usize = 4;
 
 /// How an image table reads its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn rejects_unknown_and_bad_values() {
         let err = ImageOptions::parse_list("dropinvalid=true").unwrap_err();
-        assert!(err.to_string().contains("unknown image table option 'dropinvalid'"), "{err}");
+        assert!(
+            err.to_string().contains("unknown image table option 'dropinvalid'"),
+            "{err}"
+        );
         let err = ImageOptions::parse_list("batch_rows=0").unwrap_err();
         assert!(err.to_string().contains("batch_rows"), "{err}");
         let err = ImageOptions::parse_list("drop_invalid").unwrap_err();

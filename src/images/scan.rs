@@ -35,8 +35,10 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use rookery_udfs::codec::{self, ImageHeader};
-use rookery_udfs::{Image, ImageArrayBuilder};
+use datafusion::arrow::array::{LargeBinaryArray, StructArray, UInt8Builder};
+use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
+use rookery_udfs::codec::{self, ImageHeader, PixelLayout};
+use rookery_udfs::image_value::image_fields;
 
 use super::columns;
 use super::options::ImageOptions;
@@ -145,7 +147,8 @@ impl ImageScanExec {
         let filter = match filter_expr {
             Some(expr) => {
                 for column in expr.column_refs() {
-                    filter_needs_header |= [columns::FORMAT, columns::WIDTH, columns::HEIGHT].contains(&column.name.as_str());
+                    filter_needs_header |=
+                        [columns::FORMAT, columns::WIDTH, columns::HEIGHT].contains(&column.name.as_str());
                     used.push(column.name.clone());
                 }
                 let df_schema = DFSchema::try_from(table_schema.as_ref().clone())?;
@@ -331,7 +334,9 @@ struct FileRow {
     name: String,
     header: Option<ImageHeader>,
     content: Option<Bytes>,
-    image: Option<Image>,
+    /// Layout of this row's decoded pixels, which lie in the batch's pixel
+    /// buffer right after those of the rows before it.
+    pixels: Option<PixelLayout>,
     error: Option<String>,
 }
 
@@ -353,7 +358,7 @@ impl FileRow {
             name,
             header: None,
             content: None,
-            image: None,
+            pixels: None,
             error: None,
         }
     }
@@ -388,7 +393,10 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> (std::result
         Ok(header) => (Ok(header), prefix_len),
         Err(e) if meta.size <= prefix_len => (Err(e.to_string()), prefix_len),
         Err(_) => match read_whole(store, meta).await {
-            Ok(bytes) => (codec::read_header(&bytes).map_err(|e| e.to_string()), prefix_len + meta.size),
+            Ok(bytes) => (
+                codec::read_header(&bytes).map_err(|e| e.to_string()),
+                prefix_len + meta.size,
+            ),
             Err(e) => (Err(e), prefix_len),
         },
     }
@@ -429,7 +437,10 @@ impl PartitionReader {
     async fn read_files(&mut self, metas: Vec<ObjectMeta>) -> Result<RecordBatch> {
         let settings = Arc::clone(&self.settings);
         let work = settings.work;
-        let mut rows: Vec<FileRow> = metas.into_iter().map(|m| FileRow::new(m, &settings.store_url)).collect();
+        let mut rows: Vec<FileRow> = metas
+            .into_iter()
+            .map(|m| FileRow::new(m, &settings.store_url))
+            .collect();
 
         if work.header && (!work.content || work.filter_needs_header) {
             self.read_headers(&mut rows).await;
@@ -440,9 +451,7 @@ impl PartitionReader {
         if work.content {
             self.read_contents(&mut rows).await?;
         }
-        if work.decode {
-            self.decode(&mut rows)?;
-        }
+        let pixels = if work.decode { self.decode(&mut rows)? } else { Vec::new() };
         for row in &rows {
             if row.error.is_some() {
                 self.metrics.invalid_files.add(1);
@@ -451,7 +460,13 @@ impl PartitionReader {
         if settings.options.drop_invalid {
             rows.retain(|row| row.error.is_none());
         }
-        build_batch(&settings.table_schema, &settings.projection, &settings.projected_schema, rows)
+        build_batch(
+            &settings.table_schema,
+            &settings.projection,
+            &settings.projected_schema,
+            &rows,
+            pixels,
+        )
     }
 
     async fn read_headers(&mut self, rows: &mut [FileRow]) {
@@ -503,37 +518,49 @@ impl PartitionReader {
         Ok(())
     }
 
-    fn decode(&mut self, rows: &mut [FileRow]) -> Result<()> {
+    /// Decodes every row that has content into one buffer for the batch,
+    /// which becomes the image column's data without a copy. The buffer is
+    /// zeroed memory from the allocator (pages untouched until written), at
+    /// four bytes a pixel so any layout fits; it is trimmed afterwards.
+    fn decode(&mut self, rows: &mut [FileRow]) -> Result<Vec<u8>> {
         let max_pixels = self.settings.options.max_pixels;
+        let decodable = |row: &FileRow| -> Option<usize> {
+            let header = row.header.as_ref()?;
+            let fits = (header.width as u64 * header.height as u64) <= max_pixels;
+            (row.error.is_none() && row.content.is_some() && fits).then(|| codec::decode_buffer_len(header))
+        };
+        let capacity: usize = rows.iter().filter_map(decodable).sum();
+        // Reserve before allocating, so the memory limit refuses the batch
+        // instead of the kernel killing the process.
+        self.reservation.try_grow(capacity)?;
+        let mut pixels = vec![0u8; capacity];
+        let mut used = 0;
         for row in rows.iter_mut() {
-            let (Some(bytes), Some(header), None) = (&row.content, &row.header, &row.error) else {
+            let (Some(bytes), None) = (&row.content, &row.error) else {
                 continue;
             };
-            let pixels = header.width as u64 * header.height as u64;
-            if pixels <= max_pixels {
-                // Reserve before allocating, so the memory limit refuses the
-                // image instead of the kernel killing the process.
-                self.reservation.try_grow(pixels as usize * 3)?;
-            }
             let timer = self.metrics.decode_time.timer();
-            let decoded = codec::decode(bytes, max_pixels);
+            let decoded = codec::decode_into(bytes, max_pixels, &mut pixels[used..]);
             timer.done();
             match decoded {
-                Ok((_, image)) => {
+                Ok((_, layout)) => {
                     self.metrics.images_decoded.add(1);
                     SCAN_PROGRESS.images_decoded.fetch_add(1, Ordering::Relaxed);
-                    row.image = Some(image);
+                    used += layout.byte_len();
+                    row.pixels = Some(layout);
                 }
                 Err(e) => row.error = Some(e.to_string()),
             }
         }
-        Ok(())
+        pixels.truncate(used);
+        pixels.shrink_to_fit();
+        Ok(pixels)
     }
 
     fn apply_filter(&self, rows: Vec<FileRow>, filter: &dyn PhysicalExpr) -> Result<Vec<FileRow>> {
         let settings = &self.settings;
         let all: Vec<usize> = (0..settings.table_schema.fields().len()).collect();
-        let batch = build_batch_ref(&settings.table_schema, &all, &settings.table_schema, &rows)?;
+        let batch = build_batch(&settings.table_schema, &all, &settings.table_schema, &rows, Vec::new())?;
         let mask = filter.evaluate(&batch)?.into_array(batch.num_rows())?;
         let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else {
             return internal_err!("image scan filter did not return booleans");
@@ -547,29 +574,65 @@ impl PartitionReader {
     }
 }
 
+/// Builds the projected columns from the rows as they stand; what has not
+/// been read yet (content, pixels) is NULL. `pixels` holds the decoded
+/// rows' pixels, in row order.
 fn build_batch(
     table_schema: &SchemaRef,
     projection: &[usize],
     projected_schema: &SchemaRef,
-    rows: Vec<FileRow>,
-) -> Result<RecordBatch> {
-    build_batch_ref(table_schema, projection, projected_schema, &rows)
-}
-
-/// Builds the projected columns from the rows as they stand; what has not
-/// been read yet (content, pixels) is NULL.
-fn build_batch_ref(
-    table_schema: &SchemaRef,
-    projection: &[usize],
-    projected_schema: &SchemaRef,
     rows: &[FileRow],
+    pixels: Vec<u8>,
 ) -> Result<RecordBatch> {
+    let mut pixels = Some(pixels);
     let columns = projection
         .iter()
-        .map(|&i| build_column(table_schema.field(i).name(), rows))
+        .map(|&i| match table_schema.field(i).name().as_str() {
+            columns::IMAGE => image_column(rows, pixels.take().unwrap_or_default()),
+            name => build_column(name, rows),
+        })
         .collect::<Result<Vec<_>>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
     RecordBatch::try_new_with_options(Arc::clone(projected_schema), columns, &options).map_err(DataFusionError::from)
+}
+
+/// The image column over the batch's pixel buffer, without copying it.
+fn image_column(rows: &[FileRow], pixels: Vec<u8>) -> Result<ArrayRef> {
+    let mut widths = UInt32Builder::with_capacity(rows.len());
+    let mut heights = UInt32Builder::with_capacity(rows.len());
+    let mut channels = UInt8Builder::with_capacity(rows.len());
+    let mut offsets = Vec::with_capacity(rows.len() + 1);
+    offsets.push(0i64);
+    let mut end = 0usize;
+    for row in rows {
+        let layout = row.pixels.unwrap_or(PixelLayout {
+            width: 0,
+            height: 0,
+            channels: 0,
+        });
+        widths.append_value(layout.width);
+        heights.append_value(layout.height);
+        channels.append_value(layout.channels);
+        end += layout.byte_len();
+        offsets.push(end as i64);
+    }
+    if end != pixels.len() {
+        return internal_err!("image scan: {} bytes of pixels for rows needing {end}", pixels.len());
+    }
+    let data = LargeBinaryArray::try_new(OffsetBuffer::new(offsets.into()), Buffer::from_vec(pixels), None)?;
+    let valid: Vec<bool> = rows.iter().map(|r| r.pixels.is_some()).collect();
+    let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
+    let images = StructArray::try_new(
+        image_fields(),
+        vec![
+            Arc::new(widths.finish()),
+            Arc::new(heights.finish()),
+            Arc::new(channels.finish()),
+            Arc::new(data),
+        ],
+        nulls,
+    )?;
+    Ok(Arc::new(images))
 }
 
 fn string_column(rows: &[FileRow], value: impl Fn(&FileRow) -> Option<&str>) -> ArrayRef {
@@ -592,7 +655,9 @@ fn build_column(name: &str, rows: &[FileRow]) -> Result<ArrayRef> {
     Ok(match name {
         columns::PATH => string_column(rows, |r| Some(r.path.as_str())),
         columns::NAME => string_column(rows, |r| Some(r.name.as_str())),
-        columns::FORMAT => string_column(rows, |r| r.header.as_ref().filter(|_| r.error.is_none()).map(|h| h.format)),
+        columns::FORMAT => string_column(rows, |r| {
+            r.header.as_ref().filter(|_| r.error.is_none()).map(|h| h.format)
+        }),
         columns::ERROR => string_column(rows, |r| r.error.as_deref()),
         columns::SIZE => {
             let mut builder = UInt64Builder::with_capacity(rows.len());
@@ -608,14 +673,6 @@ fn build_column(name: &str, rows: &[FileRow]) -> Result<ArrayRef> {
             let mut builder = LargeBinaryBuilder::with_capacity(rows.len(), total);
             for row in rows {
                 builder.append_option(row.content.as_deref().filter(|_| row.error.is_none()));
-            }
-            Arc::new(builder.finish())
-        }
-        columns::IMAGE => {
-            let total: usize = rows.iter().filter_map(|r| r.image.as_ref()).map(|i| i.data.len()).sum();
-            let mut builder = ImageArrayBuilder::with_capacity(rows.len(), total);
-            for row in rows {
-                builder.append_option(row.image.as_ref().map(Image::view));
             }
             Arc::new(builder.finish())
         }

@@ -171,7 +171,10 @@ fn scene(rng: &mut Rng, width: u32, height: u32) -> Scene {
 
 fn in_mask(scene: &Scene, x: f64, y: f64, margin: f64) -> bool {
     scene.masks.iter().any(|&(mx, my, mw, mh)| {
-        x > mx as f64 - margin && x < (mx + mw) as f64 + margin && y > my as f64 - margin && y < (my + mh) as f64 + margin
+        x > mx as f64 - margin
+            && x < (mx + mw) as f64 + margin
+            && y > my as f64 - margin
+            && y < (my + mh) as f64 + margin
     })
 }
 
@@ -208,8 +211,14 @@ fn draw_animal(image: &mut RgbImage, animal: &Animal, seed: u64) {
     let half_wid = animal.length * 0.21;
     let (cos, sin) = (animal.angle.cos(), animal.angle.sin());
     let reach = half_len + 8.0;
-    let (x0, x1) = ((animal.x - reach).max(0.0) as u32, ((animal.x + reach) as u32).min(image.width() - 1));
-    let (y0, y1) = ((animal.y - reach).max(0.0) as u32, ((animal.y + reach) as u32).min(image.height() - 1));
+    let (x0, x1) = (
+        (animal.x - reach).max(0.0) as u32,
+        ((animal.x + reach) as u32).min(image.width() - 1),
+    );
+    let (y0, y1) = (
+        (animal.y - reach).max(0.0) as u32,
+        ((animal.y + reach) as u32).min(image.height() - 1),
+    );
     let _ = length;
     for y in y0..=y1 {
         for x in x0..=x1 {
@@ -385,7 +394,10 @@ pub fn generate(options: &GenOptions, threads: usize, progress: impl Fn(&str) + 
     }
     let mismatched = mismatched_ids(options);
     // (kind, index) work items; results come back in order.
-    let items: Vec<(u64, usize)> = (0..options.train).map(|i| (0, i)).chain((0..options.test).map(|i| (1, i))).collect();
+    let items: Vec<(u64, usize)> = (0..options.train)
+        .map(|i| (0, i))
+        .chain((0..options.test).map(|i| (1, i)))
+        .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: std::sync::Mutex<Vec<Option<Vec<Animal>>>> = std::sync::Mutex::new(vec![None; items.len()]);
     let error: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
@@ -397,7 +409,10 @@ pub fn generate(options: &GenOptions, threads: usize, progress: impl Fn(&str) + 
                 let shift = (kind == 0 && mismatched.contains(&index)).then(|| {
                     let mut rng = Rng::derive(options.seed, 3, index as u64);
                     let sign = |rng: &mut Rng| if rng.unit() < 0.5 { -1 } else { 1 };
-                    (sign(&mut rng) * rng.range(15.0, 40.0) as i64, sign(&mut rng) * rng.range(15.0, 40.0) as i64)
+                    (
+                        sign(&mut rng) * rng.range(15.0, 40.0) as i64,
+                        sign(&mut rng) * rng.range(15.0, 40.0) as i64,
+                    )
                 });
                 let frame = make_frame(options, kind, index as u64, shift);
                 let written = (|| -> std::io::Result<()> {
@@ -413,7 +428,11 @@ pub fn generate(options: &GenOptions, threads: usize, progress: impl Fn(&str) + 
                     *error.lock().expect("lock") = Some(e);
                     break;
                 }
-                progress(&format!("{} {index}: {} animals", if kind == 0 { "train" } else { "test" }, frame.animals.len()));
+                progress(&format!(
+                    "{} {index}: {} animals",
+                    if kind == 0 { "train" } else { "test" },
+                    frame.animals.len()
+                ));
                 results.lock().expect("lock")[n] = Some(frame.animals);
             });
         }
@@ -467,12 +486,12 @@ pub fn generate(options: &GenOptions, threads: usize, progress: impl Fn(&str) + 
 pub fn sample_options(out: &Path) -> GenOptions {
     GenOptions {
         out: out.to_path_buf(),
-        train: 16,
-        test: 8,
+        train: 30,
+        test: 10,
         width: 960,
         height: 640,
         seed: 2017,
-        max_animals: 60,
+        max_animals: 80,
     }
 }
 
@@ -498,12 +517,25 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         generate(&small(a.path(), 7), 2, |_| {}).unwrap();
         generate(&small(b.path(), 7), 1, |_| {}).unwrap();
-        for name in ["Train/0.jpg", "TrainDotted/2.jpg", "Test/1.jpg", "Train/train.csv", "truth/test_counts.csv"] {
-            assert_eq!(std::fs::read(a.path().join(name)).unwrap(), std::fs::read(b.path().join(name)).unwrap(), "{name}");
+        for name in [
+            "Train/0.jpg",
+            "TrainDotted/2.jpg",
+            "Test/1.jpg",
+            "Train/train.csv",
+            "truth/test_counts.csv",
+        ] {
+            assert_eq!(
+                std::fs::read(a.path().join(name)).unwrap(),
+                std::fs::read(b.path().join(name)).unwrap(),
+                "{name}"
+            );
         }
         let c = tempfile::tempdir().unwrap();
         generate(&small(c.path(), 8), 2, |_| {}).unwrap();
-        assert_ne!(std::fs::read(a.path().join("Train/0.jpg")).unwrap(), std::fs::read(c.path().join("Train/0.jpg")).unwrap());
+        assert_ne!(
+            std::fs::read(a.path().join("Train/0.jpg")).unwrap(),
+            std::fs::read(c.path().join("Train/0.jpg")).unwrap()
+        );
     }
 
     #[test]

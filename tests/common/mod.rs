@@ -16,7 +16,9 @@ pub fn gradient(width: u32, height: u32) -> RgbImage {
 
 pub fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut out = Vec::new();
-    image.write_to(&mut Cursor::new(&mut out), format).expect("encode fixture");
+    image
+        .write_to(&mut Cursor::new(&mut out), format)
+        .expect("encode fixture");
     out
 }
 
@@ -48,14 +50,31 @@ fn write(path: PathBuf, bytes: &[u8]) {
 /// - `good/`: one valid image per format, named by id (0-6);
 /// - `mixed/`: two valid images plus a corrupt, a truncated and an empty
 ///   file, a text file and a PNG named `.jpg`;
-/// - `train.csv` and `labels.tsv`: labels for the ids of `good/`.
+/// - `train.csv` and `labels.tsv`: labels for the ids of `good/`;
+/// - `sealions/`: a small generated sea-lion set (see `rookery gen-sealions`).
 pub fn write_fixtures(root: &Path) {
+    let sealions = rookery::sealions::GenOptions {
+        out: root.join("sealions"),
+        train: 3,
+        test: 1,
+        width: 320,
+        height: 256,
+        seed: 3,
+        max_animals: 30,
+    };
+    rookery::sealions::generate(&sealions, 2, |_| {}).expect("generate sea lions");
     let rgb = |w, h| DynamicImage::ImageRgb8(gradient(w, h));
     let good = root.join("good");
     write(good.join("0.png"), &encode(&rgb(4, 3), ImageFormat::Png));
     write(good.join("1.jpg"), &encode(&rgb(40, 30), ImageFormat::Jpeg));
-    write(good.join("2.png"), &encode(&DynamicImage::ImageLuma8(rgb(5, 5).to_luma8()), ImageFormat::Png));
-    write(good.join("3.jpg"), &with_exif_orientation(&encode(&rgb(40, 30), ImageFormat::Jpeg), 6));
+    write(
+        good.join("2.png"),
+        &encode(&DynamicImage::ImageLuma8(rgb(5, 5).to_luma8()), ImageFormat::Png),
+    );
+    write(
+        good.join("3.jpg"),
+        &with_exif_orientation(&encode(&rgb(40, 30), ImageFormat::Jpeg), 6),
+    );
     write(good.join("4.bmp"), &encode(&rgb(3, 2), ImageFormat::Bmp));
     write(good.join("5.tiff"), &encode(&rgb(6, 4), ImageFormat::Tiff));
     write(good.join("6.webp"), &encode(&rgb(8, 8), ImageFormat::WebP));

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, LargeBinaryArray, ListArray, StringArray, StructArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Float64Array, Int64Array, LargeBinaryArray, ListArray, StringArray, StructArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{exec_err, plan_err, DataFusionError, Result};
 use datafusion::logical_expr::ColumnarValue;
@@ -54,7 +56,10 @@ impl ArgKind {
             Self::Text => (null || matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
                 .then_some(DataType::Utf8),
             Self::Binary => (null
-                || matches!(data_type, DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_)))
+                || matches!(
+                    data_type,
+                    DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_)
+                ))
             .then_some(DataType::LargeBinary),
             Self::Dots => (null || data_type == &dots_type()).then(dots_type),
         }
@@ -203,7 +208,13 @@ pub fn dots_at(list: &ListArray, row: usize) -> Result<Option<Vec<(u32, u32, Opt
     Ok(Some(
         (0..dots.len())
             .filter(|&i| dots.is_valid(i))
-            .map(|i| (xs.value(i), ys.value(i), classes.is_valid(i).then(|| classes.value(i).to_string())))
+            .map(|i| {
+                (
+                    xs.value(i),
+                    ys.value(i),
+                    classes.is_valid(i).then(|| classes.value(i).to_string()),
+                )
+            })
             .collect(),
     ))
 }

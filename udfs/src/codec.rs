@@ -66,10 +66,7 @@ fn decode_error(format: ImageFormat, e: image::ImageError) -> ImageError {
 fn swaps_axes(orientation: Orientation) -> bool {
     matches!(
         orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
     )
 }
 
@@ -77,11 +74,7 @@ fn header_of(decoder: &mut impl ImageDecoder, format: ImageFormat) -> ImageHeade
     let (w, h) = decoder.dimensions();
     // A missing or unreadable EXIF block means "as stored".
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let (width, height) = if swaps_axes(orientation) {
-        (h, w)
-    } else {
-        (w, h)
-    };
+    let (width, height) = if swaps_axes(orientation) { (h, w) } else { (w, h) };
     ImageHeader {
         format: format_name(format),
         width,
@@ -93,9 +86,7 @@ fn header_of(decoder: &mut impl ImageDecoder, format: ImageFormat) -> ImageHeade
 /// error then can mean the header lies further in.
 pub fn read_header(bytes: &[u8]) -> Result<ImageHeader> {
     let (reader, format) = reader(bytes)?;
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| decode_error(format, e))?;
+    let mut decoder = reader.into_decoder().map_err(|e| decode_error(format, e))?;
     Ok(header_of(&mut decoder, format))
 }
 
@@ -116,28 +107,32 @@ fn check_pixels(header: &ImageHeader, max_pixels: u64) -> Result<()> {
 /// True when a JPEG's last scan is followed by the end-of-image marker.
 /// The decoder fills a cut-off scan with grey instead of failing, so a
 /// truncated file is caught here. Markers cannot occur inside entropy-coded
-/// data (0xFF there is always followed by 0x00 or a restart marker).
+/// data (0xFF there is always followed by 0x00 or a restart marker), so the
+/// first of EOI (FFD9) or SOS (FFDA) met going back from the end decides;
+/// for a whole file that is within its last bytes.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_scan {
-        Some(start) => bytes[start..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        None => false,
+    for i in (0..bytes.len().saturating_sub(1)).rev() {
+        if bytes[i] == 0xFF {
+            match bytes[i + 1] {
+                0xD9 => return true,
+                0xDA => return false,
+                _ => {}
+            }
+        }
     }
+    false
 }
 
-/// Decodes to 8-bit grey, RGB or RGBA (16-bit and float images are scaled
-/// to 8 bits; grey+alpha becomes RGBA), with EXIF orientation applied.
-/// Refuses images of more than `max_pixels` pixels before allocating them.
-pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(ImageHeader, Image)> {
+/// Opens a decoder with limits, reads the header and checks the pixel
+/// limit and (for JPEG) that the file is whole.
+fn prepare(bytes: &[u8], max_pixels: u64) -> Result<(impl ImageDecoder + '_, ImageHeader, Orientation)> {
     let (mut reader, format) = reader(bytes)?;
     let mut limits = Limits::default();
     // The decoder's own allocation cap must not be lower than our pixel cap
-    // (4 bytes a pixel covers RGBA), or big legal images would fail.
+    // (8 bytes a pixel covers 16-bit RGBA), or big legal images would fail.
     limits.max_alloc = Some(max_pixels.saturating_mul(8).max(512 << 20));
     reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| decode_error(format, e))?;
+    let mut decoder = reader.into_decoder().map_err(|e| decode_error(format, e))?;
     let header = header_of(&mut decoder, format);
     check_pixels(&header, max_pixels)?;
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
@@ -147,9 +142,86 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(ImageHeader, Image)> {
         });
     }
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut dynamic = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(format, e))?;
+    Ok((decoder, header, orientation))
+}
+
+/// Decodes to 8-bit grey, RGB or RGBA (16-bit and float images are scaled
+/// to 8 bits; grey+alpha becomes RGBA), with EXIF orientation applied.
+/// Refuses images of more than `max_pixels` pixels before allocating them.
+pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(ImageHeader, Image)> {
+    let (decoder, header, orientation) = prepare(bytes, max_pixels)?;
+    let format = header.format;
+    let mut dynamic = DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Decode {
+        format,
+        message: e.to_string(),
+    })?;
     dynamic.apply_orientation(orientation);
     Ok((header, from_dynamic(dynamic)))
+}
+
+/// Width, height and channels of decoded pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelLayout {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+}
+
+impl PixelLayout {
+    pub fn byte_len(&self) -> usize {
+        self.width as usize * self.height as usize * self.channels as usize
+    }
+}
+
+/// Bytes [`decode_into`] may need for an image of this header: four a pixel.
+pub fn decode_buffer_len(header: &ImageHeader) -> usize {
+    header.width as usize * header.height as usize * 4
+}
+
+/// Decodes like [`decode`], writing the pixels to the start of `out`
+/// (at least [`decode_buffer_len`] bytes) instead of a buffer of its own:
+/// for 8-bit grey, RGB and RGBA images without EXIF rotation the decoder
+/// writes there directly, with no copy.
+pub fn decode_into(bytes: &[u8], max_pixels: u64, out: &mut [u8]) -> Result<(ImageHeader, PixelLayout)> {
+    let (decoder, header, orientation) = prepare(bytes, max_pixels)?;
+    let format = header.format;
+    let decode_err = |e: image::ImageError| ImageError::Decode {
+        format,
+        message: e.to_string(),
+    };
+    if out.len() < decode_buffer_len(&header) {
+        return Err(ImageError::InvalidValue(format!(
+            "buffer of {} bytes is too small for a {}x{} image",
+            out.len(),
+            header.width,
+            header.height
+        )));
+    }
+    let channels = match decoder.color_type() {
+        image::ColorType::L8 => Some(1),
+        image::ColorType::Rgb8 => Some(3),
+        image::ColorType::Rgba8 => Some(4),
+        _ => None,
+    };
+    if let (Some(channels), Orientation::NoTransforms) = (channels, orientation) {
+        let layout = PixelLayout {
+            width: header.width,
+            height: header.height,
+            channels,
+        };
+        decoder.read_image(&mut out[..layout.byte_len()]).map_err(decode_err)?;
+        return Ok((header, layout));
+    }
+    let mut dynamic = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+    dynamic.apply_orientation(orientation);
+    let image = from_dynamic(dynamic);
+    out[..image.data.len()].copy_from_slice(&image.data);
+    let layout = PixelLayout {
+        width: image.width,
+        height: image.height,
+        channels: image.channels,
+    };
+    Ok((header, layout))
 }
 
 /// Converts any decoded image to the 8-bit layouts of an image value.
@@ -211,11 +283,8 @@ pub fn encode(view: ImageView<'_>, format: &str, quality: u8) -> Result<Vec<u8>>
             } else {
                 dynamic
             };
-            let encoder =
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
-            dynamic
-                .write_with_encoder(encoder)
-                .map_err(|e| encode_err("jpeg", e))?;
+            let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+            dynamic.write_with_encoder(encoder).map_err(|e| encode_err("jpeg", e))?;
         }
         other => {
             return Err(ImageError::Encode {
@@ -269,6 +338,23 @@ mod tests {
         let jpeg = encode(gradient(40, 30).view(), "jpeg", 90).unwrap();
         let err = decode(&jpeg[..jpeg.len() / 3], DEFAULT_MAX_PIXELS).unwrap_err();
         assert!(err.to_string().starts_with("cannot decode jpeg"), "{err}");
+    }
+
+    #[test]
+    fn decode_into_matches_decode() {
+        for (image, format) in [(gradient(7, 5), "png"), (gradient(40, 30), "jpeg")] {
+            let bytes = encode(image.view(), format, 90).unwrap();
+            let (header, decoded) = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+            let mut buffer = vec![0u8; decode_buffer_len(&header) + 10];
+            let (_, layout) = decode_into(&bytes, DEFAULT_MAX_PIXELS, &mut buffer).unwrap();
+            assert_eq!((layout.width, layout.height, layout.channels), (decoded.width, decoded.height, 3));
+            assert_eq!(&buffer[..layout.byte_len()], decoded.data.as_slice(), "{format}");
+        }
+        let jpeg = encode(gradient(40, 30).view(), "jpeg", 90).unwrap();
+        let err = decode_into(&jpeg, DEFAULT_MAX_PIXELS, &mut [0u8; 10]).unwrap_err();
+        assert!(err.to_string().contains("too small"), "{err}");
+        let err = decode_into(&jpeg[..jpeg.len() - 2], DEFAULT_MAX_PIXELS, &mut vec![0u8; 4800]).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!    grey is below 20 (the black masked regions of the dotted copy; the
 //!    mask is widened by 2 px so JPEG ringing along its edge is ignored);
 //! 2. grey of the difference, on a 0..1 scale;
-//! 3. Laplacian-of-Gaussian blob detection, sigma 3 to 4, threshold 0.02,
-//!    on scale-normalised responses (as scikit-image's `blob_log`);
+//! 3. Laplacian-of-Gaussian blob detection at sigma 3 (the kernels'
+//!    `blob_log(min_sigma=3, max_sigma=4, num_sigma=1)` uses that one
+//!    scale), threshold 0.02, on scale-normalised responses;
 //! 4. the class from the dotted image's colour at each blob centre.
 //!
 //! Outside the dots the two JPEG copies are mostly identical, so the LoG is
@@ -62,7 +63,7 @@ pub struct DotParams {
 impl Default for DotParams {
     fn default() -> Self {
         Self {
-            sigmas: vec![3.0, 3.5, 4.0],
+            sigmas: vec![3.0],
             threshold: 0.02,
             mask_below: 20,
         }
@@ -262,9 +263,19 @@ fn log_cell(
                     continue;
                 }
                 let is_max = (s.saturating_sub(1)..(s + 2).min(scales)).all(|t| {
-                    [i - ww - 1, i - ww, i - ww + 1, i - 1, i, i + 1, i + ww - 1, i + ww, i + ww + 1]
-                        .iter()
-                        .all(|&j| responses[t][j] <= value)
+                    [
+                        i - ww - 1,
+                        i - ww,
+                        i - ww + 1,
+                        i - 1,
+                        i,
+                        i + 1,
+                        i + ww - 1,
+                        i + ww,
+                        i + ww + 1,
+                    ]
+                    .iter()
+                    .all(|&j| responses[t][j] <= value)
                 });
                 if is_max {
                     blobs.push((value, x as u32, y as u32));
@@ -353,7 +364,14 @@ mod tests {
     fn finds_each_dot_with_its_class() {
         let plain = textured(200, 120);
         let mut dotted = plain.clone();
-        let truth = [(20u32, 30u32, 0usize), (60, 31, 1), (100, 80, 2), (150, 20, 3), (180, 100, 4), (40, 100, 2)];
+        let truth = [
+            (20u32, 30u32, 0usize),
+            (60, 31, 1),
+            (100, 80, 2),
+            (150, 20, 3),
+            (180, 100, 4),
+            (40, 100, 2),
+        ];
         for &(x, y, class) in &truth {
             let [r, g, b] = CLASSES[class].1;
             fill_disc(&mut dotted, x as f64, y as f64, 3.5, [r, g, b, 255]);
@@ -394,6 +412,9 @@ mod tests {
         let a = textured(10, 10);
         let b = textured(12, 10);
         let err = find_dots(a.view(), b.view(), &DotParams::default()).unwrap_err();
-        assert!(err.to_string().contains("10x10") && err.to_string().contains("12x10"), "{err}");
+        assert!(
+            err.to_string().contains("10x10") && err.to_string().contains("12x10"),
+            "{err}"
+        );
     }
 }

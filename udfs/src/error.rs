@@ -9,7 +9,9 @@ pub enum ImageError {
     Empty,
     #[error("not an image (unrecognised content)")]
     UnknownFormat,
-    #[error("{format} image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels (option max_pixels)")]
+    #[error(
+        "{format} image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels (option max_pixels)"
+    )]
     TooLarge {
         format: &'static str,
         width: u32,

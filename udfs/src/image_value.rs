@@ -18,8 +18,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, LargeBinaryArray, LargeBinaryBuilder, StructArray, UInt32Array,
-    UInt32Builder, UInt8Array, UInt8Builder,
+    Array, ArrayRef, LargeBinaryArray, LargeBinaryBuilder, StructArray, UInt32Array, UInt32Builder, UInt8Array,
+    UInt8Builder,
 };
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
@@ -246,10 +246,7 @@ impl<'a> ImageArray<'a> {
         if !is_image_type(array.data_type()) {
             return Err(invalid());
         }
-        let array = array
-            .as_any()
-            .downcast_ref::<StructArray>()
-            .ok_or_else(invalid)?;
+        let array = array.as_any().downcast_ref::<StructArray>().ok_or_else(invalid)?;
         let column = |i: usize| array.column(i).as_any();
         Ok(Self {
             array,

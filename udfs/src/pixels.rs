@@ -76,7 +76,10 @@ pub fn flip_horizontal(src: ImageView<'_>) -> Image {
             data.extend_from_slice(pixel);
         }
     }
-    Image { data, ..src.to_owned_header() }
+    Image {
+        data,
+        ..src.to_owned_header()
+    }
 }
 
 /// Mirror top to bottom.
@@ -85,7 +88,10 @@ pub fn flip_vertical(src: ImageView<'_>) -> Image {
     for row in src.data.chunks_exact(src.stride().max(1)).rev() {
         data.extend_from_slice(row);
     }
-    Image { data, ..src.to_owned_header() }
+    Image {
+        data,
+        ..src.to_owned_header()
+    }
 }
 
 /// Rotates clockwise by `quarter_turns` x 90 degrees (negative turns go
@@ -101,7 +107,10 @@ pub fn rotate90(src: ImageView<'_>, quarter_turns: i64) -> Image {
             for pixel in src.data.chunks_exact(c).rev() {
                 data.extend_from_slice(pixel);
             }
-            Image { data, ..src.to_owned_header() }
+            Image {
+                data,
+                ..src.to_owned_header()
+            }
         }
         _ => {
             // Output is h wide and w high.
@@ -298,7 +307,10 @@ mod tests {
     #[test]
     fn tiles_at_the_edges() {
         assert_eq!(tile_origins(130, 64, 64, 64, TileEdge::Drop), vec![(0, 0), (64, 0)]);
-        assert_eq!(tile_origins(130, 64, 64, 64, TileEdge::Pad), vec![(0, 0), (64, 0), (128, 0)]);
+        assert_eq!(
+            tile_origins(130, 64, 64, 64, TileEdge::Pad),
+            vec![(0, 0), (64, 0), (128, 0)]
+        );
         assert_eq!(tile_origins(128, 64, 64, 64, TileEdge::Pad).len(), 2);
         assert_eq!(tile_origins(96, 64, 64, 32, TileEdge::Drop), vec![(0, 0), (32, 0)]);
         assert!(tile_origins(10, 10, 64, 64, TileEdge::Drop).is_empty());

@@ -6,7 +6,9 @@ use datafusion::arrow::array::{ArrayBuilder, ListArray, StringBuilder, StructArr
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use super::named;
@@ -123,10 +125,20 @@ mod tests {
         let mut dotted = plain.clone();
         fill_disc(&mut dotted, 20.0, 20.0, 3.5, [38, 174, 21, 255]);
         fill_disc(&mut dotted, 60.0, 40.0, 3.5, [25, 56, 176, 255]);
-        let out = invoke(&BlobDots::default(), vec![images(&[Some(&dotted), None]), images(&[Some(&plain), Some(&plain)])]).unwrap();
+        let out = invoke(
+            &BlobDots::default(),
+            vec![images(&[Some(&dotted), None]), images(&[Some(&plain), Some(&plain)])],
+        )
+        .unwrap();
         let list = out.as_any().downcast_ref::<ListArray>().unwrap();
         let dots = dots_at(list, 0).unwrap().unwrap();
-        assert_eq!(dots, vec![(20, 20, Some("pups".to_string())), (60, 40, Some("juveniles".to_string()))]);
+        assert_eq!(
+            dots,
+            vec![
+                (20, 20, Some("pups".to_string())),
+                (60, 40, Some("juveniles".to_string()))
+            ]
+        );
         assert!(list.is_null(1));
     }
 
@@ -134,6 +146,10 @@ mod tests {
     fn different_sizes_name_both() {
         let (a, b) = (field(80, 60), field(60, 80));
         let err = invoke(&BlobDots::default(), vec![images(&[Some(&a)]), images(&[Some(&b)])]).unwrap_err();
-        assert!(err.to_string().contains("dotted image is 80x60 but plain image is 60x80"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("dotted image is 80x60 but plain image is 60x80"),
+            "{err}"
+        );
     }
 }

@@ -2,7 +2,9 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use super::image_resize::size_value;
@@ -26,8 +28,14 @@ const SYNTAX: &str = "crop(image, x, y, width, height)";
 +-----------------+
 ```"#,
     argument(name = "image", description = "An image value."),
-    argument(name = "x", description = "Column of the window's left edge; may be negative or past the right edge."),
-    argument(name = "y", description = "Row of the window's top edge; may be negative or past the bottom edge."),
+    argument(
+        name = "x",
+        description = "Column of the window's left edge; may be negative or past the right edge."
+    ),
+    argument(
+        name = "y",
+        description = "Row of the window's top edge; may be negative or past the bottom edge."
+    ),
     argument(name = "width", description = "Width of the window, 1 to 65535."),
     argument(name = "height", description = "Height of the window, 1 to 65535."),
     related_udf(name = "thumbnail")
@@ -56,7 +64,13 @@ impl ScalarUDFImpl for Crop {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         use ArgKind::{Image, Integer};
-        coerce_args(self.name(), SYNTAX, arg_types, &[Image, Integer, Integer, Integer, Integer], &[])
+        coerce_args(
+            self.name(),
+            SYNTAX,
+            arg_types,
+            &[Image, Integer, Integer, Integer, Integer],
+            &[],
+        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -99,8 +113,17 @@ mod tests {
     #[test]
     fn crops_with_padding() {
         let image = rgb3x2();
-        let out = invoke(&Crop::default(), vec![images(&[Some(&image)]), ints(1), ints(-1), ints(3), ints(2)]).unwrap();
-        let out = ImageArray::try_new(out.as_ref()).unwrap().get(0).unwrap().unwrap().to_owned_image();
+        let out = invoke(
+            &Crop::default(),
+            vec![images(&[Some(&image)]), ints(1), ints(-1), ints(3), ints(2)],
+        )
+        .unwrap();
+        let out = ImageArray::try_new(out.as_ref())
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .unwrap()
+            .to_owned_image();
         assert_eq!((out.width, out.height), (3, 2));
         assert_eq!(out.view().pixel(0, 0), &[0, 0, 0]);
         assert_eq!(out.view().pixel(0, 1), &[10, 0, 7]);
@@ -110,7 +133,14 @@ mod tests {
     #[test]
     fn zero_size_window_is_an_error() {
         let image = rgb3x2();
-        let err = invoke(&Crop::default(), vec![images(&[Some(&image)]), ints(0), ints(0), ints(0), ints(2)]).unwrap_err();
-        assert!(err.to_string().contains("crop: width must be 1 to 65535, not 0"), "{err}");
+        let err = invoke(
+            &Crop::default(),
+            vec![images(&[Some(&image)]), ints(0), ints(0), ints(0), ints(2)],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("crop: width must be 1 to 65535, not 0"),
+            "{err}"
+        );
     }
 }

@@ -2,7 +2,9 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use super::map_images;
@@ -27,7 +29,10 @@ const UNKNOWN_COLOUR: [u8; 4] = [255, 255, 255, 255];
   TO 'detections/' STORED AS IMAGES;
 ```"#,
     argument(name = "image", description = "An image value to draw on (a copy is returned)."),
-    argument(name = "dots", description = "A list of {x, y, class}, such as the result of blob_dots."),
+    argument(
+        name = "dots",
+        description = "A list of {x, y, class}, such as the result of blob_dots."
+    ),
     related_udf(name = "blob_dots")
 )]
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -118,7 +123,12 @@ mod tests {
             None,
         );
         let out = invoke(&DrawDots::default(), vec![images(&[Some(&image)]), Arc::new(list)]).unwrap();
-        let drawn = ImageArray::try_new(out.as_ref()).unwrap().get(0).unwrap().unwrap().to_owned_image();
+        let drawn = ImageArray::try_new(out.as_ref())
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .unwrap()
+            .to_owned_image();
         assert_eq!(drawn.view().pixel(50, 50), &[243, 8, 5]);
         assert_eq!(drawn.view().pixel(18, 40), &[243, 8, 5], "left side of the box");
         assert_eq!(drawn.view().pixel(10, 10), &[255, 255, 255], "unknown class is white");

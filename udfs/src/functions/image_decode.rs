@@ -5,7 +5,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, plan_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use crate::args::{arg_arrays, binary_arg, coerce_args, text_arg, ArgKind};
@@ -26,8 +28,14 @@ const SYNTAX: &str = "image_decode(bytes [, on_error])";
 | <image 960x640x3> |
 +-------------------+
 ```"#,
-    argument(name = "bytes", description = "Encoded image bytes (Binary or LargeBinary), such as an image table's `content`."),
-    argument(name = "on_error", description = "'raise' (default) stops the query on unreadable bytes; 'null' returns NULL for them."),
+    argument(
+        name = "bytes",
+        description = "Encoded image bytes (Binary or LargeBinary), such as an image table's `content`."
+    ),
+    argument(
+        name = "on_error",
+        description = "'raise' (default) stops the query on unreadable bytes; 'null' returns NULL for them."
+    ),
     related_udf(name = "image_encode")
 )]
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -64,7 +72,11 @@ impl ScalarUDFImpl for ImageDecode {
         let name = self.name();
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let bytes = binary_arg(name, &arrays, 0)?;
-        let on_error = if arrays.len() > 1 { Some(text_arg(name, &arrays, 1)?) } else { None };
+        let on_error = if arrays.len() > 1 {
+            Some(text_arg(name, &arrays, 1)?)
+        } else {
+            None
+        };
         let mut decoded: Vec<Option<Image>> = Vec::with_capacity(bytes.len());
         for row in 0..bytes.len() {
             if bytes.is_null(row) {
@@ -106,7 +118,11 @@ mod tests {
     #[test]
     fn decodes_png_and_handles_bad_bytes() {
         let png = encode(rgb3x2().view(), "png", 90).unwrap();
-        let bytes = Arc::new(LargeBinaryArray::from(vec![Some(png.as_slice()), None, Some(&b"nope"[..])]));
+        let bytes = Arc::new(LargeBinaryArray::from(vec![
+            Some(png.as_slice()),
+            None,
+            Some(&b"nope"[..]),
+        ]));
         let err = invoke(&ImageDecode::default(), vec![bytes.clone()]).unwrap_err();
         assert!(err.to_string().contains("image_decode: row 2: not an image"), "{err}");
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, LargeBinaryBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use super::named;
@@ -54,7 +56,13 @@ impl ScalarUDFImpl for ImageEncode {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image, ArgKind::Text], &[ArgKind::Integer])
+        coerce_args(
+            self.name(),
+            SYNTAX,
+            arg_types,
+            &[ArgKind::Image, ArgKind::Text],
+            &[ArgKind::Integer],
+        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -66,7 +74,11 @@ impl ScalarUDFImpl for ImageEncode {
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
         let formats = text_arg(name, &arrays, 1)?;
-        let quality = if arrays.len() > 2 { Some(int_arg(name, &arrays, 2)?) } else { None };
+        let quality = if arrays.len() > 2 {
+            Some(int_arg(name, &arrays, 2)?)
+        } else {
+            None
+        };
         let mut out = LargeBinaryBuilder::new();
         for row in 0..images.len() {
             let image = named(name, images.get(row))?;
@@ -98,19 +110,34 @@ mod tests {
     #[test]
     fn png_round_trips_and_bad_format_errors() {
         let image = rgb3x2();
-        let out = invoke(&ImageEncode::default(), vec![images(&[Some(&image), None]), Arc::new(StringArray::from(vec!["png", "png"]))]).unwrap();
+        let out = invoke(
+            &ImageEncode::default(),
+            vec![
+                images(&[Some(&image), None]),
+                Arc::new(StringArray::from(vec!["png", "png"])),
+            ],
+        )
+        .unwrap();
         let out = out.as_any().downcast_ref::<LargeBinaryArray>().unwrap();
         assert_eq!(decode(out.value(0), DEFAULT_MAX_PIXELS).unwrap().1, image);
         assert!(out.is_null(1));
 
-        let err = invoke(&ImageEncode::default(), vec![images(&[Some(&image)]), Arc::new(StringArray::from(vec!["gif"]))]).unwrap_err();
+        let err = invoke(
+            &ImageEncode::default(),
+            vec![images(&[Some(&image)]), Arc::new(StringArray::from(vec!["gif"]))],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unsupported format 'gif'"), "{err}");
     }
 
     #[test]
     fn zero_size_images_cannot_be_encoded() {
         let empty = crate::Image::new(0, 0, 3, vec![]).unwrap();
-        let err = invoke(&ImageEncode::default(), vec![images(&[Some(&empty)]), Arc::new(StringArray::from(vec!["png"]))]).unwrap_err();
+        let err = invoke(
+            &ImageEncode::default(),
+            vec![images(&[Some(&empty)]), Arc::new(StringArray::from(vec!["png"]))],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("has no pixels"), "{err}");
     }
 }

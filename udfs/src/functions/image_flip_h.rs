@@ -2,7 +2,9 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use super::map_images;
@@ -88,6 +90,9 @@ mod tests {
     #[test]
     fn rejects_non_images() {
         let err = ImageFlipH::default().coerce_types(&[DataType::Int64]).unwrap_err();
-        assert!(err.to_string().contains("image_flip_h: argument 1 must be an image"), "{err}");
+        assert!(
+            err.to_string().contains("image_flip_h: argument 1 must be an image"),
+            "{err}"
+        );
     }
 }

@@ -2,7 +2,9 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use super::{map_images, named};
@@ -60,7 +62,13 @@ impl ScalarUDFImpl for ImageResize {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image, ArgKind::Integer, ArgKind::Integer], &[])
+        coerce_args(
+            self.name(),
+            SYNTAX,
+            arg_types,
+            &[ArgKind::Image, ArgKind::Integer, ArgKind::Integer],
+            &[],
+        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -100,7 +108,11 @@ mod tests {
         let image = rgb3x2();
         let out = invoke(
             &ImageResize::default(),
-            vec![images(&[Some(&image)]), Arc::new(Int64Array::from(vec![6])), Arc::new(Int64Array::from(vec![4]))],
+            vec![
+                images(&[Some(&image)]),
+                Arc::new(Int64Array::from(vec![6])),
+                Arc::new(Int64Array::from(vec![4])),
+            ],
         )
         .unwrap();
         let out = ImageArray::try_new(out.as_ref()).unwrap();
@@ -109,7 +121,11 @@ mod tests {
 
         let err = invoke(
             &ImageResize::default(),
-            vec![images(&[Some(&image)]), Arc::new(Int64Array::from(vec![0])), Arc::new(Int64Array::from(vec![4]))],
+            vec![
+                images(&[Some(&image)]),
+                Arc::new(Int64Array::from(vec![0])),
+                Arc::new(Int64Array::from(vec![4])),
+            ],
         )
         .unwrap_err();
         assert!(err.to_string().contains("width must be 1 to 65535, not 0"), "{err}");

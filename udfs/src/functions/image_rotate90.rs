@@ -2,7 +2,9 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use super::map_images;
@@ -25,7 +27,10 @@ const SYNTAX: &str = "image_rotate90(image [, quarter_turns])";
 +-------------------+
 ```"#,
     argument(name = "image", description = "An image value."),
-    argument(name = "quarter_turns", description = "Number of clockwise quarter turns, any integer (default 1).")
+    argument(
+        name = "quarter_turns",
+        description = "Number of clockwise quarter turns, any integer (default 1)."
+    )
 )]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageRotate90 {
@@ -61,7 +66,11 @@ impl ScalarUDFImpl for ImageRotate90 {
         let name = self.name();
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
-        let turns = if arrays.len() > 1 { Some(int_arg(name, &arrays, 1)?) } else { None };
+        let turns = if arrays.len() > 1 {
+            Some(int_arg(name, &arrays, 1)?)
+        } else {
+            None
+        };
         let out = map_images(name, &images, |row, view| {
             let turns = match turns {
                 Some(t) => match int_at(t, row) {
@@ -92,10 +101,24 @@ mod tests {
     fn quarter_turns() {
         let image = rgb3x2();
         let once = invoke(&ImageRotate90::default(), vec![images(&[Some(&image)])]).unwrap();
-        let once = ImageArray::try_new(once.as_ref()).unwrap().get(0).unwrap().unwrap().to_owned_image();
+        let once = ImageArray::try_new(once.as_ref())
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .unwrap()
+            .to_owned_image();
         assert_eq!((once.width, once.height), (2, 3));
-        let back = invoke(&ImageRotate90::default(), vec![images(&[Some(&once)]), Arc::new(Int64Array::from(vec![-1]))]).unwrap();
-        let back = ImageArray::try_new(back.as_ref()).unwrap().get(0).unwrap().unwrap().to_owned_image();
+        let back = invoke(
+            &ImageRotate90::default(),
+            vec![images(&[Some(&once)]), Arc::new(Int64Array::from(vec![-1]))],
+        )
+        .unwrap();
+        let back = ImageArray::try_new(back.as_ref())
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .unwrap()
+            .to_owned_image();
         assert_eq!(back, image);
     }
 }

@@ -91,7 +91,10 @@ pub(crate) mod test_util {
             .map(|(a, t)| datafusion::arrow::compute::cast(&a, t).map_err(Into::into))
             .collect::<Result<_>>()?;
         let number_rows = args.first().map_or(1, |a| a.len());
-        let arg_fields = coerced.iter().map(|t| Arc::new(Field::new("a", t.clone(), true))).collect();
+        let arg_fields = coerced
+            .iter()
+            .map(|t| Arc::new(Field::new("a", t.clone(), true)))
+            .collect();
         let return_type = udf.return_type(&coerced)?;
         let result = udf.invoke_with_args(ScalarFunctionArgs {
             args: args.into_iter().map(ColumnarValue::Array).collect(),

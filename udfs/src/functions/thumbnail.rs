@@ -2,7 +2,9 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use super::image_resize::size_value;
@@ -28,7 +30,10 @@ const SYNTAX: &str = "thumbnail(image, cx, cy, size)";
     argument(name = "image", description = "An image value."),
     argument(name = "cx", description = "Column of the centre pixel."),
     argument(name = "cy", description = "Row of the centre pixel."),
-    argument(name = "size", description = "Side of the square window, 1 to 65535 (64 for the sea-lion CNN)."),
+    argument(
+        name = "size",
+        description = "Side of the square window, 1 to 65535 (64 for the sea-lion CNN)."
+    ),
     related_udf(name = "crop")
 )]
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -66,7 +71,11 @@ impl ScalarUDFImpl for Thumbnail {
         let name = self.name();
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
-        let (cxs, cys, sizes) = (int_arg(name, &arrays, 1)?, int_arg(name, &arrays, 2)?, int_arg(name, &arrays, 3)?);
+        let (cxs, cys, sizes) = (
+            int_arg(name, &arrays, 1)?,
+            int_arg(name, &arrays, 2)?,
+            int_arg(name, &arrays, 3)?,
+        );
         let out = map_images(name, &images, |row, view| {
             let (Some(cx), Some(cy), Some(size)) = (int_at(cxs, row), int_at(cys, row), int_at(sizes, row)) else {
                 return Ok(None);
@@ -97,8 +106,17 @@ mod tests {
     #[test]
     fn centre_lands_in_the_middle() {
         let image = rgb3x2();
-        let out = invoke(&Thumbnail::default(), vec![images(&[Some(&image)]), ints(2), ints(1), ints(4)]).unwrap();
-        let out = ImageArray::try_new(out.as_ref()).unwrap().get(0).unwrap().unwrap().to_owned_image();
+        let out = invoke(
+            &Thumbnail::default(),
+            vec![images(&[Some(&image)]), ints(2), ints(1), ints(4)],
+        )
+        .unwrap();
+        let out = ImageArray::try_new(out.as_ref())
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .unwrap()
+            .to_owned_image();
         assert_eq!((out.width, out.height), (4, 4));
         assert_eq!(out.view().pixel(2, 2), image.view().pixel(2, 1));
         assert_eq!(out.view().pixel(3, 3), &[0, 0, 0]);

@@ -6,7 +6,9 @@ use datafusion::arrow::array::{Array, ArrayBuilder, ArrayRef, ListArray, StructA
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion_macros::user_doc;
 
 use super::image_resize::size_value;
@@ -31,8 +33,14 @@ const SYNTAX: &str = "tiles(image, size, stride [, edge])";
 ```"#,
     argument(name = "image", description = "An image value."),
     argument(name = "size", description = "Side of each square tile in pixels."),
-    argument(name = "stride", description = "Distance between neighbouring tiles in pixels (1 or more)."),
-    argument(name = "edge", description = "'pad' (default) or 'drop': what happens to tiles that would cross the right or bottom edge."),
+    argument(
+        name = "stride",
+        description = "Distance between neighbouring tiles in pixels (1 or more)."
+    ),
+    argument(
+        name = "edge",
+        description = "'pad' (default) or 'drop': what happens to tiles that would cross the right or bottom edge."
+    ),
     related_udf(name = "tile64")
 )]
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -78,7 +86,10 @@ pub(crate) fn tile_list(
         }
         let count = xs.len();
         let Ok(end) = i32::try_from(count) else {
-            return exec_err!("{name}: more than {} tiles in one batch; use a larger size or stride", i32::MAX);
+            return exec_err!(
+                "{name}: more than {} tiles in one batch; use a larger size or stride",
+                i32::MAX
+            );
         };
         offsets.push(end);
     }
@@ -89,7 +100,12 @@ pub(crate) fn tile_list(
     );
     let field = Arc::new(Field::new("item", DataType::Struct(tile_fields()), true));
     let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
-    Ok(Arc::new(ListArray::new(field, OffsetBuffer::new(offsets.into()), Arc::new(structs), nulls)))
+    Ok(Arc::new(ListArray::new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(structs),
+        nulls,
+    )))
 }
 
 impl ScalarUDFImpl for Tiles {
@@ -115,7 +131,11 @@ impl ScalarUDFImpl for Tiles {
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
         let (sizes, strides) = (int_arg(name, &arrays, 1)?, int_arg(name, &arrays, 2)?);
-        let edges = if arrays.len() > 3 { Some(text_arg(name, &arrays, 3)?) } else { None };
+        let edges = if arrays.len() > 3 {
+            Some(text_arg(name, &arrays, 3)?)
+        } else {
+            None
+        };
         let out = tile_list(name, &images, |row| {
             let (Some(size), Some(stride)) = (int_at(sizes, row), int_at(strides, row)) else {
                 return Ok(None);
@@ -125,7 +145,11 @@ impl ScalarUDFImpl for Tiles {
                 Some("drop") => TileEdge::Drop,
                 Some(other) => return exec_err!("tiles: edge must be 'pad' or 'drop', not '{other}'"),
             };
-            Ok(Some((size_value(name, "size", size)?, size_value(name, "stride", stride)?, edge)))
+            Ok(Some((
+                size_value(name, "size", size)?,
+                size_value(name, "stride", stride)?,
+                edge,
+            )))
         })?;
         Ok(ColumnarValue::Array(out))
     }
@@ -165,7 +189,11 @@ mod tests {
         assert_eq!(tiles.len(), 6); // columns 0, 2, 4 and rows 0, 2
         let xs = tiles.column(0).as_any().downcast_ref::<UInt32Array>().unwrap();
         assert_eq!(xs.values().to_vec(), vec![0, 2, 4, 0, 2, 4]);
-        let last = ImageArray::try_new(tiles.column(2).as_ref()).unwrap().get(5).unwrap().unwrap();
+        let last = ImageArray::try_new(tiles.column(2).as_ref())
+            .unwrap()
+            .get(5)
+            .unwrap()
+            .unwrap();
         assert_eq!(last.data, &[14, 0, 0, 0]);
 
         let dropped = run("drop");
@@ -174,7 +202,11 @@ mod tests {
 
         let err = invoke(
             &Tiles::default(),
-            vec![images(&[Some(&image)]), Arc::new(Int64Array::from(vec![2])), Arc::new(Int64Array::from(vec![0]))],
+            vec![
+                images(&[Some(&image)]),
+                Arc::new(Int64Array::from(vec![2])),
+                Arc::new(Int64Array::from(vec![0])),
+            ],
         )
         .unwrap_err();
         assert!(err.to_string().contains("stride must be 1 to 65535"), "{err}");
