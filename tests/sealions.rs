@@ -97,3 +97,26 @@ fn dots_match_train_csv_and_thumbnails_are_written() {
     assert!(stdout.contains("adult_females,"), "{stdout}");
     assert!(stdout.contains("background,"), "{stdout}");
 }
+
+/// `data/sealions` is exactly what `rookery gen-sealions` makes by default:
+/// same seed, same bytes.
+#[test]
+fn committed_sample_set_is_reproducible() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = rookery::sealions::sample_options(dir.path());
+    generate(&options, 2, |_| {}).expect("generate");
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sealions");
+    let mut compared = 0;
+    for folder in ["Train", "TrainDotted", "Test", "truth", ""] {
+        for entry in std::fs::read_dir(dir.path().join(folder)).expect("generated folder") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                let relative = path.strip_prefix(dir.path()).expect("relative");
+                let expected = std::fs::read(committed.join(relative)).unwrap_or_default();
+                assert!(std::fs::read(&path).expect("read") == expected, "{} differs", relative.display());
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 30 * 2 + 10 + 6);
+}

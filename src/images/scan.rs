@@ -15,6 +15,8 @@ use bytes::Bytes;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, LargeBinaryBuilder, StringBuilder, UInt32Builder, UInt64Builder,
 };
+use datafusion::arrow::array::{LargeBinaryArray, StructArray, UInt8Builder};
+use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::Session;
@@ -35,8 +37,6 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use datafusion::arrow::array::{LargeBinaryArray, StructArray, UInt8Builder};
-use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
 use rookery_udfs::codec::{self, ImageHeader, PixelLayout};
 use rookery_udfs::image_value::image_fields;
 
@@ -451,7 +451,11 @@ impl PartitionReader {
         if work.content {
             self.read_contents(&mut rows).await?;
         }
-        let pixels = if work.decode { self.decode(&mut rows)? } else { Vec::new() };
+        let pixels = if work.decode {
+            self.decode(&mut rows)?
+        } else {
+            Vec::new()
+        };
         for row in &rows {
             if row.error.is_some() {
                 self.metrics.invalid_files.add(1);

@@ -206,7 +206,7 @@ fn background(scene: &Scene, width: u32, height: u32, seed: u64) -> RgbImage {
 }
 
 fn draw_animal(image: &mut RgbImage, animal: &Animal, seed: u64) {
-    let (length, tone) = BODY[animal.class];
+    let (_, tone) = BODY[animal.class];
     let half_len = animal.length / 2.0;
     let half_wid = animal.length * 0.21;
     let (cos, sin) = (animal.angle.cos(), animal.angle.sin());
@@ -219,7 +219,6 @@ fn draw_animal(image: &mut RgbImage, animal: &Animal, seed: u64) {
         (animal.y - reach).max(0.0) as u32,
         ((animal.y + reach) as u32).min(image.height() - 1),
     );
-    let _ = length;
     for y in y0..=y1 {
         for x in x0..=x1 {
             let (dx, dy) = (x as f64 - animal.x, y as f64 - animal.y);
@@ -241,9 +240,9 @@ fn draw_animal(image: &mut RgbImage, animal: &Animal, seed: u64) {
             let pixel = image.get_pixel_mut(x, y);
             // Soft edge: blend the outermost ring with what is below.
             let alpha = ((1.0 - rim) * 6.0).clamp(0.0, 1.0);
-            for c in 0..3 {
-                let animal_value = (tone[c] * light + grain).clamp(0.0, 255.0);
-                pixel.0[c] = (animal_value * alpha + pixel.0[c] as f64 * (1.0 - alpha)) as u8;
+            for (channel, tone) in pixel.0.iter_mut().zip(tone) {
+                let animal_value = (tone * light + grain).clamp(0.0, 255.0);
+                *channel = (animal_value * alpha + *channel as f64 * (1.0 - alpha)) as u8;
             }
         }
     }

@@ -6,6 +6,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageFormat, RgbImage};
+use rookery_udfs::codec::test_support::with_exif_orientation;
 
 /// A colour gradient, so every pixel differs from its neighbours.
 pub fn gradient(width: u32, height: u32) -> RgbImage {
@@ -19,25 +20,6 @@ pub fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     image
         .write_to(&mut Cursor::new(&mut out), format)
         .expect("encode fixture");
-    out
-}
-
-/// Inserts an EXIF block with `orientation` after a JPEG's SOI marker.
-pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    let mut tiff = b"MM\0\x2A\0\0\0\x08".to_vec();
-    tiff.extend_from_slice(&1u16.to_be_bytes());
-    tiff.extend_from_slice(&0x0112u16.to_be_bytes());
-    tiff.extend_from_slice(&3u16.to_be_bytes());
-    tiff.extend_from_slice(&1u32.to_be_bytes());
-    tiff.extend_from_slice(&orientation.to_be_bytes());
-    tiff.extend_from_slice(&[0; 6]);
-    let mut app1 = b"Exif\0\0".to_vec();
-    app1.extend_from_slice(&tiff);
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(&app1);
-    out.extend_from_slice(&jpeg[2..]);
     out
 }
 

@@ -186,8 +186,11 @@ pub fn tiles_type() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Struct(tile_fields()), true)))
 }
 
-/// Reads the dots of list row `row`: `(x, y, class)`.
-pub fn dots_at(list: &ListArray, row: usize) -> Result<Option<Vec<(u32, u32, Option<String>)>>> {
+/// One dot as read from Arrow: `(x, y, class)`.
+pub type DotRow = (u32, u32, Option<String>);
+
+/// Reads the dots of list row `row`.
+pub fn dots_at(list: &ListArray, row: usize) -> Result<Option<Vec<DotRow>>> {
     if list.is_null(row) {
         return Ok(None);
     }

@@ -296,6 +296,29 @@ pub fn encode(view: ImageView<'_>, format: &str, quality: u8) -> Result<Vec<u8>>
     Ok(out)
 }
 
+/// Helpers for tests of this crate and of the engine.
+#[doc(hidden)]
+pub mod test_support {
+    /// Inserts an EXIF block with `orientation` after a JPEG's SOI marker.
+    pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = b"MM\0\x2A\0\0\0\x08".to_vec();
+        tiff.extend_from_slice(&1u16.to_be_bytes()); // one IFD entry
+        tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_be_bytes());
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0; 6]); // padding, next IFD = 0
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,7 +370,10 @@ mod tests {
             let (header, decoded) = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
             let mut buffer = vec![0u8; decode_buffer_len(&header) + 10];
             let (_, layout) = decode_into(&bytes, DEFAULT_MAX_PIXELS, &mut buffer).unwrap();
-            assert_eq!((layout.width, layout.height, layout.channels), (decoded.width, decoded.height, 3));
+            assert_eq!(
+                (layout.width, layout.height, layout.channels),
+                (decoded.width, decoded.height, 3)
+            );
             assert_eq!(&buffer[..layout.byte_len()], decoded.data.as_slice(), "{format}");
         }
         let jpeg = encode(gradient(40, 30).view(), "jpeg", 90).unwrap();
@@ -375,29 +401,10 @@ mod tests {
         assert_eq!(decode(&png, DEFAULT_MAX_PIXELS).unwrap().1, rgba);
     }
 
-    /// Inserts an EXIF APP1 segment with the given orientation after SOI.
-    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-        let mut tiff = b"MM\0\x2A\0\0\0\x08".to_vec();
-        tiff.extend_from_slice(&1u16.to_be_bytes()); // one IFD entry
-        tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
-        tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
-        tiff.extend_from_slice(&1u32.to_be_bytes());
-        tiff.extend_from_slice(&orientation.to_be_bytes());
-        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // padding, next IFD = 0
-        let mut app1 = b"Exif\0\0".to_vec();
-        app1.extend_from_slice(&tiff);
-        let mut out = jpeg[..2].to_vec();
-        out.extend_from_slice(&[0xFF, 0xE1]);
-        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(&app1);
-        out.extend_from_slice(&jpeg[2..]);
-        out
-    }
-
     #[test]
     fn exif_orientation_is_applied() {
         let jpeg = encode(gradient(40, 30).view(), "jpeg", 95).unwrap();
-        let rotated = with_exif_orientation(&jpeg, 6); // rotate 90 clockwise
+        let rotated = test_support::with_exif_orientation(&jpeg, 6); // rotate 90 clockwise
         let header = read_header(&rotated).unwrap();
         assert_eq!((header.width, header.height), (30, 40));
         let (_, image) = decode(&rotated, DEFAULT_MAX_PIXELS).unwrap();

@@ -305,9 +305,8 @@ fn blur(src: &[f32], w: usize, h: usize, kernel: &[f32]) -> Vec<f32> {
     for y in 0..h {
         let k0 = r.saturating_sub(y);
         let k1 = (kernel.len()).min(h + r - y);
-        for k in k0..k1 {
+        for (k, &weight) in kernel.iter().enumerate().take(k1).skip(k0) {
             let sy = y + k - r;
-            let weight = kernel[k];
             let src_row = &tmp[sy * w..(sy + 1) * w];
             let out_row = &mut out[y * w..(y + 1) * w];
             for (o, s) in out_row.iter_mut().zip(src_row) {
