@@ -402,6 +402,43 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> (std::result
     }
 }
 
+/// The file that object_store's `LocalFileSystem` (rooted at `/`, as
+/// DataFusion registers it for `file://`) reads for `location`.
+fn local_file(location: &object_store::path::Path) -> Option<std::path::PathBuf> {
+    let mut url = url::Url::parse("file:///").ok()?;
+    url.path_segments_mut().ok()?.pop_if_empty().extend(location.parts());
+    url.to_file_path().ok()
+}
+
+/// [`read_header`] for a local file, with plain blocking reads: one
+/// blocking task reads a whole batch of headers, where going through
+/// object_store would hop to a blocking thread once per file (measured:
+/// 3x slower for header-only queries).
+fn read_header_local(meta: &ObjectMeta) -> (std::result::Result<ImageHeader, String>, u64) {
+    use std::io::Read;
+    if meta.size == 0 {
+        return (Err(rookery_udfs::ImageError::Empty.to_string()), 0);
+    }
+    let Some(path) = local_file(&meta.location) else {
+        return (Err(format!("cannot map {} to a local file", meta.location)), 0);
+    };
+    let read_err = |e: std::io::Error| format!("cannot read file: {e}");
+    let mut prefix = Vec::with_capacity(meta.size.min(HEADER_BYTES) as usize);
+    let opened = std::fs::File::open(&path).and_then(|f| f.take(HEADER_BYTES).read_to_end(&mut prefix));
+    if let Err(e) = opened {
+        return (Err(read_err(e)), 0);
+    }
+    let prefix_len = prefix.len() as u64;
+    match codec::read_header(&prefix) {
+        Ok(header) => (Ok(header), prefix_len),
+        Err(e) if meta.size <= prefix_len => (Err(e.to_string()), prefix_len),
+        Err(_) => match std::fs::read(&path) {
+            Ok(bytes) => (codec::read_header(&bytes).map_err(|e| e.to_string()), prefix_len + bytes.len() as u64),
+            Err(e) => (Err(read_err(e)), prefix_len),
+        },
+    }
+}
+
 async fn read_whole(store: &dyn ObjectStore, meta: &ObjectMeta) -> std::result::Result<Bytes, String> {
     let result = store.get(&meta.location).await.map_err(io_error)?;
     result.bytes().await.map_err(io_error)
@@ -443,7 +480,7 @@ impl PartitionReader {
             .collect();
 
         if work.header && (!work.content || work.filter_needs_header) {
-            self.read_headers(&mut rows).await;
+            self.read_headers(&mut rows).await?;
         }
         if let Some(filter) = &settings.filter {
             rows = self.apply_filter(rows, filter.as_ref())?;
@@ -473,15 +510,22 @@ impl PartitionReader {
         )
     }
 
-    async fn read_headers(&mut self, rows: &mut [FileRow]) {
-        let reads = rows.iter().map(|row| {
-            let (store, meta) = (Arc::clone(&self.store), row.meta.clone());
-            async move { read_header(store.as_ref(), &meta).await }
-        });
-        let results: Vec<_> = futures::stream::iter(reads.collect::<Vec<_>>())
-            .buffered(CONCURRENT_READS)
-            .collect()
-            .await;
+    async fn read_headers(&mut self, rows: &mut [FileRow]) -> Result<()> {
+        let results: Vec<_> = if self.settings.store_url.as_str() == "file:///" {
+            let metas: Vec<ObjectMeta> = rows.iter().map(|row| row.meta.clone()).collect();
+            tokio::task::spawn_blocking(move || metas.iter().map(read_header_local).collect())
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+        } else {
+            let reads = rows.iter().map(|row| {
+                let (store, meta) = (Arc::clone(&self.store), row.meta.clone());
+                async move { read_header(store.as_ref(), &meta).await }
+            });
+            futures::stream::iter(reads.collect::<Vec<_>>())
+                .buffered(CONCURRENT_READS)
+                .collect()
+                .await
+        };
         for (row, (header, bytes)) in rows.iter_mut().zip(results) {
             self.metrics.bytes_read.add(bytes as usize);
             match header {
@@ -489,6 +533,7 @@ impl PartitionReader {
                 Err(e) => row.error = Some(e),
             }
         }
+        Ok(())
     }
 
     async fn read_contents(&mut self, rows: &mut [FileRow]) -> Result<()> {
