@@ -113,7 +113,11 @@ fn committed_sample_set_is_reproducible() {
             if path.is_file() {
                 let relative = path.strip_prefix(dir.path()).expect("relative");
                 let expected = std::fs::read(committed.join(relative)).unwrap_or_default();
-                assert!(std::fs::read(&path).expect("read") == expected, "{} differs", relative.display());
+                assert!(
+                    std::fs::read(&path).expect("read") == expected,
+                    "{} differs",
+                    relative.display()
+                );
                 compared += 1;
             }
         }

@@ -433,7 +433,10 @@ fn read_header_local(meta: &ObjectMeta) -> (std::result::Result<ImageHeader, Str
         Ok(header) => (Ok(header), prefix_len),
         Err(e) if meta.size <= prefix_len => (Err(e.to_string()), prefix_len),
         Err(_) => match std::fs::read(&path) {
-            Ok(bytes) => (codec::read_header(&bytes).map_err(|e| e.to_string()), prefix_len + bytes.len() as u64),
+            Ok(bytes) => (
+                codec::read_header(&bytes).map_err(|e| e.to_string()),
+                prefix_len + bytes.len() as u64,
+            ),
             Err(e) => (Err(read_err(e)), prefix_len),
         },
     }
