@@ -86,7 +86,7 @@ pub static IMAGES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
     .with_argument("location", "A folder ('data/Train/'), a glob ('data/Train/*.jpg') or one file; a local path or an object store URL such as 's3://bucket/prefix/'.")
     .with_argument("options", "Optional 'key=value, ...' text: drop_invalid=true skips unreadable files, batch_rows=N sets images per batch (default 4), max_pixels=N refuses larger images (default 200000000).")
     .with_sql_example(
-        "```sql\n> SELECT name, width, height FROM images('data/sealions/Train/*.jpg') ORDER BY name LIMIT 2;\n+------+-------+--------+\n| name | width | height |\n+------+-------+--------+\n| 0    | 1024  | 683    |\n| 1    | 1024  | 683    |\n+------+-------+--------+\n```",
+        "```sql\n> SELECT name, width, height FROM images('data/sealions/Train/*.jpg') ORDER BY name LIMIT 2;\n+------+-------+--------+\n| name | width | height |\n+------+-------+--------+\n| 0    | 960   | 640    |\n| 1    | 960   | 640    |\n+------+-------+--------+\n```",
     )
     .build()
 });

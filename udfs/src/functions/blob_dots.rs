@@ -28,7 +28,7 @@ const SYNTAX: &str = "blob_dots(dotted, plain)";
 +------+------+
 | name | dots |
 +------+------+
-| 1    | 23   |
+| 1    | 6    |
 +------+------+
 ```"#,
     argument(name = "dotted", description = "The annotated copy (an image value, RGB)."),

@@ -22,11 +22,11 @@ const SYNTAX: &str = "image_encode(image, format [, quality])";
     syntax_example = "image_encode(image, format [, quality])",
     sql_example = r#"```sql
 > SELECT image_encode(thumbnail(image, 100, 100, 64), 'png') AS png FROM images('data/sealions/Train/0.jpg');
-+-------------+
-| png         |
-+-------------+
-| <png 9.2 kB> |
-+-------------+
++--------------+
+| png          |
++--------------+
+| <png 4.9 kB> |
++--------------+
 ```"#,
     argument(name = "image", description = "An image value."),
     argument(name = "format", description = "'png' or 'jpeg' ('jpg' also works)."),

@@ -28,7 +28,7 @@ const SYNTAX: &str = "tiles(image, size, stride [, edge])";
 +-----+
 | n   |
 +-----+
-| 570 |
+| 551 |
 +-----+
 ```"#,
     argument(name = "image", description = "An image value."),
