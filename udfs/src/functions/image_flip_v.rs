@@ -1,18 +1,7 @@
 //! `image_flip_v(image)`: mirrors an image top to bottom.
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::Result;
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
-
-use super::map_images;
-use crate::args::{arg_arrays, coerce_args, image_arg, ArgKind};
-use crate::image_value::image_type;
-use crate::pixels;
-
-const SYNTAX: &str = "image_flip_v(image)";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -33,48 +22,15 @@ pub struct ImageFlipV {
     signature: Signature,
 }
 
-impl Default for ImageFlipV {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for ImageFlipV {
-    fn name(&self) -> &str {
-        "image_flip_v"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image], &[])
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(self.name(), &arrays, 0)?;
-        let out = map_images(self.name(), &images, |_, view| Ok(Some(pixels::flip_vertical(view))))?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
-}
+image_to_image_function!(ImageFlipV, "image_flip_v", crate::pixels::flip_vertical);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke, rgb3x2};
     use crate::ImageArray;
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::ScalarUDFImpl;
 
     #[test]
     fn flips_and_keeps_nulls() {

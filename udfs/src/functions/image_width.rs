@@ -1,19 +1,7 @@
 //! `image_width(image)`: width in pixels.
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::UInt32Builder;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::Result;
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
-
-use super::named;
-use crate::args::{arg_arrays, coerce_args, image_arg, ArgKind};
-
-const SYNTAX: &str = "image_width(image)";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -35,45 +23,7 @@ pub struct ImageWidth {
     signature: Signature,
 }
 
-impl Default for ImageWidth {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for ImageWidth {
-    fn name(&self) -> &str {
-        "image_width"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image], &[])
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::UInt32)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(self.name(), &arrays, 0)?;
-        let mut out = UInt32Builder::with_capacity(images.len());
-        for row in 0..images.len() {
-            out.append_option(named(self.name(), images.get(row))?.map(|i| i.width));
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
-}
+image_field_function!(ImageWidth, "image_width", width);
 
 #[cfg(test)]
 mod tests {

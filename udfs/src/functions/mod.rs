@@ -1,5 +1,121 @@
 //! The SQL image functions, one per module, named after the function.
 
+/// Implements `ScalarUDFImpl` (and `Default`) for a function of one image
+/// that returns an image made by `$op(ImageView) -> Image`. The function's
+/// struct, with its `#[user_doc]`, stays in its own file.
+macro_rules! image_to_image_function {
+    ($ty:ident, $name:literal, $op:path) => {
+        impl Default for $ty {
+            fn default() -> Self {
+                Self {
+                    signature: ::datafusion::logical_expr::Signature::user_defined(
+                        ::datafusion::logical_expr::Volatility::Immutable,
+                    ),
+                }
+            }
+        }
+
+        impl ::datafusion::logical_expr::ScalarUDFImpl for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn signature(&self) -> &::datafusion::logical_expr::Signature {
+                &self.signature
+            }
+
+            fn coerce_types(
+                &self,
+                arg_types: &[::datafusion::arrow::datatypes::DataType],
+            ) -> ::datafusion::common::Result<Vec<::datafusion::arrow::datatypes::DataType>> {
+                let syntax = concat!($name, "(image)");
+                $crate::args::coerce_args($name, syntax, arg_types, &[$crate::args::ArgKind::Image], &[])
+            }
+
+            fn return_type(
+                &self,
+                _arg_types: &[::datafusion::arrow::datatypes::DataType],
+            ) -> ::datafusion::common::Result<::datafusion::arrow::datatypes::DataType> {
+                Ok($crate::image_value::image_type())
+            }
+
+            fn invoke_with_args(
+                &self,
+                args: ::datafusion::logical_expr::ScalarFunctionArgs,
+            ) -> ::datafusion::common::Result<::datafusion::logical_expr::ColumnarValue> {
+                let arrays = $crate::args::arg_arrays(&args.args, args.number_rows)?;
+                let images = $crate::args::image_arg($name, &arrays, 0)?;
+                let out = $crate::functions::map_images($name, &images, |_, view| Ok(Some($op(view))))?;
+                Ok(::datafusion::logical_expr::ColumnarValue::Array(out))
+            }
+
+            fn documentation(&self) -> Option<&::datafusion::logical_expr::Documentation> {
+                self.doc()
+            }
+        }
+    };
+}
+
+/// Implements `ScalarUDFImpl` (and `Default`) for a function of one image
+/// that returns one of its `UInt32` fields, `$field`.
+macro_rules! image_field_function {
+    ($ty:ident, $name:literal, $field:ident) => {
+        impl Default for $ty {
+            fn default() -> Self {
+                Self {
+                    signature: ::datafusion::logical_expr::Signature::user_defined(
+                        ::datafusion::logical_expr::Volatility::Immutable,
+                    ),
+                }
+            }
+        }
+
+        impl ::datafusion::logical_expr::ScalarUDFImpl for $ty {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn signature(&self) -> &::datafusion::logical_expr::Signature {
+                &self.signature
+            }
+
+            fn coerce_types(
+                &self,
+                arg_types: &[::datafusion::arrow::datatypes::DataType],
+            ) -> ::datafusion::common::Result<Vec<::datafusion::arrow::datatypes::DataType>> {
+                let syntax = concat!($name, "(image)");
+                $crate::args::coerce_args($name, syntax, arg_types, &[$crate::args::ArgKind::Image], &[])
+            }
+
+            fn return_type(
+                &self,
+                _arg_types: &[::datafusion::arrow::datatypes::DataType],
+            ) -> ::datafusion::common::Result<::datafusion::arrow::datatypes::DataType> {
+                Ok(::datafusion::arrow::datatypes::DataType::UInt32)
+            }
+
+            fn invoke_with_args(
+                &self,
+                args: ::datafusion::logical_expr::ScalarFunctionArgs,
+            ) -> ::datafusion::common::Result<::datafusion::logical_expr::ColumnarValue> {
+                let arrays = $crate::args::arg_arrays(&args.args, args.number_rows)?;
+                let images = $crate::args::image_arg($name, &arrays, 0)?;
+                let mut out = ::datafusion::arrow::array::UInt32Builder::with_capacity(images.len());
+                for row in 0..images.len() {
+                    out.append_option($crate::functions::named($name, images.get(row))?.map(|i| i.$field));
+                }
+                Ok(::datafusion::logical_expr::ColumnarValue::Array(
+                    ::std::sync::Arc::new(out.finish()),
+                ))
+            }
+
+            fn documentation(&self) -> Option<&::datafusion::logical_expr::Documentation> {
+                self.doc()
+            }
+        }
+    };
+}
+
 mod blob_dots;
 mod crop;
 mod draw_dots;
