@@ -19,6 +19,7 @@ use datafusion::sql::sqlparser::ast::Value;
 use futures::StreamExt;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use rookery_udfs::args::binary_value;
 use rookery_udfs::codec::{encode, format_name, sniff_format};
 use rookery_udfs::{is_image_type, ImageArray};
 
@@ -98,18 +99,6 @@ fn safe_file_stem(name: &str) -> Result<&str> {
     Ok(name)
 }
 
-fn bytes_at(array: &dyn Array, row: usize) -> Option<&[u8]> {
-    if array.is_null(row) {
-        return None;
-    }
-    match array.data_type() {
-        DataType::Binary => Some(array.as_binary::<i32>().value(row)),
-        DataType::LargeBinary => Some(array.as_binary::<i64>().value(row)),
-        DataType::BinaryView => Some(array.as_binary_view().value(row)),
-        _ => None,
-    }
-}
-
 /// The encoded file of row `row`, with its extension; `None` for NULL.
 fn encoded_file(column: &dyn Array, row: usize, options: &WriteOptions) -> Result<Option<(Vec<u8>, &'static str)>> {
     if is_image_type(column.data_type()) {
@@ -122,7 +111,7 @@ fn encoded_file(column: &dyn Array, row: usize, options: &WriteOptions) -> Resul
         let ext = if options.format == "jpeg" { "jpg" } else { "png" };
         return Ok(Some((bytes, ext)));
     }
-    let Some(bytes) = bytes_at(column, row) else {
+    let Some(bytes) = binary_value(column, row) else {
         return Ok(None);
     };
     let ext = match sniff_format(bytes).map(format_name) {

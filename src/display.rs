@@ -8,13 +8,12 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::str::FromStr;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, FixedSizeBinaryArray, LargeBinaryArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{plan_err, DataFusionError, Result};
+use rookery_udfs::args::binary_value;
 use rookery_udfs::codec::{format_name, sniff_format};
 use rookery_udfs::{is_image_type, ImageArray};
 
@@ -145,19 +144,7 @@ impl<'a> CellFormatter<'a> {
                 }
             }
             CellFormatter::Binary(array) => {
-                let any = array.as_any();
-                let bytes: &[u8] = if let Some(a) = any.downcast_ref::<BinaryArray>() {
-                    a.value(row)
-                } else if let Some(a) = any.downcast_ref::<LargeBinaryArray>() {
-                    a.value(row)
-                } else if let Some(a) = any.downcast_ref::<BinaryViewArray>() {
-                    a.value(row)
-                } else if let Some(a) = any.downcast_ref::<FixedSizeBinaryArray>() {
-                    a.value(row)
-                } else {
-                    &[]
-                };
-                out.push_str(&describe_bytes(bytes));
+                out.push_str(&describe_bytes(binary_value(*array, row).unwrap_or_default()));
             }
             CellFormatter::Struct(children, _) => {
                 out.push('{');
@@ -368,7 +355,7 @@ fn write_json(out: &mut dyn Write, batches: &[RecordBatch]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int32Array, ListArray, StringArray};
+    use datafusion::arrow::array::{Int32Array, LargeBinaryArray, ListArray, StringArray};
     use datafusion::arrow::datatypes::{Field, Int32Type};
     use rookery_udfs::{Image, ImageArrayBuilder};
     use std::sync::Arc;

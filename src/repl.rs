@@ -108,21 +108,10 @@ impl Helper for SqlCompleter {}
 /// Reloads the names the completer offers (tables change with DDL).
 async fn refresh_names(shell: &Shell, names: &RwLock<BTreeSet<String>>) {
     let mut fresh: BTreeSet<String> = list_functions(&shell.ctx).into_iter().map(|f| f.name).collect();
-    for catalog_name in shell.ctx.catalog_names() {
-        let Some(catalog) = shell.ctx.catalog(&catalog_name) else {
-            continue;
-        };
-        for schema_name in catalog.schema_names() {
-            let Some(schema) = catalog.schema(&schema_name) else {
-                continue;
-            };
-            for table in schema.table_names() {
-                if let Ok(Some(provider)) = schema.table(&table).await {
-                    fresh.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
-                }
-                fresh.insert(table);
-            }
-        }
+    // A table that cannot be opened just offers no names.
+    for (table, provider) in shell.tables(true).await.unwrap_or_default() {
+        fresh.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
+        fresh.insert(table);
     }
     if let Ok(mut names) = names.write() {
         *names = fresh;

@@ -264,14 +264,16 @@ impl Shell {
         Ok(())
     }
 
-    async fn tables(&self) -> Result<Vec<(String, Arc<dyn TableProvider>)>> {
+    /// Every table of the session by name, sorted; `information_schema`
+    /// only when `include_system`.
+    pub async fn tables(&self, include_system: bool) -> Result<Vec<(String, Arc<dyn TableProvider>)>> {
         let mut tables = Vec::new();
         for catalog_name in self.ctx.catalog_names() {
             let Some(catalog) = self.ctx.catalog(&catalog_name) else {
                 continue;
             };
             for schema_name in catalog.schema_names() {
-                if schema_name == "information_schema" {
+                if schema_name == "information_schema" && !include_system {
                     continue;
                 }
                 let Some(schema) = catalog.schema(&schema_name) else {
@@ -290,7 +292,7 @@ impl Shell {
 
     async fn list_tables(&self) -> Result<()> {
         let rows = self
-            .tables()
+            .tables(false)
             .await?
             .into_iter()
             .map(|(name, provider)| {

@@ -389,16 +389,25 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> (std::result
         Ok(bytes) => bytes,
         Err(e) => return (Err(io_error(e)), 0),
     };
-    match codec::read_header(&prefix) {
-        Ok(header) => (Ok(header), prefix_len),
-        Err(e) if meta.size <= prefix_len => (Err(e.to_string()), prefix_len),
-        Err(_) => match read_whole(store, meta).await {
+    match header_from_prefix(&prefix, meta.size) {
+        Some(header) => (header, prefix_len),
+        None => match read_whole(store, meta).await {
             Ok(bytes) => (
                 codec::read_header(&bytes).map_err(|e| e.to_string()),
                 prefix_len + meta.size,
             ),
             Err(e) => (Err(e), prefix_len),
         },
+    }
+}
+
+/// What a file's first bytes say: its header, a final error, or `None`
+/// when the header may lie further in and the whole file must be read.
+fn header_from_prefix(prefix: &[u8], size: u64) -> Option<std::result::Result<ImageHeader, String>> {
+    match codec::read_header(prefix) {
+        Ok(header) => Some(Ok(header)),
+        Err(e) if size <= prefix.len() as u64 => Some(Err(e.to_string())),
+        Err(_) => None,
     }
 }
 
@@ -429,10 +438,9 @@ fn read_header_local(meta: &ObjectMeta) -> (std::result::Result<ImageHeader, Str
         return (Err(read_err(e)), 0);
     }
     let prefix_len = prefix.len() as u64;
-    match codec::read_header(&prefix) {
-        Ok(header) => (Ok(header), prefix_len),
-        Err(e) if meta.size <= prefix_len => (Err(e.to_string()), prefix_len),
-        Err(_) => match std::fs::read(&path) {
+    match header_from_prefix(&prefix, meta.size) {
+        Some(header) => (header, prefix_len),
+        None => match std::fs::read(&path) {
             Ok(bytes) => (
                 codec::read_header(&bytes).map_err(|e| e.to_string()),
                 prefix_len + bytes.len() as u64,

@@ -146,6 +146,22 @@ pub fn list_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a 
     downcast(name, arrays, i)
 }
 
+/// The bytes of row `row` of any binary array (Binary, LargeBinary,
+/// BinaryView, FixedSizeBinary); `None` when NULL or not binary.
+pub fn binary_value(array: &dyn Array, row: usize) -> Option<&[u8]> {
+    use datafusion::arrow::array::AsArray;
+    if array.is_null(row) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Binary => Some(array.as_binary::<i32>().value(row)),
+        DataType::LargeBinary => Some(array.as_binary::<i64>().value(row)),
+        DataType::BinaryView => Some(array.as_binary_view().value(row)),
+        DataType::FixedSizeBinary(_) => Some(array.as_fixed_size_binary().value(row)),
+        _ => None,
+    }
+}
+
 /// An optional argument: its array when given.
 pub fn optional(arrays: &[ArrayRef], i: usize) -> Option<&ArrayRef> {
     arrays.get(i)
