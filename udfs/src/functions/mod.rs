@@ -1,10 +1,11 @@
 //! The SQL image functions, one per module, named after the function.
 
 /// Implements `ScalarUDFImpl` (and `Default`) for a function of one image
-/// that returns an image made by `$op(ImageView) -> Image`. The function's
-/// struct, with its `#[user_doc]`, stays in its own file.
-macro_rules! image_to_image_function {
-    ($ty:ident, $name:literal, $op:path) => {
+/// argument returning `$return_type`, computed per batch by `$compute`, a
+/// `fn(&str, &ImageArray) -> Result<ArrayRef>` given the function's name.
+/// The function's struct, with its `#[user_doc]`, stays in its own file.
+macro_rules! single_image_function {
+    ($ty:ident, $name:literal, $return_type:expr, $compute:expr) => {
         impl Default for $ty {
             fn default() -> Self {
                 Self {
@@ -36,17 +37,22 @@ macro_rules! image_to_image_function {
                 &self,
                 _arg_types: &[::datafusion::arrow::datatypes::DataType],
             ) -> ::datafusion::common::Result<::datafusion::arrow::datatypes::DataType> {
-                Ok($crate::image_value::image_type())
+                Ok($return_type)
             }
 
             fn invoke_with_args(
                 &self,
                 args: ::datafusion::logical_expr::ScalarFunctionArgs,
             ) -> ::datafusion::common::Result<::datafusion::logical_expr::ColumnarValue> {
+                let compute: fn(
+                    &str,
+                    &$crate::image_value::ImageArray<'_>,
+                ) -> ::datafusion::common::Result<::datafusion::arrow::array::ArrayRef> = $compute;
                 let arrays = $crate::args::arg_arrays(&args.args, args.number_rows)?;
                 let images = $crate::args::image_arg($name, &arrays, 0)?;
-                let out = $crate::functions::map_images($name, &images, |_, view| Ok(Some($op(view))))?;
-                Ok(::datafusion::logical_expr::ColumnarValue::Array(out))
+                Ok(::datafusion::logical_expr::ColumnarValue::Array(compute(
+                    $name, &images,
+                )?))
             }
 
             fn documentation(&self) -> Option<&::datafusion::logical_expr::Documentation> {
@@ -56,63 +62,30 @@ macro_rules! image_to_image_function {
     };
 }
 
-/// Implements `ScalarUDFImpl` (and `Default`) for a function of one image
-/// that returns one of its `UInt32` fields, `$field`.
+/// A function of one image returning the image `$op(ImageView) -> Image`.
+macro_rules! image_to_image_function {
+    ($ty:ident, $name:literal, $op:path) => {
+        single_image_function!($ty, $name, $crate::image_value::image_type(), |name, images| {
+            $crate::functions::map_images(name, images, |_, view| Ok(Some($op(view))))
+        });
+    };
+}
+
+/// A function of one image returning its `UInt32` field `$field`.
 macro_rules! image_field_function {
     ($ty:ident, $name:literal, $field:ident) => {
-        impl Default for $ty {
-            fn default() -> Self {
-                Self {
-                    signature: ::datafusion::logical_expr::Signature::user_defined(
-                        ::datafusion::logical_expr::Volatility::Immutable,
-                    ),
-                }
-            }
-        }
-
-        impl ::datafusion::logical_expr::ScalarUDFImpl for $ty {
-            fn name(&self) -> &str {
-                $name
-            }
-
-            fn signature(&self) -> &::datafusion::logical_expr::Signature {
-                &self.signature
-            }
-
-            fn coerce_types(
-                &self,
-                arg_types: &[::datafusion::arrow::datatypes::DataType],
-            ) -> ::datafusion::common::Result<Vec<::datafusion::arrow::datatypes::DataType>> {
-                let syntax = concat!($name, "(image)");
-                $crate::args::coerce_args($name, syntax, arg_types, &[$crate::args::ArgKind::Image], &[])
-            }
-
-            fn return_type(
-                &self,
-                _arg_types: &[::datafusion::arrow::datatypes::DataType],
-            ) -> ::datafusion::common::Result<::datafusion::arrow::datatypes::DataType> {
-                Ok(::datafusion::arrow::datatypes::DataType::UInt32)
-            }
-
-            fn invoke_with_args(
-                &self,
-                args: ::datafusion::logical_expr::ScalarFunctionArgs,
-            ) -> ::datafusion::common::Result<::datafusion::logical_expr::ColumnarValue> {
-                let arrays = $crate::args::arg_arrays(&args.args, args.number_rows)?;
-                let images = $crate::args::image_arg($name, &arrays, 0)?;
+        single_image_function!(
+            $ty,
+            $name,
+            ::datafusion::arrow::datatypes::DataType::UInt32,
+            |name, images| {
                 let mut out = ::datafusion::arrow::array::UInt32Builder::with_capacity(images.len());
                 for row in 0..images.len() {
-                    out.append_option($crate::functions::named($name, images.get(row))?.map(|i| i.$field));
+                    out.append_option($crate::functions::named(name, images.get(row))?.map(|i| i.$field));
                 }
-                Ok(::datafusion::logical_expr::ColumnarValue::Array(
-                    ::std::sync::Arc::new(out.finish()),
-                ))
+                Ok(::std::sync::Arc::new(out.finish()))
             }
-
-            fn documentation(&self) -> Option<&::datafusion::logical_expr::Documentation> {
-                self.doc()
-            }
-        }
+        );
     };
 }
 
