@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The main job: the sea-lion pipeline on data/sealions (the committed
-# generated sample set). Builds Rookery first if needed (the same build the
-# tests use). Results go to out/sealions/.
+# The main job: `rookery demo`, the sea-lion pipeline (sql/sealions/01 to 06)
+# on data/sealions, the committed generated sample set: dots, thumbnails,
+# CNN training, counting the test images to out/sealions/sub.csv, scores.
+# Installs ONNX Runtime's library and builds Rookery first when needed (the
+# same build the tests use). Extra arguments go to `rookery demo`.
 source "$(dirname "$0")/env.sh"
+scripts/setup-onnxruntime.sh
 # The tests' build (dev-dependencies change feature unification; building
 # the binary alone would compile DataFusion a second time).
 cargo test --workspace --no-run
-rookery="$TARGET_DIR/debug/rookery"
-started=$(date +%s)
-"$rookery" -f sql/sealions/01_tables.sql sql/sealions/02_dots.sql sql/sealions/03_thumbnails.sql "$@"
-echo "done in $(( $(date +%s) - started )) s; thumbnails in out/sealions/thumbnails.parquet" >&2
+exec "$TARGET_DIR/debug/rookery" demo "$@"

@@ -96,6 +96,7 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
     let own: HashSet<String> = rookery_udfs::scalar_functions()
         .iter()
         .map(|f| f.name().to_string())
+        .chain(rookery_udfs::aggregate_functions().iter().map(|f| f.name().to_string()))
         .chain(["images".to_string(), "read_blob".to_string()])
         .collect();
     let state = ctx.state();

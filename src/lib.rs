@@ -5,11 +5,16 @@
 //! - [`exec`]: running SQL scripts statement by statement;
 //! - [`shell`] and [`repl`]: the command line and the interactive REPL;
 //! - [`display`]: results as tables, CSV or JSON, with compact image cells;
-//! - [`sealions`]: the generated sea-lion sample set.
+//! - [`sealions`]: the generated sea-lion sample set;
+//! - [`demo`]: the sea-lion pipeline end to end (`rookery demo`);
+//! - [`classify`]: `rookery classify`, a model on image files.
 
+pub mod classify;
 pub mod copy_images;
+pub mod demo;
 pub mod display;
 pub mod exec;
+pub mod frames;
 pub mod functions;
 pub mod images;
 pub mod read_blob;

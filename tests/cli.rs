@@ -182,3 +182,87 @@ fn memory_limit_is_an_error_not_a_crash() {
         text(&output.stderr)
     );
 }
+
+fn classify(dir: &Path) -> Command {
+    let mut command = rookery(dir);
+    command.args(["classify", "--model", "models/colour_classifier.onnx", "--options", "labels=red|green|blue"]);
+    command
+}
+
+#[test]
+fn classify_prints_a_label_per_image() {
+    let dir = fixtures();
+    let output = classify(dir.path()).args(["--image", "colours/red.png", "--image", "colours/green.jpg"]).output().expect("run");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "['red']\n['green']\n");
+}
+
+#[test]
+fn classify_reads_stdin_and_prints_scores_when_verbose() {
+    let dir = fixtures();
+    let mut command = classify(dir.path());
+    command.arg("--verbose").stdin(std::fs::File::open(dir.path().join("colours/blue.png")).expect("open"));
+    let output = command.output().expect("run");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Blue (20, 30, 210): logits 10 x (0.078, 0.118, 0.824), softmaxed.
+    assert_eq!(text(&output.stdout), "[['blue', 1.00], ['green', 0.00], ['red', 0.00]]\n");
+}
+
+#[test]
+fn classify_reports_a_bad_image_and_fails() {
+    let dir = fixtures();
+    let output = classify(dir.path())
+        .args(["--image", "colours/red.png", "--image", "mixed/corrupt.jpg", "--image", "missing.png"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(text(&output.stdout), "['red']\n");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("mixed/corrupt.jpg: cannot decode jpeg"), "{stderr}");
+    assert!(stderr.contains("missing.png: No such file"), "{stderr}");
+}
+
+#[test]
+fn classify_names_a_missing_model() {
+    let dir = fixtures();
+    let output = rookery(dir.path())
+        .args(["classify", "--model", "nothing.onnx", "--image", "colours/red.png"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("model file nothing.onnx does not exist"), "{}", text(&output.stderr));
+}
+
+/// sql/classify/ end to end on generated frames: train on the training
+/// split, then validation accuracy in SQL.
+#[test]
+fn labelled_folder_scripts_train_and_validate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("frames");
+    let status = rookery(dir.path())
+        .args(["-q", "gen-frames", "--out"])
+        .arg(&data)
+        .args(["--count", "100"])
+        .status()
+        .expect("run");
+    assert!(status.success());
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/classify");
+    let output = rookery(dir.path())
+        .args(["--format", "csv", "--set"])
+        .arg(format!("data={}", data.display()))
+        .args(["--set", "out=out", "--set", "epochs=6", "-f"])
+        .args(["01_tables.sql", "02_train.sql", "03_validate.sql"].map(|f| scripts.join(f)))
+        .output()
+        .expect("run");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", text(&output.stderr));
+    assert!(dir.path().join("out/model.onnx").exists());
+    let accuracy: f64 = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("frames,validation_accuracy"))
+        .nth(1)
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in {stdout}"));
+    assert!(accuracy >= 0.8, "validation accuracy {accuracy}\n{stdout}");
+}

@@ -48,11 +48,8 @@ impl ImageOptions {
     /// Parses `"drop_invalid=true, batch_rows=4"`.
     pub fn parse_list(text: &str) -> Result<Self> {
         let mut options = Self::default();
-        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let Some((key, value)) = item.split_once('=') else {
-                return plan_err!("image option '{item}' is not of the form key=value (known: {KNOWN})");
-            };
-            options.set(key.trim(), value.trim())?;
+        for (key, value) in rookery_udfs::args::key_value_list("image", KNOWN, text)? {
+            options.set(&key, &value)?;
         }
         Ok(options)
     }

@@ -33,7 +33,10 @@ fn write(path: PathBuf, bytes: &[u8]) {
 /// - `mixed/`: two valid images plus a corrupt, a truncated and an empty
 ///   file, a text file and a PNG named `.jpg`;
 /// - `train.csv` and `labels.tsv`: labels for the ids of `good/`;
-/// - `sealions/`: a small generated sea-lion set (see `rookery gen-sealions`).
+/// - `sealions/`: a small generated sea-lion set (see `rookery gen-sealions`);
+/// - `colours/`: solid red.png (16x16), green.jpg (32x32), blue.png (16x16);
+/// - `models/`: the ONNX models of `tests/fixtures/` (made outside Rookery,
+///   by `tests/fixtures/make_models.py`).
 pub fn write_fixtures(root: &Path) {
     let sealions = rookery::sealions::GenOptions {
         out: root.join("sealions"),
@@ -77,6 +80,16 @@ pub fn write_fixtures(root: &Path) {
     write(mixed.join("empty.png"), b"");
     write(mixed.join("notes.txt"), b"not an image\n");
     write(mixed.join("misnamed.jpg"), &encode(&rgb(2, 2), ImageFormat::Png));
+
+    let solid = |w, h, rgb: [u8; 3]| DynamicImage::ImageRgb8(RgbImage::from_pixel(w, h, image::Rgb(rgb)));
+    let colours = root.join("colours");
+    write(colours.join("red.png"), &encode(&solid(16, 16, [220, 20, 30]), ImageFormat::Png));
+    write(colours.join("green.jpg"), &encode(&solid(32, 32, [10, 200, 40]), ImageFormat::Jpeg));
+    write(colours.join("blue.png"), &encode(&solid(16, 16, [20, 30, 210]), ImageFormat::Png));
+    for model in ["colour_classifier.onnx", "not_an_image.onnx"] {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(model);
+        write(root.join("models").join(model), &std::fs::read(committed).expect("committed model fixture"));
+    }
 
     write(
         root.join("train.csv"),

@@ -237,3 +237,16 @@ pub fn dots_at(list: &ListArray, row: usize) -> Result<Option<Vec<DotRow>>> {
             .collect(),
     ))
 }
+
+/// Splits an options string `"key=value, key=value"` into trimmed pairs with
+/// lower-case keys; `what` and `known` name the options in errors.
+pub fn key_value_list(what: &str, known: &str, text: &str) -> Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((key, value)) = item.split_once('=') else {
+            return plan_err!("{what} option '{item}' is not of the form key=value (known: {known})");
+        };
+        pairs.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    Ok(pairs)
+}

@@ -5,25 +5,29 @@
 //! function per module, named after the function.
 
 pub mod args;
+pub mod cnn;
 pub mod codec;
 pub mod dots;
 pub mod error;
 pub mod functions;
 pub mod image_value;
 pub mod pixels;
+pub mod rng;
 
 pub use error::ImageError;
 pub use image_value::{image_type, is_image_type, Image, ImageArray, ImageArrayBuilder, ImageView};
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 /// Every scalar function of this crate, for registration in a session.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
     use functions::*;
     vec![
         Arc::new(ScalarUDF::new_from_impl(BlobDots::default())),
+        Arc::new(ScalarUDF::new_from_impl(CnnClassify::default())),
+        Arc::new(ScalarUDF::new_from_impl(CnnScores::default())),
         Arc::new(ScalarUDF::new_from_impl(Crop::default())),
         Arc::new(ScalarUDF::new_from_impl(DrawDots::default())),
         Arc::new(ScalarUDF::new_from_impl(ImageDecode::default())),
@@ -39,4 +43,9 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(Tile64::default())),
         Arc::new(ScalarUDF::new_from_impl(Tiles::default())),
     ]
+}
+
+/// Every aggregate function of this crate.
+pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    vec![Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::default()))]
 }

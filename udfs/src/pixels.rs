@@ -67,6 +67,21 @@ pub fn grey(src: ImageView<'_>) -> Image {
     }
 }
 
+/// Three channels: grey is repeated, alpha is dropped, RGB stays as it is.
+pub fn to_rgb(src: ImageView<'_>) -> Image {
+    let data = match src.channels {
+        3 => src.data.to_vec(),
+        1 => src.data.iter().flat_map(|&v| [v, v, v]).collect(),
+        c => src.data.chunks_exact(c as usize).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+    };
+    Image {
+        width: src.width,
+        height: src.height,
+        channels: 3,
+        data,
+    }
+}
+
 /// Mirror left to right.
 pub fn flip_horizontal(src: ImageView<'_>) -> Image {
     let c = src.channels as usize;

@@ -90,6 +90,9 @@ macro_rules! image_field_function {
 }
 
 mod blob_dots;
+mod cnn_classify;
+mod cnn_scores;
+mod cnn_train;
 mod crop;
 mod draw_dots;
 mod image_decode;
@@ -106,6 +109,9 @@ mod tile64;
 mod tiles;
 
 pub use blob_dots::BlobDots;
+pub use cnn_classify::CnnClassify;
+pub use cnn_scores::{scores_type, CnnScores};
+pub use cnn_train::CnnTrain;
 pub use crop::Crop;
 pub use draw_dots::DrawDots;
 pub use image_decode::ImageDecode;

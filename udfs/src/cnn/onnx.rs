@@ -1,0 +1,379 @@
+//! Writing the trained CNN as a standard ONNX file (opset 13).
+//!
+//! The messages below are the subset of `onnx.proto` the export needs, with
+//! the field numbers of the official schema; prost encodes them.
+
+use std::path::Path;
+
+use datafusion::common::{exec_datafusion_err, Result};
+use prost::Message;
+
+use super::model::SeedCnn;
+use super::train::candle_error;
+
+/// Metadata keys Rookery writes and `cnn_classify` reads.
+pub const META_LABELS: &str = "labels";
+pub const META_LAYOUT: &str = "input_layout";
+pub const META_RANGE: &str = "input_range";
+
+pub const INPUT_NAME: &str = "image";
+pub const OUTPUT_NAME: &str = "probabilities";
+const OPSET: i64 = 13;
+const IR_VERSION: i64 = 8;
+const FLOAT: i32 = 1;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ModelProto {
+    #[prost(int64, tag = "1")]
+    pub ir_version: i64,
+    #[prost(string, tag = "2")]
+    pub producer_name: String,
+    #[prost(string, tag = "3")]
+    pub producer_version: String,
+    #[prost(string, tag = "6")]
+    pub doc_string: String,
+    #[prost(message, optional, tag = "7")]
+    pub graph: Option<GraphProto>,
+    #[prost(message, repeated, tag = "8")]
+    pub opset_import: Vec<OperatorSetIdProto>,
+    #[prost(message, repeated, tag = "14")]
+    pub metadata_props: Vec<StringStringEntryProto>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct OperatorSetIdProto {
+    #[prost(string, tag = "1")]
+    pub domain: String,
+    #[prost(int64, tag = "2")]
+    pub version: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct StringStringEntryProto {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct GraphProto {
+    #[prost(message, repeated, tag = "1")]
+    pub node: Vec<NodeProto>,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(message, repeated, tag = "5")]
+    pub initializer: Vec<TensorProto>,
+    #[prost(message, repeated, tag = "11")]
+    pub input: Vec<ValueInfoProto>,
+    #[prost(message, repeated, tag = "12")]
+    pub output: Vec<ValueInfoProto>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct NodeProto {
+    #[prost(string, repeated, tag = "1")]
+    pub input: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    pub output: Vec<String>,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    #[prost(string, tag = "4")]
+    pub op_type: String,
+    #[prost(message, repeated, tag = "5")]
+    pub attribute: Vec<AttributeProto>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct AttributeProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(float, tag = "2")]
+    pub f: f32,
+    #[prost(int64, tag = "3")]
+    pub i: i64,
+    #[prost(int64, repeated, tag = "8")]
+    pub ints: Vec<i64>,
+    /// AttributeType: FLOAT = 1, INT = 2, INTS = 7.
+    #[prost(int32, tag = "20")]
+    pub r#type: i32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct TensorProto {
+    #[prost(int64, repeated, tag = "1")]
+    pub dims: Vec<i64>,
+    #[prost(int32, tag = "2")]
+    pub data_type: i32,
+    #[prost(string, tag = "8")]
+    pub name: String,
+    #[prost(bytes = "vec", tag = "9")]
+    pub raw_data: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ValueInfoProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub r#type: Option<TypeProto>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct TypeProto {
+    #[prost(message, optional, tag = "1")]
+    pub tensor_type: Option<TensorTypeProto>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct TensorTypeProto {
+    #[prost(int32, tag = "1")]
+    pub elem_type: i32,
+    #[prost(message, optional, tag = "2")]
+    pub shape: Option<TensorShapeProto>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct TensorShapeProto {
+    #[prost(message, repeated, tag = "1")]
+    pub dim: Vec<Dimension>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Dimension {
+    #[prost(oneof = "DimensionValue", tags = "1, 2")]
+    pub value: Option<DimensionValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum DimensionValue {
+    #[prost(int64, tag = "1")]
+    DimValue(i64),
+    #[prost(string, tag = "2")]
+    DimParam(String),
+}
+
+fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
+    TensorProto {
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: FLOAT,
+        name: name.to_string(),
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    }
+}
+
+fn int_attr(name: &str, i: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), i, r#type: 2, ..Default::default() }
+}
+
+fn ints_attr(name: &str, ints: &[i64]) -> AttributeProto {
+    AttributeProto { name: name.into(), ints: ints.to_vec(), r#type: 7, ..Default::default() }
+}
+
+fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.to_string()],
+        name: output.to_string(),
+        op_type: op.to_string(),
+        attribute,
+    }
+}
+
+fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Some(v) => DimensionValue::DimValue(*v as i64),
+                None => DimensionValue::DimParam("batch".into()),
+            }),
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto { elem_type: FLOAT, shape: Some(TensorShapeProto { dim }) }),
+        }),
+    }
+}
+
+/// The ONNX graph of a trained [`SeedCnn`]: NHWC float pixels 0..255 in,
+/// class probabilities out, labels and layout in the metadata.
+pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
+    let (h, w, c) = model.input;
+    let mut nodes = Vec::new();
+    let mut init = Vec::new();
+    init.push(float_tensor("scale", &[], &[1.0 / 255.0]));
+    init.push(float_tensor("offset", &[], &[-0.5]));
+    nodes.push(node("Mul", &[INPUT_NAME, "scale"], "scaled", vec![]));
+    nodes.push(node("Add", &["scaled", "offset"], "centred", vec![]));
+    nodes.push(node("Transpose", &["centred"], "nchw", vec![ints_attr("perm", &[0, 3, 1, 2])]));
+    let mut x = "nchw".to_string();
+    for (i, conv) in model.convs.iter().enumerate() {
+        // Our kernel is [(ky, kx, c) + bias row, f]; ONNX wants [f, c, ky, kx] and a bias.
+        let k = SeedCnn::values(&conv.kernel).map_err(candle_error)?;
+        let (cin, f) = (conv.in_channels, conv.filters);
+        let (k, bias) = k.split_at(9 * cin * f);
+        let mut onnx = vec![0f32; k.len()];
+        for ky in 0..3 {
+            for kx in 0..3 {
+                for ci in 0..cin {
+                    for fi in 0..f {
+                        onnx[((fi * cin + ci) * 3 + ky) * 3 + kx] = k[((ky * 3 + kx) * cin + ci) * f + fi];
+                    }
+                }
+            }
+        }
+        let (kn, bn) = (format!("conv{i}_kernel"), format!("conv{i}_bias"));
+        init.push(float_tensor(&kn, &[f, cin, 3, 3], &onnx));
+        init.push(float_tensor(&bn, &[f], bias));
+        let (conv_out, relu_out, pool_out) = (format!("conv{i}"), format!("conv{i}_relu"), format!("pool{i}"));
+        nodes.push(node("Conv", &[&x, &kn, &bn], &conv_out, vec![ints_attr("kernel_shape", &[3, 3])]));
+        nodes.push(node("Relu", &[&conv_out], &relu_out, vec![]));
+        nodes.push(node(
+            "MaxPool",
+            &[&relu_out],
+            &pool_out,
+            vec![ints_attr("kernel_shape", &[2, 2]), ints_attr("strides", &[2, 2])],
+        ));
+        x = pool_out;
+    }
+    // Back to NHWC before flattening, so dense weights keep the training order.
+    nodes.push(node("Transpose", &[&x], "features_nhwc", vec![ints_attr("perm", &[0, 2, 3, 1])]));
+    nodes.push(node("Flatten", &["features_nhwc"], "features", vec![int_attr("axis", 1)]));
+    let mut x = "features".to_string();
+    let last = model.dense.len() - 1;
+    for (i, layer) in model.dense.iter().enumerate() {
+        let (wn, bn) = (format!("dense{i}_weights"), format!("dense{i}_bias"));
+        let dims = layer.weights.as_tensor().dims().to_vec();
+        init.push(float_tensor(&wn, &dims, &SeedCnn::values(&layer.weights).map_err(candle_error)?));
+        init.push(float_tensor(&bn, &[dims[1]], &SeedCnn::values(&layer.bias).map_err(candle_error)?));
+        let out = format!("dense{i}");
+        nodes.push(node("Gemm", &[&x, &wn, &bn], &out, vec![]));
+        x = out;
+        if i < last {
+            let relu = format!("dense{i}_relu");
+            nodes.push(node("Relu", &[&x], &relu, vec![]));
+            x = relu;
+        }
+    }
+    nodes.push(node("Softmax", &[&x], OUTPUT_NAME, vec![int_attr("axis", 1)]));
+
+    let labels_json = serde_json::to_string(labels).map_err(|e| exec_datafusion_err!("cannot write labels: {e}"))?;
+    let meta = |key: &str, value: String| StringStringEntryProto { key: key.into(), value };
+    Ok(ModelProto {
+        ir_version: IR_VERSION,
+        producer_name: "rookery".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: "The seed CNN (conv 32/64/128, dense 512/512, softmax), trained by Rookery's cnn_train".into(),
+        graph: Some(GraphProto {
+            node: nodes,
+            name: "seed_cnn".into(),
+            initializer: init,
+            input: vec![value_info(INPUT_NAME, &[None, Some(h), Some(w), Some(c)])],
+            output: vec![value_info(OUTPUT_NAME, &[None, Some(labels.len())])],
+        }),
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        metadata_props: vec![
+            meta(META_LABELS, labels_json),
+            meta(META_LAYOUT, "NHWC".into()),
+            meta(META_RANGE, "0..255".into()),
+        ],
+    })
+}
+
+/// Writes the model next to its final path and renames it into place, so a
+/// failed write never leaves half a model under the name.
+pub fn write_model(model: &SeedCnn, labels: &[String], path: &Path) -> Result<()> {
+    let bytes = model_proto(model, labels)?.encode_to_vec();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| exec_datafusion_err!("cannot create folder {} for the model: {e}", parent.display()))?;
+    }
+    let partial = path.with_extension("onnx.partial");
+    std::fs::write(&partial, &bytes).map_err(|e| exec_datafusion_err!("cannot write {}: {e}", partial.display()))?;
+    std::fs::rename(&partial, path).map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        exec_datafusion_err!("cannot write {}: {e}", path.display())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cnn::model::Kernels;
+    use crate::cnn::runtime::{best, ClassifyOptions, Classifier};
+    use crate::cnn::train::{train, Dataset, TrainOptions};
+    use crate::image_value::ImageView;
+    use crate::rng::Rng;
+    use candle_core::{Device, Tensor};
+
+    /// Stripes across, stripes down, and noise: three learnable classes.
+    fn patterns(n: usize, side: usize) -> Dataset {
+        let mut rng = Rng::new(5);
+        let mut data = Dataset::new(side, side, 3);
+        for i in 0..n {
+            let class = i % 3;
+            let phase = rng.below(4);
+            let pixels: Vec<u8> = (0..side * side * 3)
+                .map(|p| {
+                    let (y, x) = (p / 3 / side, p / 3 % side);
+                    match class {
+                        0 => if (y + phase) % 4 < 2 { 200 } else { 40 },
+                        1 => if (x + phase) % 4 < 2 { 200 } else { 40 },
+                        _ => (rng.next_u64() & 0xff) as u8,
+                    }
+                })
+                .collect();
+            data.push(&pixels, ["across", "down", "noise"][class].to_string()).unwrap();
+        }
+        data
+    }
+
+    /// The exported file, run by ONNX Runtime, must give the classes (and
+    /// nearly the probabilities) the trained network gives in Rust.
+    #[test]
+    fn onnx_runtime_predicts_what_the_trained_network_does() {
+        let side = 24;
+        let data = patterns(48, side);
+        let options = TrainOptions { epochs: 3, batch_size: 16, validation: 0.0, input_size: side, ..Default::default() };
+        let (model, report) = train(&data, &options, Kernels::Fast, &mut |_| {}).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("patterns.onnx");
+        write_model(&model, &report.classes, &path).unwrap();
+
+        let input: Vec<f32> = data.pixels.iter().map(|&v| v as f32).collect();
+        let tensor = Tensor::from_vec(input, (data.len(), side, side, 3), &Device::Cpu).unwrap();
+        let in_rust = model.predict(&tensor).unwrap().to_vec2::<f32>().unwrap();
+
+        let classifier = Classifier::cached(&path, &ClassifyOptions::default(), 1).unwrap();
+        assert_eq!(classifier.labels, vec!["across", "down", "noise"]);
+        let len = side * side * 3;
+        let views: Vec<ImageView<'_>> = (0..data.len())
+            .map(|i| ImageView::new(side as u32, side as u32, 3, &data.pixels[i * len..(i + 1) * len]).unwrap())
+            .collect();
+        let in_onnx = classifier.scores(&views).unwrap();
+        for (rust, onnx) in in_rust.iter().zip(&in_onnx) {
+            assert_eq!(best(rust), best(onnx));
+            for (a, b) in rust.iter().zip(onnx) {
+                assert!((a - b).abs() < 1e-4, "{rust:?} vs {onnx:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn graph_has_weights_and_metadata() {
+        let model = SeedCnn::new((64, 64, 3), 6, 1).unwrap();
+        let labels: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+        let proto = model_proto(&model, &labels).unwrap();
+        let graph = proto.graph.as_ref().unwrap();
+        assert_eq!(graph.node.last().unwrap().op_type, "Softmax");
+        // Conv kernels are [F, C, 3, 3]; the first dense layer takes 6*6*128 features.
+        assert_eq!(graph.initializer.iter().find(|t| t.name == "conv0_kernel").unwrap().dims, vec![32, 3, 3, 3]);
+        assert_eq!(graph.initializer.iter().find(|t| t.name == "dense0_weights").unwrap().dims, vec![4608, 512]);
+        assert!(proto.metadata_props.iter().any(|m| m.key == META_LABELS && m.value.contains("c5")));
+        let decoded = ModelProto::decode(proto.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(decoded, proto);
+    }
+}

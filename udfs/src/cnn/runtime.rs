@@ -1,0 +1,497 @@
+//! ONNX Runtime: finding its shared library, and image classifiers run on it.
+//!
+//! `ort` is built with `load-dynamic`, so the library is opened at run time.
+//! It is looked for, in order, at `$ORT_DYLIB_PATH`, beside the executable,
+//! and in `~/.cache/rookery/onnxruntime/` where `scripts/setup-onnxruntime.sh`
+//! (run by the README's commands) puts the official wheel's copy.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result};
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::{Tensor, ValueType};
+
+use super::onnx::{META_LABELS, META_LAYOUT, META_RANGE};
+use crate::image_value::{Image, ImageView};
+use crate::pixels;
+
+/// The version the wheel must have to match `ort` 2.0.0-rc.15.
+pub const ONNXRUNTIME_VERSION: &str = "1.31.1";
+const LIBRARY: &str = "libonnxruntime.so";
+
+/// Where `scripts/setup-onnxruntime.sh` installs the library.
+pub fn cache_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("rookery").join("onnxruntime"))
+}
+
+fn candidates() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        paths.push(PathBuf::from(p));
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        paths.push(dir.join(LIBRARY));
+    }
+    if let Some(dir) = cache_dir() {
+        paths.push(dir.join(LIBRARY));
+    }
+    paths
+}
+
+fn missing_message(tried: &[PathBuf]) -> String {
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    format!(
+        "ONNX Runtime is not installed (looked for {}). Run `scripts/setup-onnxruntime.sh` in the Rookery checkout \
+         (it downloads the official onnxruntime=={ONNXRUNTIME_VERSION} wheel from PyPI into ~/.cache/rookery/onnxruntime), \
+         or set ORT_DYLIB_PATH to a libonnxruntime.so of version 1.31",
+        tried.join(", ")
+    )
+}
+
+/// Loads ONNX Runtime once per process and returns its environment; every
+/// later call returns the same result.
+pub fn ensure_runtime() -> Result<&'static Environment> {
+    static LOADED: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+    let loaded = LOADED.get_or_init(|| {
+        let tried = candidates();
+        let Some(path) = tried.iter().find(|p| p.exists()) else {
+            return Err(missing_message(&tried));
+        };
+        let fail = |e: &dyn std::fmt::Display| format!("cannot load ONNX Runtime from {}: {e}", path.display());
+        ort::init_from(path)
+            .map_err(|e| fail(&e))?
+            .with_name("rookery")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| fail(&e))
+    });
+    match loaded {
+        Ok(environment) => Ok(environment),
+        Err(message) => Err(DataFusionError::Execution(message.clone())),
+    }
+}
+
+/// How a classifier's input tensor is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    Nhwc,
+    Nchw,
+}
+
+/// Options of `cnn_classify`/`cnn_scores`/`rookery classify`, overriding what
+/// the model says about itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassifyOptions {
+    pub layout: Option<Layout>,
+    /// Pixel 0 maps to `range.0`, pixel 255 to `range.1`.
+    pub range: Option<(f32, f32)>,
+    pub labels: Option<Vec<String>>,
+    /// Input height and width, for models whose input shape is dynamic.
+    pub size: Option<(usize, usize)>,
+}
+
+pub const CLASSIFY_OPTIONS: &str = "layout (NHWC|NCHW), range (e.g. 0..1), labels (a|b|c), size (e.g. 64x64)";
+
+fn parse_range(value: &str) -> Option<(f32, f32)> {
+    let (lo, hi) = value.split_once("..")?;
+    let (lo, hi) = (lo.trim().parse::<f32>().ok()?, hi.trim().parse::<f32>().ok()?);
+    (lo.is_finite() && hi.is_finite() && lo != hi).then_some((lo, hi))
+}
+
+fn parse_layout(value: &str) -> Option<Layout> {
+    match value.to_ascii_uppercase().as_str() {
+        "NHWC" => Some(Layout::Nhwc),
+        "NCHW" => Some(Layout::Nchw),
+        _ => None,
+    }
+}
+
+impl ClassifyOptions {
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut options = Self::default();
+        for (key, value) in crate::args::key_value_list("classifier", CLASSIFY_OPTIONS, text)? {
+            match key.as_str() {
+                "layout" => match parse_layout(&value) {
+                    Some(l) => options.layout = Some(l),
+                    None => return plan_err!("classifier option layout must be NHWC or NCHW, not '{value}'"),
+                },
+                "range" => match parse_range(&value) {
+                    Some(r) => options.range = Some(r),
+                    None => return plan_err!("classifier option range must look like 0..1 or -1..1, not '{value}'"),
+                },
+                "labels" => {
+                    options.labels = Some(value.split('|').map(|s| s.trim().to_string()).collect());
+                }
+                "size" => {
+                    let parsed = value
+                        .split_once(['x', 'X'])
+                        .and_then(|(w, h)| Some((h.trim().parse::<usize>().ok()?, w.trim().parse::<usize>().ok()?)));
+                    match parsed {
+                        Some((h, w)) if h > 0 && w > 0 => options.size = Some((h, w)),
+                        _ => return plan_err!("classifier option size must look like 64x64 (width x height), not '{value}'"),
+                    }
+                }
+                other => return plan_err!("unknown classifier option '{other}' (known: {CLASSIFY_OPTIONS})"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// A loaded image classifier: what its input wants, its labels, and a pool
+/// of ONNX Runtime sessions (a session runs one batch at a time).
+pub struct Classifier {
+    pub path: PathBuf,
+    pub input_name: String,
+    pub layout: Layout,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub range: (f32, f32),
+    pub labels: Vec<String>,
+    threads: usize,
+    sessions: Mutex<Vec<Session>>,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("path", &self.path)
+            .field("layout", &self.layout)
+            .field("input", &(self.height, self.width, self.channels))
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+fn open_session(path: &Path, threads: usize) -> Result<Session> {
+    let fail = |e: &dyn std::fmt::Display| exec_datafusion_err!("cannot load model {}: {e}", path.display());
+    Session::builder(ensure_runtime()?)
+        .map_err(|e| fail(&e))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| fail(&e))?
+        .with_intra_threads(threads)
+        .map_err(|e| fail(&e))?
+        .with_inter_threads(1)
+        .map_err(|e| fail(&e))?
+        .commit_from_file(path)
+        .map_err(|e| fail(&e))
+}
+
+/// Reads `[N, H, W, C]` or `[N, C, H, W]` from an input shape (-1 for unknown).
+fn image_input(
+    path: &Path,
+    shape: &[i64],
+    options: &ClassifyOptions,
+    meta_layout: Option<Layout>,
+) -> Result<(Layout, usize, usize, usize)> {
+    let not_image = || {
+        plan_err!(
+            "model {} takes input of shape {:?}, which is not an image batch ([N,H,W,C] or [N,C,H,W] with 1 or 3 channels)",
+            path.display(),
+            shape
+        )
+    };
+    if shape.len() != 4 {
+        return not_image();
+    }
+    let is_channels = |d: i64| d == 1 || d == 3;
+    let layout = match options.layout.or(meta_layout) {
+        Some(l) => l,
+        None if is_channels(shape[3]) && !is_channels(shape[1]) => Layout::Nhwc,
+        None if is_channels(shape[1]) => Layout::Nchw,
+        None if is_channels(shape[3]) => Layout::Nhwc,
+        None => return not_image(),
+    };
+    let (c, h, w) = match layout {
+        Layout::Nhwc => (shape[3], shape[1], shape[2]),
+        Layout::Nchw => (shape[1], shape[2], shape[3]),
+    };
+    if !is_channels(c) {
+        return not_image();
+    }
+    let dim = |d: i64, given: Option<usize>, what: &str| -> Result<usize> {
+        match (d, given) {
+            (_, Some(v)) => Ok(v),
+            (d, None) if d > 0 => Ok(d as usize),
+            _ => plan_err!(
+                "model {} has a dynamic input {what}; give it as the option size (e.g. 'size=64x64')",
+                path.display()
+            ),
+        }
+    };
+    let h = dim(h, options.size.map(|s| s.0), "height")?;
+    let w = dim(w, options.size.map(|s| s.1), "width")?;
+    Ok((layout, h, w, c as usize))
+}
+
+/// Labels from metadata: a JSON array or a comma-separated list.
+fn parse_labels(text: &str) -> Vec<String> {
+    serde_json::from_str::<Vec<String>>(text)
+        .unwrap_or_else(|_| text.split(',').map(|s| s.trim().to_string()).collect())
+}
+
+impl Classifier {
+    fn load(path: &Path, options: &ClassifyOptions, threads: usize) -> Result<Self> {
+        if !path.is_file() {
+            return plan_err!("model file {} does not exist", path.display());
+        }
+        let session = open_session(path, threads)?;
+        let inputs = session.inputs();
+        if inputs.len() != 1 {
+            return plan_err!(
+                "model {} has {} inputs; cnn_classify runs models with one image input",
+                path.display(),
+                inputs.len()
+            );
+        }
+        let input = &inputs[0];
+        let shape: Vec<i64> = match input.dtype() {
+            ValueType::Tensor { ty, shape, .. } if *ty == ort::value::TensorElementType::Float32 => shape.to_vec(),
+            other => {
+                return plan_err!(
+                    "model {} takes input '{}' of type {other:?}; an image input must be a float32 tensor",
+                    path.display(),
+                    input.name()
+                )
+            }
+        };
+        let metadata = session.metadata().map_err(|e| exec_datafusion_err!("model {}: {e}", path.display()))?;
+        let meta_layout = metadata.custom(META_LAYOUT).as_deref().and_then(parse_layout);
+        let (layout, height, width, channels) = image_input(path, &shape, options, meta_layout)?;
+        let range = options
+            .range
+            .or_else(|| metadata.custom(META_RANGE).as_deref().and_then(parse_range))
+            .unwrap_or((0.0, 1.0));
+        let outputs = session.outputs();
+        let classes = match outputs.first().map(|o| o.dtype()) {
+            Some(ValueType::Tensor { shape, .. }) if shape.len() == 2 => shape[1],
+            _ => {
+                return plan_err!(
+                    "model {} does not output one [N, classes] tensor, so it is not an image classifier",
+                    path.display()
+                )
+            }
+        };
+        let labels = match options.labels.clone().or_else(|| metadata.custom(META_LABELS).map(|t| parse_labels(&t))) {
+            Some(labels) => {
+                if classes > 0 && labels.len() != classes as usize {
+                    return plan_err!(
+                        "model {} has {classes} classes but {} labels were given",
+                        path.display(),
+                        labels.len()
+                    );
+                }
+                labels
+            }
+            None if classes > 0 => (0..classes).map(|i| i.to_string()).collect(),
+            None => Vec::new(),
+        };
+        drop(metadata);
+        Ok(Self {
+            path: path.to_path_buf(),
+            input_name: input.name().to_string(),
+            layout,
+            height,
+            width,
+            channels,
+            range,
+            labels,
+            threads,
+            sessions: Mutex::new(vec![session]),
+        })
+    }
+
+    /// The cached classifier for a model file: one per (path, modification
+    /// time, options), so a retrained model is picked up.
+    pub fn cached(path: &Path, options: &ClassifyOptions, threads: usize) -> Result<Arc<Self>> {
+        type Key = (PathBuf, Option<SystemTime>, String);
+        static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Classifier>>>> = OnceLock::new();
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let key = (path.to_path_buf(), modified, format!("{options:?}/{threads}"));
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(found) = cache.lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(found.clone());
+        }
+        let loaded = Arc::new(Self::load(path, options, threads)?);
+        let mut map = cache.lock().map_err(|_| poisoned())?;
+        map.retain(|k, _| k.0 != key.0);
+        Ok(map.entry(key).or_insert(loaded).clone())
+    }
+
+    /// One image as input values, resized to the model's size if needed.
+    fn fill_input(&self, image: ImageView<'_>, out: &mut [f32]) -> Result<()> {
+        let resized;
+        let image = if (image.width as usize, image.height as usize) != (self.width, self.height) {
+            resized = pixels::resize(image, self.width as u32, self.height as u32)?;
+            resized.view()
+        } else {
+            image
+        };
+        let converted: Image;
+        let image = match (image.channels as usize, self.channels) {
+            (c, want) if c == want => image,
+            (_, 1) => {
+                converted = pixels::grey(image);
+                converted.view()
+            }
+            _ => {
+                converted = pixels::to_rgb(image);
+                converted.view()
+            }
+        };
+        let (lo, hi) = self.range;
+        let scale = (hi - lo) / 255.0;
+        let (h, w, c) = (self.height, self.width, self.channels);
+        match self.layout {
+            Layout::Nhwc => {
+                for (d, s) in out.iter_mut().zip(image.data) {
+                    *d = *s as f32 * scale + lo;
+                }
+            }
+            Layout::Nchw => {
+                for (i, s) in image.data.iter().enumerate() {
+                    let (pixel, ch) = (i / c, i % c);
+                    out[ch * h * w + pixel] = *s as f32 * scale + lo;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Class probabilities for each image, in one ONNX Runtime call. Models
+    /// whose outputs are not probabilities (rows not summing to 1) get a softmax.
+    pub fn scores(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let per_image = self.height * self.width * self.channels;
+        let mut input = vec![0f32; images.len() * per_image];
+        for (image, out) in images.iter().zip(input.chunks_mut(per_image)) {
+            self.fill_input(*image, out)?;
+        }
+        let n = images.len();
+        let shape = match self.layout {
+            Layout::Nhwc => [n, self.height, self.width, self.channels],
+            Layout::Nchw => [n, self.channels, self.height, self.width],
+        };
+        let fail = |e: &dyn std::fmt::Display| exec_datafusion_err!("model {}: {e}", self.path.display());
+        let tensor = Tensor::from_array((shape, input)).map_err(|e| fail(&e))?;
+        let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
+            Some(s) => s,
+            None => open_session(&self.path, self.threads)?,
+        };
+        let result = (|| {
+            let outputs = session.run(ort::inputs![self.input_name.as_str() => tensor]).map_err(|e| fail(&e))?;
+            let (out_shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| fail(&e))?;
+            let classes = out_shape.get(1).copied().unwrap_or(0).max(0) as usize;
+            if out_shape.len() != 2 || classes == 0 || values.len() != n * classes {
+                return Err(exec_datafusion_err!(
+                    "model {} returned shape {out_shape:?} for {n} images; expected [{n}, classes]",
+                    self.path.display()
+                ));
+            }
+            Ok(values.chunks(classes).map(probabilities).collect::<Vec<_>>())
+        })();
+        self.sessions.lock().map_err(|_| poisoned())?.push(session);
+        let scores = result?;
+        if let Some(first) = scores.first() {
+            if !self.labels.is_empty() && first.len() != self.labels.len() {
+                return Err(exec_datafusion_err!(
+                    "model {} returned {} scores per image but has {} labels",
+                    self.path.display(),
+                    first.len(),
+                    self.labels.len()
+                ));
+            }
+        }
+        Ok(scores)
+    }
+
+    /// The label of class `index` (the index itself when the model has none).
+    pub fn label(&self, index: usize) -> String {
+        self.labels.get(index).cloned().unwrap_or_else(|| index.to_string())
+    }
+}
+
+fn poisoned() -> DataFusionError {
+    exec_datafusion_err!("a classifier lock was poisoned by an earlier panic")
+}
+
+/// Probabilities as given, or a softmax of logits.
+fn probabilities(row: &[f32]) -> Vec<f32> {
+    let sum: f32 = row.iter().sum();
+    if row.iter().all(|v| (0.0..=1.0).contains(v)) && (sum - 1.0).abs() < 1e-3 {
+        return row.to_vec();
+    }
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+    let total: f32 = exp.iter().sum();
+    exp.into_iter().map(|v| v / total).collect()
+}
+
+/// Index of the highest score (the first on ties).
+pub fn best(scores: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, s) in scores.iter().enumerate() {
+        if *s > scores[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// ONNX Runtime threads per session so that `partitions` sessions running at
+/// once use the machine's cores without oversubscribing them.
+pub fn threads_per_session(partitions: usize) -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    (cores / partitions.max(1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_options() {
+        let o = ClassifyOptions::parse("layout=nchw, range=-1..1, labels=a|b, size=32x16").unwrap();
+        assert_eq!(o.layout, Some(Layout::Nchw));
+        assert_eq!(o.range, Some((-1.0, 1.0)));
+        assert_eq!(o.labels, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(o.size, Some((16, 32)));
+        for bad in ["layout=hwc", "range=1", "size=big", "colour=red"] {
+            assert!(ClassifyOptions::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_image_inputs() {
+        let p = Path::new("m.onnx");
+        let none = ClassifyOptions::default();
+        assert_eq!(image_input(p, &[-1, 64, 64, 3], &none, None).unwrap(), (Layout::Nhwc, 64, 64, 3));
+        assert_eq!(image_input(p, &[-1, 3, 32, 48], &none, None).unwrap(), (Layout::Nchw, 32, 48, 3));
+        assert!(image_input(p, &[-1, 10], &none, None).unwrap_err().to_string().contains("m.onnx"));
+        assert!(image_input(p, &[-1, 3, -1, -1], &none, None).unwrap_err().to_string().contains("size"));
+        let sized = ClassifyOptions { size: Some((20, 30)), ..Default::default() };
+        assert_eq!(image_input(p, &[-1, 3, -1, -1], &sized, None).unwrap(), (Layout::Nchw, 20, 30, 3));
+    }
+
+    #[test]
+    fn softmaxes_logits_only() {
+        assert_eq!(probabilities(&[0.25, 0.75]), vec![0.25, 0.75]);
+        let p = probabilities(&[2.0, 0.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6 && p[0] > p[1]);
+        assert_eq!(best(&[0.1, 0.7, 0.7]), 1);
+    }
+
+    #[test]
+    fn labels_from_json_or_list() {
+        assert_eq!(parse_labels(r#"["a","b"]"#), vec!["a", "b"]);
+        assert_eq!(parse_labels("a, b"), vec!["a", "b"]);
+    }
+}

@@ -1,0 +1,469 @@
+//! Training the seed CNN on labelled pixel buffers: options, the epoch loop,
+//! class weights and augmentation. No SQL here: `cnn_train` feeds it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, D};
+use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result};
+
+use super::adam::Adam;
+use super::model::{Kernels, SeedCnn};
+use crate::args::key_value_list;
+use crate::rng::Rng;
+
+/// Options of `cnn_train`, parsed from `'epochs=10, batch_size=64, ...'`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Fraction of rows held out for validation (0 for none).
+    pub validation: f64,
+    pub seed: u64,
+    pub class_weights: ClassWeights,
+    pub flip: bool,
+    pub rotate: bool,
+    pub output: PathBuf,
+    /// Side of the square input; other images are resized to it.
+    pub input_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClassWeights {
+    None,
+    /// Inverse class frequency, normalised so the mean weight is 1 (as
+    /// scikit-learn's `class_weight='balanced'`).
+    Balanced,
+    Explicit(HashMap<String, f32>),
+}
+
+pub const TRAIN_OPTIONS: &str =
+    "epochs, batch_size, learning_rate, validation, seed, class_weights, augment, output, input_size";
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            learning_rate: 0.001,
+            validation: 0.2,
+            seed: 42,
+            class_weights: ClassWeights::None,
+            flip: false,
+            rotate: false,
+            output: PathBuf::from("model.onnx"),
+            input_size: 64,
+        }
+    }
+}
+
+impl TrainOptions {
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut options = Self::default();
+        for (key, value) in key_value_list("cnn_train", TRAIN_OPTIONS, text)? {
+            let whole = |min: usize| match value.parse::<usize>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => plan_err!("cnn_train option {key} must be a whole number of at least {min}, not '{value}'"),
+            };
+            match key.as_str() {
+                "epochs" => options.epochs = whole(1)?,
+                "batch_size" => options.batch_size = whole(1)?,
+                "input_size" => options.input_size = whole(SeedCnn::MIN_SIDE)?,
+                "seed" => options.seed = whole(0)? as u64,
+                "learning_rate" => match value.parse::<f64>() {
+                    Ok(v) if v > 0.0 && v.is_finite() => options.learning_rate = v,
+                    _ => return plan_err!("cnn_train option learning_rate must be a number above 0, not '{value}'"),
+                },
+                "validation" => match value.parse::<f64>() {
+                    Ok(v) if (0.0..1.0).contains(&v) => options.validation = v,
+                    _ => return plan_err!("cnn_train option validation must be a fraction in [0, 1), not '{value}'"),
+                },
+                "class_weights" => options.class_weights = parse_class_weights(&value)?,
+                "augment" => {
+                    (options.flip, options.rotate) = (false, false);
+                    for part in value.split(['+', '|', ' ']).filter(|s| !s.is_empty()) {
+                        match part.to_ascii_lowercase().as_str() {
+                            "flip" => options.flip = true,
+                            "rotate" => options.rotate = true,
+                            "none" => {}
+                            other => {
+                                return plan_err!(
+                                    "cnn_train option augment takes flip, rotate, flip+rotate or none, not '{other}'"
+                                )
+                            }
+                        }
+                    }
+                }
+                "output" => {
+                    if value.is_empty() {
+                        return plan_err!("cnn_train option output must be a file path");
+                    }
+                    options.output = PathBuf::from(&value)
+                }
+                other => return plan_err!("unknown cnn_train option '{other}' (known: {TRAIN_OPTIONS})"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// `none`, `balanced`, or `label:weight` pairs separated by `|` or `;`.
+fn parse_class_weights(value: &str) -> Result<ClassWeights> {
+    match value.to_ascii_lowercase().as_str() {
+        "none" | "" => return Ok(ClassWeights::None),
+        "balanced" => return Ok(ClassWeights::Balanced),
+        _ => {}
+    }
+    let mut weights = HashMap::new();
+    for pair in value.split(['|', ';']).map(str::trim).filter(|s| !s.is_empty()) {
+        let parsed = pair.rsplit_once(':').and_then(|(label, w)| Some((label.trim(), w.trim().parse::<f32>().ok()?)));
+        match parsed {
+            Some((label, w)) if w > 0.0 && w.is_finite() => {
+                weights.insert(label.to_string(), w);
+            }
+            _ => {
+                return plan_err!(
+                    "cnn_train option class_weights takes none, balanced or label:weight pairs like 'pups:2|background:0.5', not '{pair}'"
+                )
+            }
+        }
+    }
+    Ok(ClassWeights::Explicit(weights))
+}
+
+/// Labelled training images, all of one size, NHWC bytes.
+#[derive(Debug, Default, Clone)]
+pub struct Dataset {
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub pixels: Vec<u8>,
+    pub labels: Vec<String>,
+}
+
+impl Dataset {
+    pub fn new(height: usize, width: usize, channels: usize) -> Self {
+        Self { height, width, channels, ..Default::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    fn image_len(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    pub fn push(&mut self, pixels: &[u8], label: String) -> Result<()> {
+        if pixels.len() != self.image_len() {
+            return Err(exec_datafusion_err!(
+                "training image has {} bytes, expected {}x{}x{}",
+                pixels.len(),
+                self.width,
+                self.height,
+                self.channels
+            ));
+        }
+        self.pixels.extend_from_slice(pixels);
+        self.labels.push(label);
+        Ok(())
+    }
+
+    pub fn append(&mut self, other: Dataset) -> Result<()> {
+        if other.is_empty() {
+            return Ok(());
+        }
+        if self.is_empty() && self.image_len() == 0 {
+            *self = other;
+            return Ok(());
+        }
+        if other.image_len() != self.image_len() {
+            return Err(exec_datafusion_err!("cannot merge training images of different sizes"));
+        }
+        self.pixels.extend(other.pixels);
+        self.labels.extend(other.labels);
+        Ok(())
+    }
+}
+
+/// What one epoch achieved, for progress reports.
+#[derive(Debug, Clone)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub loss: f64,
+    pub train_accuracy: f64,
+    pub validation_accuracy: Option<f64>,
+    pub samples_per_second: f64,
+}
+
+/// What `cnn_train` returns.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    pub classes: Vec<String>,
+    pub train_accuracy: f64,
+    pub validation_accuracy: Option<f64>,
+    pub epochs: usize,
+    pub seconds: f64,
+    pub train_rows: usize,
+    pub validation_rows: usize,
+}
+
+pub fn candle_error(e: candle_core::Error) -> DataFusionError {
+    exec_datafusion_err!("cnn: {e}")
+}
+
+/// Random flips and quarter turns of one NHWC image, in place into `out`.
+fn augment(src: &[u8], side: (usize, usize), channels: usize, options: &TrainOptions, rng: &mut Rng, out: &mut [f32]) {
+    let (h, w) = side;
+    let flip_x = options.flip && rng.unit() < 0.5;
+    let flip_y = options.flip && rng.unit() < 0.5;
+    // Quarter turns keep the shape only for square images.
+    let turns = if options.rotate && h == w { rng.below(4) } else { 0 };
+    for y in 0..h {
+        for x in 0..w {
+            let (mut sx, mut sy) = (x, y);
+            for _ in 0..turns {
+                (sx, sy) = (sy, w - 1 - sx);
+            }
+            if flip_x {
+                sx = w - 1 - sx;
+            }
+            if flip_y {
+                sy = h - 1 - sy;
+            }
+            let s = (sy * w + sx) * channels;
+            let d = (y * w + x) * channels;
+            for c in 0..channels {
+                out[d + c] = src[s + c] as f32;
+            }
+        }
+    }
+}
+
+/// A batch of images as an `[N, H, W, C]` f32 tensor of pixel values.
+fn batch_tensor(
+    data: &Dataset,
+    rows: &[usize],
+    augmentation: Option<(&TrainOptions, &mut Rng)>,
+) -> candle_core::Result<Tensor> {
+    let len = data.image_len();
+    let mut values = vec![0f32; rows.len() * len];
+    match augmentation {
+        Some((options, rng)) if options.flip || options.rotate => {
+            for (i, &row) in rows.iter().enumerate() {
+                let src = &data.pixels[row * len..(row + 1) * len];
+                augment(src, (data.height, data.width), data.channels, options, rng, &mut values[i * len..(i + 1) * len]);
+            }
+        }
+        _ => {
+            for (i, &row) in rows.iter().enumerate() {
+                for (d, s) in values[i * len..(i + 1) * len].iter_mut().zip(&data.pixels[row * len..(row + 1) * len]) {
+                    *d = *s as f32;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(values, (rows.len(), data.height, data.width, data.channels), &Device::Cpu)
+}
+
+/// Per-class loss weights in class-index order.
+fn class_weight_values(options: &TrainOptions, classes: &[String], targets: &[usize]) -> Result<Vec<f32>> {
+    match &options.class_weights {
+        ClassWeights::None => Ok(vec![1.0; classes.len()]),
+        ClassWeights::Balanced => {
+            let mut counts = vec![0usize; classes.len()];
+            for &t in targets {
+                counts[t] += 1;
+            }
+            let n = targets.len() as f32;
+            Ok(counts.iter().map(|&c| if c == 0 { 0.0 } else { n / (classes.len() as f32 * c as f32) }).collect())
+        }
+        ClassWeights::Explicit(map) => {
+            if let Some(unknown) = map.keys().find(|k| !classes.contains(k)) {
+                return plan_err!(
+                    "cnn_train class_weights names '{unknown}', which is not a label of the training rows ({})",
+                    classes.join(", ")
+                );
+            }
+            Ok(classes.iter().map(|c| map.get(c).copied().unwrap_or(1.0)).collect())
+        }
+    }
+}
+
+/// Argmax of each row of a `[N, K]` tensor.
+fn argmax_rows(logits: &Tensor) -> candle_core::Result<Vec<usize>> {
+    Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect())
+}
+
+/// Accuracy of the model (no dropout) on the given rows, in batches.
+fn accuracy(model: &SeedCnn, data: &Dataset, rows: &[usize], targets: &[usize], batch: usize) -> Result<f64> {
+    if rows.is_empty() {
+        return Ok(f64::NAN);
+    }
+    let mut correct = 0usize;
+    for chunk in rows.chunks(batch.max(256)) {
+        let x = batch_tensor(data, chunk, None).map_err(candle_error)?;
+        let logits = model.forward(&x, None, Kernels::Fast).map_err(candle_error)?;
+        let predicted = argmax_rows(&logits).map_err(candle_error)?;
+        correct += chunk.iter().zip(predicted).filter(|(&row, p)| targets[row] == *p).count();
+    }
+    Ok(correct as f64 / rows.len() as f64)
+}
+
+/// One optimiser step on one batch: (mean weighted loss, predicted classes).
+fn train_step(
+    model: &SeedCnn,
+    optimizer: &mut Adam,
+    x: &Tensor,
+    targets: &[u32],
+    weights: &[f32],
+    dropout: &mut Rng,
+    kernels: Kernels,
+) -> candle_core::Result<(f64, Vec<usize>)> {
+    let n = targets.len();
+    let logits = model.forward(x, Some(dropout), kernels)?;
+    let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let y = Tensor::from_vec(targets.to_vec(), (n, 1), &Device::Cpu)?;
+    let w = Tensor::from_vec(weights.to_vec(), n, &Device::Cpu)?;
+    let picked = log_probs.gather(&y, 1)?.squeeze(1)?;
+    let total_weight = weights.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+    let loss = (picked * w)?.sum_all()?.affine(-1.0 / total_weight as f64, 0.0)?;
+    optimizer.backward_step(&loss)?;
+    Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, argmax_rows(&logits)?))
+}
+
+/// Trains the seed CNN on `data`. `progress` hears about every epoch.
+pub fn train(
+    data: &Dataset,
+    options: &TrainOptions,
+    kernels: Kernels,
+    progress: &mut dyn FnMut(&EpochReport),
+) -> Result<(SeedCnn, TrainReport)> {
+    let started = Instant::now();
+    if data.is_empty() {
+        return plan_err!("cnn_train got no rows with both an image and a label");
+    }
+    let classes: Vec<String> = data.labels.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    if classes.len() < 2 {
+        return plan_err!("cnn_train needs at least two distinct labels, got only {:?}", classes);
+    }
+    let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let targets: Vec<usize> = data.labels.iter().map(|l| index[l.as_str()]).collect();
+
+    // A seeded shuffle, then the last `validation` share held out.
+    let mut rng = Rng::new(options.seed);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let held_out = ((data.len() as f64) * options.validation).round() as usize;
+    let held_out = if options.validation > 0.0 { held_out.clamp(1, data.len() - 1) } else { 0 };
+    let (train_rows, validation_rows) = order.split_at(data.len() - held_out);
+    let mut train_rows = train_rows.to_vec();
+    let validation_rows = validation_rows.to_vec();
+
+    let train_targets: Vec<usize> = train_rows.iter().map(|&r| targets[r]).collect();
+    let weights = class_weight_values(options, &classes, &train_targets)?;
+
+    let model =
+        SeedCnn::new((data.height, data.width, data.channels), classes.len(), options.seed).map_err(candle_error)?;
+    let mut optimizer = Adam::new(model.vars(), options.learning_rate).map_err(candle_error)?;
+
+    let mut dropout_rng = Rng::derive(options.seed, 1, 0);
+    let mut last = None;
+    for epoch in 1..=options.epochs {
+        let epoch_started = Instant::now();
+        for i in (1..train_rows.len()).rev() {
+            train_rows.swap(i, rng.below(i + 1));
+        }
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+        for batch in train_rows.chunks(options.batch_size) {
+            let x = batch_tensor(data, batch, Some((options, &mut rng))).map_err(candle_error)?;
+            let batch_targets: Vec<u32> = batch.iter().map(|&r| targets[r] as u32).collect();
+            let batch_weights: Vec<f32> = batch_targets.iter().map(|&t| weights[t as usize]).collect();
+            let (loss, predicted) =
+                train_step(&model, &mut optimizer, &x, &batch_targets, &batch_weights, &mut dropout_rng, kernels)
+                    .map_err(candle_error)?;
+            loss_sum += loss * batch.len() as f64;
+            correct += predicted.iter().zip(&batch_targets).filter(|(p, t)| **p == **t as usize).count();
+            seen += batch.len();
+        }
+        let train_seconds = epoch_started.elapsed().as_secs_f64();
+        let validation_accuracy = if validation_rows.is_empty() {
+            None
+        } else {
+            Some(accuracy(&model, data, &validation_rows, &targets, options.batch_size)?)
+        };
+        let report = EpochReport {
+            epoch,
+            epochs: options.epochs,
+            loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            validation_accuracy,
+            samples_per_second: seen as f64 / train_seconds.max(1e-9),
+        };
+        progress(&report);
+        last = Some(report);
+    }
+    let last = last.ok_or_else(|| exec_datafusion_err!("cnn_train ran no epochs"))?;
+    let report = TrainReport {
+        classes,
+        train_accuracy: last.train_accuracy,
+        validation_accuracy: last.validation_accuracy,
+        epochs: options.epochs,
+        seconds: started.elapsed().as_secs_f64(),
+        train_rows: train_rows.len(),
+        validation_rows: validation_rows.len(),
+    };
+    Ok((model, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_options() {
+        let o = TrainOptions::parse(
+            "epochs=3, batch_size=32, learning_rate=0.01, validation=0, seed=7, augment=flip+rotate, output=/tmp/m.onnx, class_weights=pups:2|background:0.5",
+        )
+        .unwrap();
+        assert_eq!((o.epochs, o.batch_size, o.seed, o.validation), (3, 32, 7, 0.0));
+        assert!(o.flip && o.rotate);
+        assert_eq!(o.output, PathBuf::from("/tmp/m.onnx"));
+        let ClassWeights::Explicit(w) = o.class_weights else { panic!("explicit weights") };
+        assert_eq!(w["pups"], 2.0);
+        assert_eq!(TrainOptions::parse("class_weights=balanced").unwrap().class_weights, ClassWeights::Balanced);
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        for bad in ["epochs=0", "validation=1", "learning_rate=-1", "augment=shear", "colour=red", "epochs"] {
+            let err = TrainOptions::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("cnn_train") || err.contains("key=value"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn augmentation_keeps_pixels() {
+        let options = TrainOptions { flip: true, rotate: true, ..Default::default() };
+        let src: Vec<u8> = (0..4 * 4 * 3).map(|v| v as u8).collect();
+        let mut rng = Rng::new(3);
+        for _ in 0..8 {
+            let mut out = vec![0f32; src.len()];
+            augment(&src, (4, 4), 3, &options, &mut rng, &mut out);
+            let mut a: Vec<u32> = out.iter().map(|v| *v as u32).collect();
+            a.sort();
+            let mut b: Vec<u32> = src.iter().map(|v| *v as u32).collect();
+            b.sort();
+            assert_eq!(a, b);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `cnn_classify(model, image [, options])`: the label an ONNX image
+//! classifier gives each image.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::StringBuilder;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion_macros::user_doc;
+
+use crate::args::{coerce_args, ArgKind};
+use crate::cnn::classify_rows;
+use crate::cnn::runtime::best;
+
+pub(crate) const SYNTAX: &str = "cnn_classify(model, image [, options])";
+
+#[user_doc(
+    doc_section(label = "Model Functions"),
+    description = "Runs an ONNX image classifier on each image and returns the label with the highest score. Any single-input classifier works: its input size and layout (NHWC or NCHW) are read from the model, images of another size are resized to it (bilinear) and made RGB or grey to match its channels, and pixel values are scaled to the model's input_range metadata or the range option (default 0..1). Labels come from the model's labels metadata (Rookery's cnn_train writes it), the labels option, or are the class indices. Each Arrow batch is one ONNX Runtime call; sessions are cached per model file and reloaded when it changes.",
+    syntax_example = "cnn_classify(model, image [, options])",
+    sql_example = r#"```sql
+> SELECT name, cnn_classify('tests/fixtures/colour_classifier.onnx', image, 'labels=red|green|blue') AS colour
+  FROM images('data/sealions/Test/') ORDER BY name LIMIT 2;
++------+--------+
+| name | colour |
++------+--------+
+| 0    | blue   |
+| 1    | green  |
++------+--------+
+```"#,
+    argument(name = "model", description = "Path of an .onnx file."),
+    argument(name = "image", description = "An image value."),
+    argument(
+        name = "options",
+        description = "Optional text 'key=value, ...' overriding the model: layout (NHWC | NCHW), range (pixel 0..255 mapped to lo..hi, e.g. 0..1, -1..1, 0..255), labels ('a|b|c'), size ('WxH', for models with a dynamic input size)."
+    ),
+    related_udf(name = "cnn_scores"),
+    related_udf(name = "cnn_train")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CnnClassify {
+    signature: Signature,
+}
+
+impl Default for CnnClassify {
+    fn default() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for CnnClassify {
+    fn name(&self) -> &str {
+        "cnn_classify"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Text, ArgKind::Image], &[ArgKind::Text])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = classify_rows(self.name(), &args)?;
+        let mut out = StringBuilder::with_capacity(rows.len(), rows.len() * 12);
+        for row in rows {
+            out.append_option(row.map(|(classifier, scores)| classifier.label(best(&scores))));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}

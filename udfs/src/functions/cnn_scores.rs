@@ -1,0 +1,105 @@
+//! `cnn_scores(model, image [, options])`: every label of an ONNX image
+//! classifier with its probability.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Float32Builder, ListBuilder, StringBuilder, StructBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion_macros::user_doc;
+
+use crate::args::{coerce_args, ArgKind};
+use crate::cnn::classify_rows;
+
+const SYNTAX: &str = "cnn_scores(model, image [, options])";
+
+fn score_fields() -> Fields {
+    Fields::from(vec![Field::new("label", DataType::Utf8, false), Field::new("score", DataType::Float32, false)])
+}
+
+/// `List<{label, score}>`.
+pub fn scores_type() -> DataType {
+    DataType::new_list(DataType::Struct(score_fields()), true)
+}
+
+#[user_doc(
+    doc_section(label = "Model Functions"),
+    description = "Runs an ONNX image classifier like cnn_classify and returns every label with its probability, highest first, as a list of {label, score}. Models that output logits (rows not summing to 1) get a softmax. cnn_scores(m, i)[1]['label'] is cnn_classify(m, i).",
+    syntax_example = "cnn_scores(model, image [, options])",
+    sql_example = r#"```sql
+> SELECT cnn_scores('tests/fixtures/colour_classifier.onnx', image, 'labels=red|green|blue')[1] AS top
+  FROM images('data/sealions/Test/0.jpg');
++--------------------------------+
+| top                            |
++--------------------------------+
+| {label: blue, score: 0.3627}   |
++--------------------------------+
+```"#,
+    argument(name = "model", description = "Path of an .onnx file."),
+    argument(name = "image", description = "An image value."),
+    argument(name = "options", description = "Optional text 'key=value, ...', as for cnn_classify."),
+    related_udf(name = "cnn_classify")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CnnScores {
+    signature: Signature,
+}
+
+impl Default for CnnScores {
+    fn default() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for CnnScores {
+    fn name(&self) -> &str {
+        "cnn_scores"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Text, ArgKind::Image], &[ArgKind::Text])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(scores_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = classify_rows(self.name(), &args)?;
+        let entry = StructBuilder::new(
+            score_fields(),
+            vec![Box::new(StringBuilder::new()), Box::new(Float32Builder::new())],
+        );
+        let mut out = ListBuilder::new(entry).with_field(Arc::new(Field::new_list_field(
+            DataType::Struct(score_fields()),
+            true,
+        )));
+        for row in rows {
+            let Some((classifier, scores)) = row else {
+                out.append_null();
+                continue;
+            };
+            let mut ranked: Vec<(usize, f32)> = scores.into_iter().enumerate().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let entries = out.values();
+            for (index, score) in ranked {
+                entries.field_builder::<StringBuilder>(0).expect("label builder").append_value(classifier.label(index));
+                entries.field_builder::<Float32Builder>(1).expect("score builder").append_value(score);
+                entries.append(true);
+            }
+            out.append(true);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}

@@ -1,0 +1,307 @@
+//! `cnn_train(image, label [, options])`: an aggregate that trains the seed
+//! CNN on its rows and writes an ONNX file.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, LargeBinaryArray, ListArray, StringArray, UInt32Array};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::common::{exec_datafusion_err, exec_err, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
+use datafusion_macros::user_doc;
+
+use crate::args::{coerce_args, ArgKind};
+use crate::cnn::model::Kernels;
+use crate::cnn::onnx::write_model;
+use crate::cnn::train::{train, Dataset, EpochReport, TrainOptions};
+use crate::image_value::ImageArray;
+use crate::pixels;
+
+const SYNTAX: &str = "cnn_train(image, label [, options])";
+
+#[user_doc(
+    doc_section(label = "Model Functions"),
+    description = "Trains the seed CNN (conv 32/64/128 3x3 with 2x2 max pooling, dense 512-512 with dropout 0.5, softmax) on the aggregated rows, one class per distinct label, and writes it as an ONNX file (NHWC float input 0..255; labels and layout in the metadata) that cnn_classify, cnn_scores and any ONNX runtime can run. Images are made RGB and resized to input_size x input_size. Prints a line per epoch on stderr. Returns {model, classes, train_accuracy, validation_accuracy, epochs, seconds, train_rows, validation_rows}; train_accuracy is the running accuracy of the last epoch (with dropout), as Keras reports it.",
+    syntax_example = "cnn_train(image, label [, options])",
+    sql_example = r#"```sql
+> SELECT cnn_train(image, label, 'epochs=5, output=out/sealions/model.onnx') AS run
+  FROM thumbnails;
++------------------------------------------------------------------------------------------+
+| run                                                                                      |
++------------------------------------------------------------------------------------------+
+| {model: out/sealions/model.onnx, classes: [adult_females, adult_males, background, ...], |
+|  train_accuracy: 0.93, validation_accuracy: 0.91, epochs: 5, seconds: 61.2, ...}         |
++------------------------------------------------------------------------------------------+
+```"#,
+    argument(name = "image", description = "The training image."),
+    argument(name = "label", description = "Its class, as text. Rows with a NULL image or label are skipped."),
+    argument(
+        name = "options",
+        description = "Optional constant text 'key=value, ...': epochs (10), batch_size (64), learning_rate (0.001, Adam), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|label:weight'), augment (none | flip | rotate | flip+rotate: random mirror images and quarter turns), output (model path, model.onnx), input_size (64)."
+    ),
+    related_udf(name = "cnn_classify"),
+    related_udf(name = "cnn_scores")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CnnTrain {
+    signature: Signature,
+}
+
+impl Default for CnnTrain {
+    fn default() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Volatile) }
+    }
+}
+
+fn result_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("classes", DataType::new_list(DataType::Utf8, true), false),
+        Field::new("train_accuracy", DataType::Float64, true),
+        Field::new("validation_accuracy", DataType::Float64, true),
+        Field::new("epochs", DataType::Int64, false),
+        Field::new("seconds", DataType::Float64, false),
+        Field::new("train_rows", DataType::Int64, false),
+        Field::new("validation_rows", DataType::Int64, false),
+    ])
+}
+
+impl AggregateUDFImpl for CnnTrain {
+    fn name(&self) -> &str {
+        "cnn_train"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image, ArgKind::Text], &[ArgKind::Text])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(result_fields()))
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::<CnnTrainAccumulator>::default())
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let field = |name: &str, data_type: DataType| Arc::new(Field::new(format!("{}[{name}]", args.name), data_type, true));
+        Ok(vec![
+            field("pixels", DataType::LargeBinary),
+            field("labels", DataType::new_list(DataType::Utf8, true)),
+            field("side", DataType::UInt32),
+            field("options", DataType::Utf8),
+        ])
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+/// Rows gathered so far (as RGB at the training size), and the options text.
+#[derive(Debug, Default)]
+struct CnnTrainAccumulator {
+    data: Option<Dataset>,
+    options_text: Option<String>,
+}
+
+impl CnnTrainAccumulator {
+    fn options(&self) -> Result<TrainOptions> {
+        TrainOptions::parse(self.options_text.as_deref().unwrap_or(""))
+    }
+
+    fn set_options(&mut self, text: Option<&str>) -> Result<()> {
+        match (&self.options_text, text) {
+            (_, None) => Ok(()),
+            (None, Some(t)) => {
+                TrainOptions::parse(t)?;
+                self.options_text = Some(t.to_string());
+                Ok(())
+            }
+            (Some(old), Some(t)) if old == t => Ok(()),
+            (Some(_), Some(_)) => exec_err!("cnn_train options must be the same text on every row"),
+        }
+    }
+
+    fn dataset(&mut self, side: usize) -> Result<&mut Dataset> {
+        let data = self.data.get_or_insert_with(|| Dataset::new(side, side, 3));
+        if data.height != side {
+            return exec_err!("cnn_train: rows were gathered at {0}x{0} and at {side}x{side}", data.height);
+        }
+        Ok(data)
+    }
+}
+
+impl Accumulator for CnnTrainAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let images = ImageArray::try_new(values[0].as_ref()).map_err(|e| exec_datafusion_err!("cnn_train: {e}"))?;
+        let labels = values[1]
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| exec_datafusion_err!("cnn_train: label must be text"))?;
+        if let Some(options) = values.get(2) {
+            let options = options
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| exec_datafusion_err!("cnn_train: options must be text"))?;
+            if let Some(row) = (0..options.len()).find(|&r| options.is_valid(r)) {
+                self.set_options(Some(options.value(row)))?;
+            }
+        }
+        let side = self.options()?.input_size;
+        for row in 0..images.len() {
+            let image = images.get(row).map_err(|e| exec_datafusion_err!("cnn_train: row {row}: {e}"))?;
+            let (Some(image), true) = (image, labels.is_valid(row)) else {
+                continue;
+            };
+            let rgb = pixels::to_rgb(image);
+            let sized = if (rgb.width as usize, rgb.height as usize) == (side, side) {
+                rgb
+            } else {
+                pixels::resize(rgb.view(), side as u32, side as u32)?
+            };
+            self.dataset(side)?.push(&sized.data, labels.value(row).to_string())?;
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let data = self.data.take().unwrap_or_default();
+        let labels = ScalarValue::new_list_nullable(
+            &data.labels.iter().map(|l| ScalarValue::Utf8(Some(l.clone()))).collect::<Vec<_>>(),
+            &DataType::Utf8,
+        );
+        Ok(vec![
+            ScalarValue::LargeBinary(Some(data.pixels)),
+            ScalarValue::List(labels),
+            ScalarValue::UInt32(Some(data.height as u32)),
+            ScalarValue::Utf8(self.options_text.clone()),
+        ])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let downcast_error = || exec_datafusion_err!("cnn_train: unexpected state types");
+        let pixels = states[0].as_any().downcast_ref::<LargeBinaryArray>().ok_or_else(downcast_error)?;
+        let labels = states[1].as_any().downcast_ref::<ListArray>().ok_or_else(downcast_error)?;
+        let sides = states[2].as_any().downcast_ref::<UInt32Array>().ok_or_else(downcast_error)?;
+        let options = states[3].as_any().downcast_ref::<StringArray>().ok_or_else(downcast_error)?;
+        for row in 0..pixels.len() {
+            if options.is_valid(row) {
+                self.set_options(Some(options.value(row)))?;
+            }
+            let side = sides.value(row) as usize;
+            if side == 0 || !labels.is_valid(row) {
+                continue;
+            }
+            let names = labels.value(row);
+            let names = names.as_any().downcast_ref::<StringArray>().ok_or_else(downcast_error)?;
+            let mut part = Dataset::new(side, side, 3);
+            part.pixels = pixels.value(row).to_vec();
+            part.labels = (0..names.len()).map(|i| names.value(i).to_string()).collect();
+            if part.pixels.len() != part.labels.len() * side * side * 3 {
+                return exec_err!("cnn_train: inconsistent partial state");
+            }
+            match &mut self.data {
+                Some(data) => data.append(part)?,
+                None => self.data = Some(part),
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let options = self.options()?;
+        let data = self.data.take().unwrap_or_else(|| Dataset::new(options.input_size, options.input_size, 3));
+        let mut progress = |e: &EpochReport| {
+            let validation = e.validation_accuracy.map(|v| format!(", validation accuracy {v:.3}")).unwrap_or_default();
+            eprintln!(
+                "cnn_train: epoch {}/{}: loss {:.4}, train accuracy {:.3}{validation}, {:.0} samples/s",
+                e.epoch, e.epochs, e.loss, e.train_accuracy, e.samples_per_second
+            );
+        };
+        let (model, report) = train(&data, &options, Kernels::Fast, &mut progress)?;
+        write_model(&model, &report.classes, &options.output)?;
+        let classes: Vec<ScalarValue> = report.classes.iter().map(|c| ScalarValue::Utf8(Some(c.clone()))).collect();
+        let values: Vec<ArrayRef> = vec![
+            ScalarValue::Utf8(Some(options.output.display().to_string())).to_array()?,
+            ScalarValue::List(ScalarValue::new_list_nullable(&classes, &DataType::Utf8)).to_array()?,
+            ScalarValue::Float64(Some(report.train_accuracy)).to_array()?,
+            ScalarValue::Float64(report.validation_accuracy).to_array()?,
+            ScalarValue::Int64(Some(report.epochs as i64)).to_array()?,
+            ScalarValue::Float64(Some(report.seconds)).to_array()?,
+            ScalarValue::Int64(Some(report.train_rows as i64)).to_array()?,
+            ScalarValue::Int64(Some(report.validation_rows as i64)).to_array()?,
+        ];
+        let array = datafusion::arrow::array::StructArray::try_new(result_fields(), values, None)?;
+        Ok(ScalarValue::Struct(Arc::new(array)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self.data.as_ref().map_or(0, |d| d.pixels.capacity() + d.labels.iter().map(|l| l.len() + 24).sum::<usize>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::test_util::images;
+    use crate::image_value::Image;
+
+    /// Two classes a CNN separates at once: dark and bright squares.
+    fn sample(n: usize) -> (ArrayRef, ArrayRef) {
+        let owned: Vec<Image> = (0..n)
+            .map(|i| {
+                let v = if i % 2 == 0 { 30 } else { 220 };
+                let data = (0..24 * 24 * 3).map(|p| v + (p % 7) as u8).collect();
+                Image { width: 24, height: 24, channels: 3, data }
+            })
+            .collect();
+        let refs: Vec<Option<&Image>> = owned.iter().map(Some).collect();
+        let labels: ArrayRef =
+            Arc::new(StringArray::from((0..n).map(|i| if i % 2 == 0 { "dark" } else { "bright" }).collect::<Vec<_>>()));
+        (images(&refs), labels)
+    }
+
+    #[test]
+    fn trains_merges_and_writes_a_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("m.onnx");
+        let text = format!("epochs=3, input_size=24, batch_size=8, validation=0.25, output={}", output.display());
+        let options: ArrayRef = Arc::new(StringArray::from(vec![text.as_str(); 16]));
+        let (images, labels) = sample(16);
+
+        // Two partial accumulators merged into a final one, as a two-phase aggregate runs.
+        let mut partials = [CnnTrainAccumulator::default(), CnnTrainAccumulator::default()];
+        for (k, acc) in partials.iter_mut().enumerate() {
+            let slice = |a: &ArrayRef| a.slice(k * 8, 8);
+            acc.update_batch(&[slice(&images), slice(&labels), slice(&options)]).unwrap();
+        }
+        let mut total = CnnTrainAccumulator::default();
+        for acc in &mut partials {
+            let state: Vec<ArrayRef> = acc.state().unwrap().iter().map(|s| s.to_array().unwrap()).collect();
+            total.merge_batch(&state).unwrap();
+        }
+        let ScalarValue::Struct(result) = total.evaluate().unwrap() else { panic!("struct") };
+        assert!(output.exists());
+        let accuracy = result.column_by_name("train_accuracy").unwrap();
+        assert!(accuracy.is_valid(0));
+        let rows = result.column_by_name("train_rows").unwrap();
+        assert_eq!(rows.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().value(0), 12);
+    }
+
+    #[test]
+    fn one_label_is_an_error() {
+        let mut acc = CnnTrainAccumulator::default();
+        let (images, _) = sample(4);
+        let labels: ArrayRef = Arc::new(StringArray::from(vec!["a"; 4]));
+        let options: ArrayRef = Arc::new(StringArray::from(vec!["input_size=24"; 4]));
+        acc.update_batch(&[images, labels, options]).unwrap();
+        let err = acc.evaluate().unwrap_err().to_string();
+        assert!(err.contains("two distinct labels"), "{err}");
+    }
+}
