@@ -53,7 +53,10 @@ async fn main() -> datafusion::common::Result<()> {
         }
     };
     let cores = available_cores();
-    let ctx = new_session(&EngineOptions { partitions: Some(cores), ..Default::default() })?;
+    let ctx = new_session(&EngineOptions {
+        partitions: Some(cores),
+        ..Default::default()
+    })?;
     ctx.sql(
         "CREATE TABLE tiles AS SELECT t['tile'] AS image \
          FROM (SELECT unnest(tiles(image, 64, 32)) AS t FROM images('data/sealions/Test/'))",
@@ -67,7 +70,8 @@ async fn main() -> datafusion::common::Result<()> {
     // The direct side's input: every tile as floats 0..255, NHWC.
     let mut floats = Vec::with_capacity(tiles * 64 * 64 * 3);
     for batch in &batches {
-        let images = ImageArray::try_new(batch.column(0).as_ref()).map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
+        let images = ImageArray::try_new(batch.column(0).as_ref())
+            .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
         for row in 0..images.len() {
             let view = images.get(row).expect("tile").expect("not null");
             floats.extend(view.data.iter().map(|v| *v as f32));

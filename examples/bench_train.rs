@@ -31,11 +31,18 @@ fn dataset(samples: usize) -> Dataset {
 }
 
 fn samples_per_second(samples: usize, kernels: Kernels) -> f64 {
-    let options = TrainOptions { epochs: 1, validation: 0.0, ..Default::default() };
+    let options = TrainOptions {
+        epochs: 1,
+        validation: 0.0,
+        ..Default::default()
+    };
     // Warm-up: allocator, thread pool and caches, as keras_train.py does.
     train(&dataset(256), &options, kernels, &mut |_| {}).expect("warm-up");
     let mut rate = 0.0;
-    train(&dataset(samples), &options, kernels, &mut |e| rate = e.samples_per_second).expect("train");
+    train(&dataset(samples), &options, kernels, &mut |e| {
+        rate = e.samples_per_second
+    })
+    .expect("train");
     rate
 }
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use datafusion::common::{DataFusionError, Result};
-use rookery_udfs::cnn::runtime::{best, threads_per_session, ClassifyOptions, Classifier};
+use rookery_udfs::cnn::runtime::{best, threads_per_session, Classifier, ClassifyOptions};
 use rookery_udfs::codec::{decode, DEFAULT_MAX_PIXELS};
 use rookery_udfs::Image;
 
@@ -30,7 +30,9 @@ impl ImageSource {
             Self::File(path) => std::fs::read(path).map_err(|e| e.to_string())?,
             Self::Stdin(bytes) => bytes.clone(),
         };
-        decode(&bytes, DEFAULT_MAX_PIXELS).map(|(_, image)| image).map_err(|e| e.to_string())
+        decode(&bytes, DEFAULT_MAX_PIXELS)
+            .map(|(_, image)| image)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -46,8 +48,10 @@ pub fn format_line(classifier: &Classifier, scores: &[f32], verbose: bool) -> St
     }
     let mut ranked: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let items: Vec<String> =
-        ranked.iter().map(|(i, s)| format!("[{}, {:.2}]", quoted(&classifier.label(*i)), s)).collect();
+    let items: Vec<String> = ranked
+        .iter()
+        .map(|(i, s)| format!("[{}, {:.2}]", quoted(&classifier.label(*i)), s))
+        .collect();
     format!("[{}]", items.join(", "))
 }
 
@@ -72,7 +76,9 @@ pub fn classify(
     for (source, image) in sources.iter().zip(&loaded) {
         match image {
             Ok(_) => {
-                let s = scores.next().ok_or_else(|| DataFusionError::Internal("missing scores".into()))?;
+                let s = scores
+                    .next()
+                    .ok_or_else(|| DataFusionError::Internal("missing scores".into()))?;
                 writeln!(out, "{}", format_line(&classifier, &s, verbose))?;
             }
             Err(e) => {

@@ -25,7 +25,13 @@ pub struct FrameOptions {
 
 impl Default for FrameOptions {
     fn default() -> Self {
-        Self { count: 200, width: 128, height: 96, interesting: 0.4, seed: 2019 }
+        Self {
+            count: 200,
+            width: 128,
+            height: 96,
+            interesting: 0.4,
+            seed: 2019,
+        }
     }
 }
 
@@ -52,8 +58,8 @@ fn frame(options: &FrameOptions, index: usize) -> (RgbImage, bool) {
     if interesting {
         for _ in 0..rng.below(3) + 1 {
             let colour = match rng.below(3) {
-                0 => [230.0, 120.0, 40.0], // orange
-                1 => [210.0, 60.0, 60.0],  // red
+                0 => [230.0, 120.0, 40.0],  // orange
+                1 => [210.0, 60.0, 60.0],   // red
                 _ => [200.0, 200.0, 180.0], // pale
             };
             let (cx, cy) = (rng.range(0.15, 0.85) * w as f64, rng.range(0.15, 0.85) * h as f64);
@@ -100,7 +106,10 @@ mod tests {
 
     #[test]
     fn frames_are_reproducible_and_mixed() {
-        let options = FrameOptions { count: 20, ..Default::default() };
+        let options = FrameOptions {
+            count: 20,
+            ..Default::default()
+        };
         let (a, _) = frame(&options, 3);
         let (b, _) = frame(&options, 3);
         assert_eq!(a.as_raw(), b.as_raw());

@@ -202,14 +202,26 @@ fn classify(model: &std::path::Path, images: Vec<PathBuf>, verbose: bool, option
 }
 
 fn run(args: Args) -> Result<()> {
-    if let Some(Subcommand::Classify { model, images, verbose, options }) = &args.command {
+    if let Some(Subcommand::Classify {
+        model,
+        images,
+        verbose,
+        options,
+    }) = &args.command
+    {
         return match classify(model, images.clone(), *verbose, options)? {
             true => Ok(()),
-            false => Err(datafusion::error::DataFusionError::Execution("some images could not be classified".into())),
+            false => Err(datafusion::error::DataFusionError::Execution(
+                "some images could not be classified".into(),
+            )),
         };
     }
     if let Some(Subcommand::GenFrames { out, count, seed }) = &args.command {
-        let options = rookery::frames::FrameOptions { count: *count, seed: *seed, ..Default::default() };
+        let options = rookery::frames::FrameOptions {
+            count: *count,
+            seed: *seed,
+            ..Default::default()
+        };
         let written = rookery::frames::generate_frames(out, &options)?;
         if !args.quiet {
             eprintln!("wrote {written} frames and labels.csv to {}", out.display());
@@ -254,14 +266,6 @@ fn run(args: Args) -> Result<()> {
         shell.pin_var(name, value);
     }
 
-    if args.files.is_empty() && args.commands.is_empty() {
-        let interactive = is_interactive();
-        shell.show_progress = interactive && !args.quiet;
-        if interactive {
-            shell.max_rows = Some(DEFAULT_MAX_ROWS);
-        }
-        return rookery::repl::run_repl(&runtime, &mut shell);
-    }
     if let Some(Subcommand::Demo { data, out, epochs }) = &args.command {
         shell.pin_var("data", &data.display().to_string());
         shell.pin_var("out", &out.display().to_string());
@@ -270,6 +274,14 @@ fn run(args: Args) -> Result<()> {
         }
         shell.show_progress = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
         return runtime.block_on(rookery::demo::run_demo(&mut shell, out));
+    }
+    if args.files.is_empty() && args.commands.is_empty() {
+        let interactive = is_interactive();
+        shell.show_progress = interactive && !args.quiet;
+        if interactive {
+            shell.max_rows = Some(DEFAULT_MAX_ROWS);
+        }
+        return rookery::repl::run_repl(&runtime, &mut shell);
     }
     runtime.block_on(async {
         for command in &args.commands {

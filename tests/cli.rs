@@ -185,14 +185,23 @@ fn memory_limit_is_an_error_not_a_crash() {
 
 fn classify(dir: &Path) -> Command {
     let mut command = rookery(dir);
-    command.args(["classify", "--model", "models/colour_classifier.onnx", "--options", "labels=red|green|blue"]);
+    command.args([
+        "classify",
+        "--model",
+        "models/colour_classifier.onnx",
+        "--options",
+        "labels=red|green|blue",
+    ]);
     command
 }
 
 #[test]
 fn classify_prints_a_label_per_image() {
     let dir = fixtures();
-    let output = classify(dir.path()).args(["--image", "colours/red.png", "--image", "colours/green.jpg"]).output().expect("run");
+    let output = classify(dir.path())
+        .args(["--image", "colours/red.png", "--image", "colours/green.jpg"])
+        .output()
+        .expect("run");
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout), "['red']\n['green']\n");
 }
@@ -201,18 +210,30 @@ fn classify_prints_a_label_per_image() {
 fn classify_reads_stdin_and_prints_scores_when_verbose() {
     let dir = fixtures();
     let mut command = classify(dir.path());
-    command.arg("--verbose").stdin(std::fs::File::open(dir.path().join("colours/blue.png")).expect("open"));
+    command
+        .arg("--verbose")
+        .stdin(std::fs::File::open(dir.path().join("colours/blue.png")).expect("open"));
     let output = command.output().expect("run");
     assert!(output.status.success(), "{}", text(&output.stderr));
     // Blue (20, 30, 210): logits 10 x (0.078, 0.118, 0.824), softmaxed.
-    assert_eq!(text(&output.stdout), "[['blue', 1.00], ['green', 0.00], ['red', 0.00]]\n");
+    assert_eq!(
+        text(&output.stdout),
+        "[['blue', 1.00], ['green', 0.00], ['red', 0.00]]\n"
+    );
 }
 
 #[test]
 fn classify_reports_a_bad_image_and_fails() {
     let dir = fixtures();
     let output = classify(dir.path())
-        .args(["--image", "colours/red.png", "--image", "mixed/corrupt.jpg", "--image", "missing.png"])
+        .args([
+            "--image",
+            "colours/red.png",
+            "--image",
+            "mixed/corrupt.jpg",
+            "--image",
+            "missing.png",
+        ])
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
@@ -230,7 +251,11 @@ fn classify_names_a_missing_model() {
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("model file nothing.onnx does not exist"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("model file nothing.onnx does not exist"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 /// sql/classify/ end to end on generated frames: train on the training
@@ -242,7 +267,7 @@ fn labelled_folder_scripts_train_and_validate() {
     let status = rookery(dir.path())
         .args(["-q", "gen-frames", "--out"])
         .arg(&data)
-        .args(["--count", "100"])
+        .args(["--count", "120"])
         .status()
         .expect("run");
     assert!(status.success());
@@ -265,4 +290,29 @@ fn labelled_folder_scripts_train_and_validate() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no accuracy in {stdout}"));
     assert!(accuracy >= 0.8, "validation accuracy {accuracy}\n{stdout}");
+}
+
+/// `rookery demo` end to end on the fixtures' small sea-lion set: a
+/// submission with the exact header, a row per test image in id order, and
+/// the score table with the all-zeros line.
+#[test]
+fn demo_writes_a_submission_and_scores_it() {
+    let dir = fixtures();
+    let output = rookery(dir.path())
+        .args(["demo", "--data", "sealions", "--out", "out", "--epochs", "1"])
+        .output()
+        .expect("run");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let sub = std::fs::read_to_string(dir.path().join("out/sub.csv")).expect("sub.csv");
+    let mut lines = sub.lines();
+    assert_eq!(
+        lines.next(),
+        Some("test_id,adult_males,subadult_males,adult_females,juveniles,pups")
+    );
+    let ids: Vec<&str> = lines.map(|l| l.split(',').next().unwrap_or("")).collect();
+    assert_eq!(ids, vec!["0"], "{sub}");
+    assert!(stdout.contains("| all zeros "), "{stdout}");
+    assert!(stdout.contains("out/sub.csv"), "{stdout}");
+    assert!(stderr.contains("[6/6] 06_score.sql done"), "{stderr}");
 }

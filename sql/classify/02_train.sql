@@ -5,7 +5,7 @@
 
 CREATE TABLE frame_training AS
 SELECT cnn_train(image, label,
-    'epochs=${epochs}, validation=0, seed=1, augment=flip, class_weights=balanced, output=${out}/model.onnx') AS run
+    'epochs=${epochs}, batch_size=16, validation=0, seed=1, augment=flip, class_weights=balanced, output=${out}/model.onnx') AS run
 FROM labelled_frames WHERE split = 'train';
 
 SELECT run['model'] AS model, run['classes'] AS classes,

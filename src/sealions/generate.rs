@@ -40,7 +40,6 @@ pub struct GenOptions {
     pub max_animals: usize,
 }
 
-
 /// One animal: centre, class (index into `CLASSES`), body shape.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Animal {

@@ -83,12 +83,24 @@ pub fn write_fixtures(root: &Path) {
 
     let solid = |w, h, rgb: [u8; 3]| DynamicImage::ImageRgb8(RgbImage::from_pixel(w, h, image::Rgb(rgb)));
     let colours = root.join("colours");
-    write(colours.join("red.png"), &encode(&solid(16, 16, [220, 20, 30]), ImageFormat::Png));
-    write(colours.join("green.jpg"), &encode(&solid(32, 32, [10, 200, 40]), ImageFormat::Jpeg));
-    write(colours.join("blue.png"), &encode(&solid(16, 16, [20, 30, 210]), ImageFormat::Png));
+    write(
+        colours.join("red.png"),
+        &encode(&solid(16, 16, [220, 20, 30]), ImageFormat::Png),
+    );
+    write(
+        colours.join("green.jpg"),
+        &encode(&solid(32, 32, [10, 200, 40]), ImageFormat::Jpeg),
+    );
+    write(
+        colours.join("blue.png"),
+        &encode(&solid(16, 16, [20, 30, 210]), ImageFormat::Png),
+    );
     for model in ["colour_classifier.onnx", "not_an_image.onnx"] {
         let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(model);
-        write(root.join("models").join(model), &std::fs::read(committed).expect("committed model fixture"));
+        write(
+            root.join("models").join(model),
+            &std::fs::read(committed).expect("committed model fixture"),
+        );
     }
 
     write(

@@ -72,7 +72,11 @@ pub fn to_rgb(src: ImageView<'_>) -> Image {
     let data = match src.channels {
         3 => src.data.to_vec(),
         1 => src.data.iter().flat_map(|&v| [v, v, v]).collect(),
-        c => src.data.chunks_exact(c as usize).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        c => src
+            .data
+            .chunks_exact(c as usize)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
     };
     Image {
         width: src.width,

@@ -31,10 +31,22 @@ impl Adam {
             .map(|var| {
                 let values = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
                 let len = values.len();
-                Ok(Slot { var, values, m: vec![0.0; len], v: vec![0.0; len] })
+                Ok(Slot {
+                    var,
+                    values,
+                    m: vec![0.0; len],
+                    v: vec![0.0; len],
+                })
             })
             .collect::<candle_core::Result<_>>()?;
-        Ok(Self { slots, lr, beta1: 0.9, beta2: 0.999, eps: 1e-7, step: 0 })
+        Ok(Self {
+            slots,
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            step: 0,
+        })
     }
 
     pub fn backward_step(&mut self, loss: &Tensor) -> candle_core::Result<()> {
@@ -49,7 +61,9 @@ impl Adam {
         let lr = (self.lr * (1.0 - self.beta2.powi(self.step)).sqrt() / (1.0 - self.beta1.powi(self.step))) as f32;
         let eps = self.eps as f32;
         for slot in &mut self.slots {
-            let Some(grad) = grads.get(slot.var.as_tensor()) else { continue };
+            let Some(grad) = grads.get(slot.var.as_tensor()) else {
+                continue;
+            };
             let grad = grad.flatten_all()?.to_vec1::<f32>()?;
             slot.values
                 .par_chunks_mut(4096)
@@ -64,7 +78,8 @@ impl Adam {
                     }
                 });
             let shape = slot.var.as_tensor().shape().clone();
-            slot.var.set(&Tensor::from_vec(slot.values.clone(), shape, slot.var.device())?)?;
+            slot.var
+                .set(&Tensor::from_vec(slot.values.clone(), shape, slot.var.device())?)?;
         }
         Ok(())
     }

@@ -85,7 +85,10 @@ pub fn col2im3x3(cols: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f3
                 let patch = &src[(y * wo + x) * row..(y * wo + x + 1) * row];
                 for ky in 0..3 {
                     let dst = ((y + ky) * w + x) * c;
-                    for (d, s) in image[dst..dst + 3 * c].iter_mut().zip(&patch[ky * 3 * c..(ky + 1) * 3 * c]) {
+                    for (d, s) in image[dst..dst + 3 * c]
+                        .iter_mut()
+                        .zip(&patch[ky * 3 * c..(ky + 1) * 3 * c])
+                    {
                         *d += s;
                     }
                 }
@@ -107,12 +110,20 @@ impl CustomOp1 for Im2Col3x3 {
         let (n, h, w, c) = dims4(layout)?;
         let data = f32_slice(storage, layout, self.name())?;
         let out = im2col3x3(data, n, h, w, c);
-        Ok((CpuStorage::F32(out), Shape::from((n * conv_out(h) * conv_out(w), patch_len(c)))))
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((n * conv_out(h) * conv_out(w), patch_len(c))),
+        ))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let (n, h, w, c) = arg.dims4()?;
-        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im3x3 { n, h, w, c })?))
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im3x3 {
+            n,
+            h,
+            w,
+            c,
+        })?))
     }
 }
 
@@ -201,11 +212,17 @@ impl CustomOp1 for MaxPool2 {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (n, h, w, c) = dims4(layout)?;
         let data = f32_slice(storage, layout, self.name())?;
-        Ok((CpuStorage::F32(max_pool2(data, n, h, w, c)), Shape::from((n, h / 2, w / 2, c))))
+        Ok((
+            CpuStorage::F32(max_pool2(data, n, h, w, c)),
+            Shape::from((n, h / 2, w / 2, c)),
+        ))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &MaxPool2Backward)?))
+        Ok(Some(
+            arg.contiguous()?
+                .apply_op2_no_bwd(&grad_res.contiguous()?, &MaxPool2Backward)?,
+        ))
     }
 }
 
@@ -228,9 +245,17 @@ impl CustomOp2 for MaxPool2Backward {
         let input = f32_slice(s1, l1, self.name())?;
         let grad = f32_slice(s2, l2, self.name())?;
         if grad.len() != n * (h / 2) * (w / 2) * c {
-            candle_core::bail!("{}: gradient shape {:?} does not match input {:?}", self.name(), l2.shape(), l1.shape())
+            candle_core::bail!(
+                "{}: gradient shape {:?} does not match input {:?}",
+                self.name(),
+                l2.shape(),
+                l1.shape()
+            )
         }
-        Ok((CpuStorage::F32(max_pool2_backward(input, grad, n, h, w, c)), l1.shape().clone()))
+        Ok((
+            CpuStorage::F32(max_pool2_backward(input, grad, n, h, w, c)),
+            l1.shape().clone(),
+        ))
     }
 }
 
@@ -308,7 +333,11 @@ impl CustomOp2 for ConvPool {
         let (n, h, w, c) = dims4(l1)?;
         let (k, f) = l2.shape().dims2()?;
         if k != patch_len(c) {
-            candle_core::bail!("{}: kernel {:?} does not fit {c} input channels", self.name(), l2.shape())
+            candle_core::bail!(
+                "{}: kernel {:?} does not fit {c} input channels",
+                self.name(),
+                l2.shape()
+            )
         }
         let input = f32_slice(s1, l1, self.name())?;
         let kernel = f32_slice(s2, l2, self.name())?;
@@ -322,8 +351,11 @@ impl CustomOp2 for ConvPool {
         let mut pooled = vec![0f32; n * ph * pw * f];
         let mut argmax = vec![0u32; pooled.len()];
         if !pooled.is_empty() {
-            pooled.par_chunks_mut(ph * pw * f).zip(argmax.par_chunks_mut(ph * pw * f)).enumerate().for_each(
-                |(b, (out, arg))| {
+            pooled
+                .par_chunks_mut(ph * pw * f)
+                .zip(argmax.par_chunks_mut(ph * pw * f))
+                .enumerate()
+                .for_each(|(b, (out, arg))| {
                     for y in 0..ph {
                         for x in 0..pw {
                             let at = |dy: usize, dx: usize| ((b * ho + 2 * y + dy) * wo + 2 * x + dx) * f;
@@ -341,10 +373,12 @@ impl CustomOp2 for ConvPool {
                             }
                         }
                     }
-                },
-            );
+                });
         }
-        *self.cache.lock().map_err(|_| candle_core::Error::Msg("poisoned conv cache".into()))? =
+        *self
+            .cache
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned conv cache".into()))? =
             Some(ConvPoolCache { patches, argmax });
         Ok((CpuStorage::F32(pooled), Shape::from((n, ph, pw, f))))
     }
@@ -356,7 +390,11 @@ impl CustomOp2 for ConvPool {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let cache = self.cache.lock().map_err(|_| candle_core::Error::Msg("poisoned conv cache".into()))?.take();
+        let cache = self
+            .cache
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned conv cache".into()))?
+            .take();
         let Some(ConvPoolCache { patches, argmax }) = cache else {
             candle_core::bail!("{}: backward pass without a forward pass", self.name())
         };
@@ -379,7 +417,11 @@ impl CustomOp2 for ConvPool {
             let kernel_values = kernel.flatten_all()?.to_vec1::<f32>()?;
             let mut d_patches = vec![0f32; rows * k];
             matmul_into(&mut d_patches, (rows, k, f), &d_conv, (f, 1), &kernel_values, (1, f));
-            Some(Tensor::from_vec(col2im3x3(&d_patches, n, h, w, c), (n, h, w, c), x.device())?)
+            Some(Tensor::from_vec(
+                col2im3x3(&d_patches, n, h, w, c),
+                (n, h, w, c),
+                x.device(),
+            )?)
         } else {
             None
         };
@@ -467,7 +509,11 @@ mod tests {
             plus[i] += eps;
             minus[i] -= eps;
             let numeric = (loss(&plus) - loss(&minus)) / (2.0 * eps);
-            assert!((numeric - ours[i]).abs() < 1e-2, "element {i}: {numeric} vs {}", ours[i]);
+            assert!(
+                (numeric - ours[i]).abs() < 1e-2,
+                "element {i}: {numeric} vs {}",
+                ours[i]
+            );
         }
         Ok(())
     }
@@ -481,13 +527,20 @@ mod tests {
         let k = Var::from_vec(sample(patch_len(c) * f), (patch_len(c), f), &dev)?;
         let weights = Tensor::from_vec(sample(n * 3 * 3 * f), (n, 3, 3, f), &dev)?;
         let fused = x.apply_op2(&k, ConvPool::default())?;
-        let unfused = x.apply_op1(Im2Col3x3)?.matmul(&k)?.reshape((n, h - 2, w - 2, f))?.apply_op1(MaxPool2)?;
+        let unfused = x
+            .apply_op1(Im2Col3x3)?
+            .matmul(&k)?
+            .reshape((n, h - 2, w - 2, f))?
+            .apply_op1(MaxPool2)?;
         let diff = (&fused - &unfused)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(diff < 1e-5, "values differ by {diff}");
         let a = (fused * &weights)?.sum_all()?.backward()?;
         let b = (unfused * &weights)?.sum_all()?.backward()?;
         for var in [&x, &k] {
-            let diff = (a.get(var).expect("grad") - b.get(var).expect("grad"))?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let diff = (a.get(var).expect("grad") - b.get(var).expect("grad"))?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
             assert!(diff < 1e-4, "gradients differ by {diff}");
         }
         Ok(())

@@ -21,7 +21,7 @@ use datafusion::logical_expr::ScalarFunctionArgs;
 
 use crate::args::{arg_arrays, image_arg, optional, text_arg};
 use crate::image_value::ImageView;
-use runtime::{threads_per_session, ClassifyOptions, Classifier};
+use runtime::{threads_per_session, Classifier, ClassifyOptions};
 
 /// Scores of every row of a `(model, image [, options])` call: `None` for
 /// rows with a NULL argument. Rows sharing a model and options go to ONNX
@@ -42,7 +42,10 @@ pub fn classify_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option
         if models.is_null(row) || options.is_some_and(|o| o.is_null(row)) {
             continue;
         }
-        let Some(image) = images.get(row).map_err(|e| exec_datafusion_err!("{name}: row {row}: {e}"))? else {
+        let Some(image) = images
+            .get(row)
+            .map_err(|e| exec_datafusion_err!("{name}: row {row}: {e}"))?
+        else {
             continue;
         };
         let key = (models.value(row), options.map_or("", |o| o.value(row)));
@@ -54,7 +57,9 @@ pub fn classify_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option
         let classifier = Classifier::cached(Path::new(model), &options, threads)
             .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
         let views: Vec<ImageView<'_>> = rows.iter().map(|(_, v)| *v).collect();
-        let scores = classifier.scores(&views).map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
+        let scores = classifier
+            .scores(&views)
+            .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
         for ((row, _), s) in rows.iter().zip(scores) {
             out[*row] = Some((classifier.clone(), s));
         }

@@ -60,7 +60,10 @@ impl SeedCnn {
     pub fn new(input: (usize, usize, usize), classes: usize, seed: u64) -> candle_core::Result<Self> {
         let (h, w, c) = input;
         if h < Self::MIN_SIDE || w < Self::MIN_SIDE {
-            candle_core::bail!("input {h}x{w} is too small for the CNN (at least {0}x{0})", Self::MIN_SIDE)
+            candle_core::bail!(
+                "input {h}x{w} is too small for the CNN (at least {0}x{0})",
+                Self::MIN_SIDE
+            )
         }
         let device = Device::Cpu;
         let mut rng = Rng::new(seed);
@@ -90,7 +93,12 @@ impl SeedCnn {
             });
             units = out;
         }
-        Ok(Self { input, convs, dense, classes })
+        Ok(Self {
+            input,
+            convs,
+            dense,
+            classes,
+        })
     }
 
     pub fn vars(&self) -> Vec<Var> {
@@ -131,7 +139,9 @@ impl SeedCnn {
         let mut dropout = dropout;
         let last = self.dense.len() - 1;
         for (i, layer) in self.dense.iter().enumerate() {
-            x = x.matmul(layer.weights.as_tensor())?.broadcast_add(layer.bias.as_tensor())?;
+            x = x
+                .matmul(layer.weights.as_tensor())?
+                .broadcast_add(layer.bias.as_tensor())?;
             if i < last {
                 x = x.relu()?;
                 if let Some(rng) = dropout.as_deref_mut() {
@@ -156,6 +166,8 @@ impl SeedCnn {
 /// Inverted dropout with a mask from our seeded stream (reproducible runs).
 fn apply_dropout(x: &Tensor, p: f32, rng: &mut Rng) -> candle_core::Result<Tensor> {
     let keep = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.unit() < p as f64 { 0.0 } else { keep }).collect();
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| if rng.unit() < p as f64 { 0.0 } else { keep })
+        .collect();
     x * Tensor::from_vec(mask, x.shape(), x.device())?
 }

@@ -163,11 +163,21 @@ fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
 }
 
 fn int_attr(name: &str, i: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), i, r#type: 2, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        i,
+        r#type: 2,
+        ..Default::default()
+    }
 }
 
 fn ints_attr(name: &str, ints: &[i64]) -> AttributeProto {
-    AttributeProto { name: name.into(), ints: ints.to_vec(), r#type: 7, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        ints: ints.to_vec(),
+        r#type: 7,
+        ..Default::default()
+    }
 }
 
 fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
@@ -193,7 +203,10 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
     ValueInfoProto {
         name: name.to_string(),
         r#type: Some(TypeProto {
-            tensor_type: Some(TensorTypeProto { elem_type: FLOAT, shape: Some(TensorShapeProto { dim }) }),
+            tensor_type: Some(TensorTypeProto {
+                elem_type: FLOAT,
+                shape: Some(TensorShapeProto { dim }),
+            }),
         }),
     }
 }
@@ -208,7 +221,12 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
     init.push(float_tensor("offset", &[], &[-0.5]));
     nodes.push(node("Mul", &[INPUT_NAME, "scale"], "scaled", vec![]));
     nodes.push(node("Add", &["scaled", "offset"], "centred", vec![]));
-    nodes.push(node("Transpose", &["centred"], "nchw", vec![ints_attr("perm", &[0, 3, 1, 2])]));
+    nodes.push(node(
+        "Transpose",
+        &["centred"],
+        "nchw",
+        vec![ints_attr("perm", &[0, 3, 1, 2])],
+    ));
     let mut x = "nchw".to_string();
     for (i, conv) in model.convs.iter().enumerate() {
         // Our kernel is [(ky, kx, c) + bias row, f]; ONNX wants [f, c, ky, kx] and a bias.
@@ -229,7 +247,12 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
         init.push(float_tensor(&kn, &[f, cin, 3, 3], &onnx));
         init.push(float_tensor(&bn, &[f], bias));
         let (conv_out, relu_out, pool_out) = (format!("conv{i}"), format!("conv{i}_relu"), format!("pool{i}"));
-        nodes.push(node("Conv", &[&x, &kn, &bn], &conv_out, vec![ints_attr("kernel_shape", &[3, 3])]));
+        nodes.push(node(
+            "Conv",
+            &[&x, &kn, &bn],
+            &conv_out,
+            vec![ints_attr("kernel_shape", &[3, 3])],
+        ));
         nodes.push(node("Relu", &[&conv_out], &relu_out, vec![]));
         nodes.push(node(
             "MaxPool",
@@ -240,15 +263,33 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
         x = pool_out;
     }
     // Back to NHWC before flattening, so dense weights keep the training order.
-    nodes.push(node("Transpose", &[&x], "features_nhwc", vec![ints_attr("perm", &[0, 2, 3, 1])]));
-    nodes.push(node("Flatten", &["features_nhwc"], "features", vec![int_attr("axis", 1)]));
+    nodes.push(node(
+        "Transpose",
+        &[&x],
+        "features_nhwc",
+        vec![ints_attr("perm", &[0, 2, 3, 1])],
+    ));
+    nodes.push(node(
+        "Flatten",
+        &["features_nhwc"],
+        "features",
+        vec![int_attr("axis", 1)],
+    ));
     let mut x = "features".to_string();
     let last = model.dense.len() - 1;
     for (i, layer) in model.dense.iter().enumerate() {
         let (wn, bn) = (format!("dense{i}_weights"), format!("dense{i}_bias"));
         let dims = layer.weights.as_tensor().dims().to_vec();
-        init.push(float_tensor(&wn, &dims, &SeedCnn::values(&layer.weights).map_err(candle_error)?));
-        init.push(float_tensor(&bn, &[dims[1]], &SeedCnn::values(&layer.bias).map_err(candle_error)?));
+        init.push(float_tensor(
+            &wn,
+            &dims,
+            &SeedCnn::values(&layer.weights).map_err(candle_error)?,
+        ));
+        init.push(float_tensor(
+            &bn,
+            &[dims[1]],
+            &SeedCnn::values(&layer.bias).map_err(candle_error)?,
+        ));
         let out = format!("dense{i}");
         nodes.push(node("Gemm", &[&x, &wn, &bn], &out, vec![]));
         x = out;
@@ -274,7 +315,10 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
             input: vec![value_info(INPUT_NAME, &[None, Some(h), Some(w), Some(c)])],
             output: vec![value_info(OUTPUT_NAME, &[None, Some(labels.len())])],
         }),
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
         metadata_props: vec![
             meta(META_LABELS, labels_json),
             meta(META_LAYOUT, "NHWC".into()),
@@ -303,7 +347,7 @@ pub fn write_model(model: &SeedCnn, labels: &[String], path: &Path) -> Result<()
 mod tests {
     use super::*;
     use crate::cnn::model::Kernels;
-    use crate::cnn::runtime::{best, ClassifyOptions, Classifier};
+    use crate::cnn::runtime::{best, Classifier, ClassifyOptions};
     use crate::cnn::train::{train, Dataset, TrainOptions};
     use crate::image_value::ImageView;
     use crate::rng::Rng;
@@ -320,13 +364,26 @@ mod tests {
                 .map(|p| {
                     let (y, x) = (p / 3 / side, p / 3 % side);
                     match class {
-                        0 => if (y + phase) % 4 < 2 { 200 } else { 40 },
-                        1 => if (x + phase) % 4 < 2 { 200 } else { 40 },
+                        0 => {
+                            if (y + phase) % 4 < 2 {
+                                200
+                            } else {
+                                40
+                            }
+                        }
+                        1 => {
+                            if (x + phase) % 4 < 2 {
+                                200
+                            } else {
+                                40
+                            }
+                        }
                         _ => (rng.next_u64() & 0xff) as u8,
                     }
                 })
                 .collect();
-            data.push(&pixels, ["across", "down", "noise"][class].to_string()).unwrap();
+            data.push(&pixels, ["across", "down", "noise"][class].to_string())
+                .unwrap();
         }
         data
     }
@@ -337,7 +394,13 @@ mod tests {
     fn onnx_runtime_predicts_what_the_trained_network_does() {
         let side = 24;
         let data = patterns(48, side);
-        let options = TrainOptions { epochs: 3, batch_size: 16, validation: 0.0, input_size: side, ..Default::default() };
+        let options = TrainOptions {
+            epochs: 3,
+            batch_size: 16,
+            validation: 0.0,
+            input_size: side,
+            ..Default::default()
+        };
         let (model, report) = train(&data, &options, Kernels::Fast, &mut |_| {}).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("patterns.onnx");
@@ -370,9 +433,28 @@ mod tests {
         let graph = proto.graph.as_ref().unwrap();
         assert_eq!(graph.node.last().unwrap().op_type, "Softmax");
         // Conv kernels are [F, C, 3, 3]; the first dense layer takes 6*6*128 features.
-        assert_eq!(graph.initializer.iter().find(|t| t.name == "conv0_kernel").unwrap().dims, vec![32, 3, 3, 3]);
-        assert_eq!(graph.initializer.iter().find(|t| t.name == "dense0_weights").unwrap().dims, vec![4608, 512]);
-        assert!(proto.metadata_props.iter().any(|m| m.key == META_LABELS && m.value.contains("c5")));
+        assert_eq!(
+            graph
+                .initializer
+                .iter()
+                .find(|t| t.name == "conv0_kernel")
+                .unwrap()
+                .dims,
+            vec![32, 3, 3, 3]
+        );
+        assert_eq!(
+            graph
+                .initializer
+                .iter()
+                .find(|t| t.name == "dense0_weights")
+                .unwrap()
+                .dims,
+            vec![4608, 512]
+        );
+        assert!(proto
+            .metadata_props
+            .iter()
+            .any(|m| m.key == META_LABELS && m.value.contains("c5")));
         let decoded = ModelProto::decode(proto.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded, proto);
     }

@@ -20,6 +20,12 @@ use super::onnx::{META_LABELS, META_LAYOUT, META_RANGE};
 use crate::image_value::{Image, ImageView};
 use crate::pixels;
 
+/// Images per ONNX Runtime call. An Arrow batch of more rows is split: the
+/// seed CNN's activations take about 0.5 MB per image, so a batch of the
+/// 2,204 tiles of four images would need 1.1 GB at once, and each new batch
+/// shape costs ONNX Runtime a new memory plan.
+pub const MAX_IMAGES_PER_RUN: usize = 256;
+
 /// The version the wheel must have to match `ort` 2.0.0-rc.15.
 pub const ONNXRUNTIME_VERSION: &str = "1.31.1";
 const LIBRARY: &str = "libonnxruntime.so";
@@ -34,7 +40,10 @@ fn candidates() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         paths.push(PathBuf::from(p));
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         paths.push(dir.join(LIBRARY));
     }
     if let Some(dir) = cache_dir() {
@@ -133,7 +142,11 @@ impl ClassifyOptions {
                         .and_then(|(w, h)| Some((h.trim().parse::<usize>().ok()?, w.trim().parse::<usize>().ok()?)));
                     match parsed {
                         Some((h, w)) if h > 0 && w > 0 => options.size = Some((h, w)),
-                        _ => return plan_err!("classifier option size must look like 64x64 (width x height), not '{value}'"),
+                        _ => {
+                            return plan_err!(
+                                "classifier option size must look like 64x64 (width x height), not '{value}'"
+                            )
+                        }
                     }
                 }
                 other => return plan_err!("unknown classifier option '{other}' (known: {CLASSIFY_OPTIONS})"),
@@ -261,7 +274,9 @@ impl Classifier {
                 )
             }
         };
-        let metadata = session.metadata().map_err(|e| exec_datafusion_err!("model {}: {e}", path.display()))?;
+        let metadata = session
+            .metadata()
+            .map_err(|e| exec_datafusion_err!("model {}: {e}", path.display()))?;
         let meta_layout = metadata.custom(META_LAYOUT).as_deref().and_then(parse_layout);
         let (layout, height, width, channels) = image_input(path, &shape, options, meta_layout)?;
         let range = options
@@ -278,7 +293,11 @@ impl Classifier {
                 )
             }
         };
-        let labels = match options.labels.clone().or_else(|| metadata.custom(META_LABELS).map(|t| parse_labels(&t))) {
+        let labels = match options
+            .labels
+            .clone()
+            .or_else(|| metadata.custom(META_LABELS).map(|t| parse_labels(&t)))
+        {
             Some(labels) => {
                 if classes > 0 && labels.len() != classes as usize {
                     return plan_err!(
@@ -364,12 +383,25 @@ impl Classifier {
         Ok(())
     }
 
-    /// Class probabilities for each image, in one ONNX Runtime call. Models
-    /// whose outputs are not probabilities (rows not summing to 1) get a softmax.
+    /// Class probabilities for each image: one ONNX Runtime call per
+    /// [`MAX_IMAGES_PER_RUN`] images. Models whose outputs are not
+    /// probabilities (rows not summing to 1) get a softmax.
     pub fn scores(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
-        if images.is_empty() {
-            return Ok(Vec::new());
-        }
+        let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
+            Some(s) => s,
+            None => open_session(&self.path, self.threads)?,
+        };
+        let mut scores = Vec::with_capacity(images.len());
+        let result = images.chunks(MAX_IMAGES_PER_RUN).try_for_each(|chunk| {
+            scores.extend(self.run(&mut session, chunk)?);
+            Ok::<_, DataFusionError>(())
+        });
+        self.sessions.lock().map_err(|_| poisoned())?.push(session);
+        result?;
+        Ok(scores)
+    }
+
+    fn run(&self, session: &mut Session, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
         let per_image = self.height * self.width * self.channels;
         let mut input = vec![0f32; images.len() * per_image];
         for (image, out) in images.iter().zip(input.chunks_mut(per_image)) {
@@ -382,35 +414,25 @@ impl Classifier {
         };
         let fail = |e: &dyn std::fmt::Display| exec_datafusion_err!("model {}: {e}", self.path.display());
         let tensor = Tensor::from_array((shape, input)).map_err(|e| fail(&e))?;
-        let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
-            Some(s) => s,
-            None => open_session(&self.path, self.threads)?,
-        };
-        let result = (|| {
-            let outputs = session.run(ort::inputs![self.input_name.as_str() => tensor]).map_err(|e| fail(&e))?;
-            let (out_shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| fail(&e))?;
-            let classes = out_shape.get(1).copied().unwrap_or(0).max(0) as usize;
-            if out_shape.len() != 2 || classes == 0 || values.len() != n * classes {
-                return Err(exec_datafusion_err!(
-                    "model {} returned shape {out_shape:?} for {n} images; expected [{n}, classes]",
-                    self.path.display()
-                ));
-            }
-            Ok(values.chunks(classes).map(probabilities).collect::<Vec<_>>())
-        })();
-        self.sessions.lock().map_err(|_| poisoned())?.push(session);
-        let scores = result?;
-        if let Some(first) = scores.first() {
-            if !self.labels.is_empty() && first.len() != self.labels.len() {
-                return Err(exec_datafusion_err!(
-                    "model {} returned {} scores per image but has {} labels",
-                    self.path.display(),
-                    first.len(),
-                    self.labels.len()
-                ));
-            }
+        let outputs = session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| fail(&e))?;
+        let (out_shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| fail(&e))?;
+        let classes = out_shape.get(1).copied().unwrap_or(0).max(0) as usize;
+        if out_shape.len() != 2 || classes == 0 || values.len() != n * classes {
+            return Err(exec_datafusion_err!(
+                "model {} returned shape {out_shape:?} for {n} images; expected [{n}, classes]",
+                self.path.display()
+            ));
         }
-        Ok(scores)
+        if !self.labels.is_empty() && classes != self.labels.len() {
+            return Err(exec_datafusion_err!(
+                "model {} returned {classes} scores per image but has {} labels",
+                self.path.display(),
+                self.labels.len()
+            ));
+        }
+        Ok(values.chunks(classes).map(probabilities).collect())
     }
 
     /// The label of class `index` (the index itself when the model has none).
@@ -473,12 +495,30 @@ mod tests {
     fn reads_image_inputs() {
         let p = Path::new("m.onnx");
         let none = ClassifyOptions::default();
-        assert_eq!(image_input(p, &[-1, 64, 64, 3], &none, None).unwrap(), (Layout::Nhwc, 64, 64, 3));
-        assert_eq!(image_input(p, &[-1, 3, 32, 48], &none, None).unwrap(), (Layout::Nchw, 32, 48, 3));
-        assert!(image_input(p, &[-1, 10], &none, None).unwrap_err().to_string().contains("m.onnx"));
-        assert!(image_input(p, &[-1, 3, -1, -1], &none, None).unwrap_err().to_string().contains("size"));
-        let sized = ClassifyOptions { size: Some((20, 30)), ..Default::default() };
-        assert_eq!(image_input(p, &[-1, 3, -1, -1], &sized, None).unwrap(), (Layout::Nchw, 20, 30, 3));
+        assert_eq!(
+            image_input(p, &[-1, 64, 64, 3], &none, None).unwrap(),
+            (Layout::Nhwc, 64, 64, 3)
+        );
+        assert_eq!(
+            image_input(p, &[-1, 3, 32, 48], &none, None).unwrap(),
+            (Layout::Nchw, 32, 48, 3)
+        );
+        assert!(image_input(p, &[-1, 10], &none, None)
+            .unwrap_err()
+            .to_string()
+            .contains("m.onnx"));
+        assert!(image_input(p, &[-1, 3, -1, -1], &none, None)
+            .unwrap_err()
+            .to_string()
+            .contains("size"));
+        let sized = ClassifyOptions {
+            size: Some((20, 30)),
+            ..Default::default()
+        };
+        assert_eq!(
+            image_input(p, &[-1, 3, -1, -1], &sized, None).unwrap(),
+            (Layout::Nchw, 20, 30, 3)
+        );
     }
 
     #[test]

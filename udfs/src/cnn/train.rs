@@ -118,7 +118,9 @@ fn parse_class_weights(value: &str) -> Result<ClassWeights> {
     }
     let mut weights = HashMap::new();
     for pair in value.split(['|', ';']).map(str::trim).filter(|s| !s.is_empty()) {
-        let parsed = pair.rsplit_once(':').and_then(|(label, w)| Some((label.trim(), w.trim().parse::<f32>().ok()?)));
+        let parsed = pair
+            .rsplit_once(':')
+            .and_then(|(label, w)| Some((label.trim(), w.trim().parse::<f32>().ok()?)));
         match parsed {
             Some((label, w)) if w > 0.0 && w.is_finite() => {
                 weights.insert(label.to_string(), w);
@@ -145,7 +147,12 @@ pub struct Dataset {
 
 impl Dataset {
     pub fn new(height: usize, width: usize, channels: usize) -> Self {
-        Self { height, width, channels, ..Default::default() }
+        Self {
+            height,
+            width,
+            channels,
+            ..Default::default()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -259,18 +266,32 @@ fn batch_tensor(
         Some((options, rng)) if options.flip || options.rotate => {
             for (i, &row) in rows.iter().enumerate() {
                 let src = &data.pixels[row * len..(row + 1) * len];
-                augment(src, (data.height, data.width), data.channels, options, rng, &mut values[i * len..(i + 1) * len]);
+                augment(
+                    src,
+                    (data.height, data.width),
+                    data.channels,
+                    options,
+                    rng,
+                    &mut values[i * len..(i + 1) * len],
+                );
             }
         }
         _ => {
             for (i, &row) in rows.iter().enumerate() {
-                for (d, s) in values[i * len..(i + 1) * len].iter_mut().zip(&data.pixels[row * len..(row + 1) * len]) {
+                for (d, s) in values[i * len..(i + 1) * len]
+                    .iter_mut()
+                    .zip(&data.pixels[row * len..(row + 1) * len])
+                {
                     *d = *s as f32;
                 }
             }
         }
     }
-    Tensor::from_vec(values, (rows.len(), data.height, data.width, data.channels), &Device::Cpu)
+    Tensor::from_vec(
+        values,
+        (rows.len(), data.height, data.width, data.channels),
+        &Device::Cpu,
+    )
 }
 
 /// Per-class loss weights in class-index order.
@@ -283,7 +304,16 @@ fn class_weight_values(options: &TrainOptions, classes: &[String], targets: &[us
                 counts[t] += 1;
             }
             let n = targets.len() as f32;
-            Ok(counts.iter().map(|&c| if c == 0 { 0.0 } else { n / (classes.len() as f32 * c as f32) }).collect())
+            Ok(counts
+                .iter()
+                .map(|&c| {
+                    if c == 0 {
+                        0.0
+                    } else {
+                        n / (classes.len() as f32 * c as f32)
+                    }
+                })
+                .collect())
         }
         ClassWeights::Explicit(map) => {
             if let Some(unknown) = map.keys().find(|k| !classes.contains(k)) {
@@ -299,7 +329,12 @@ fn class_weight_values(options: &TrainOptions, classes: &[String], targets: &[us
 
 /// Argmax of each row of a `[N, K]` tensor.
 fn argmax_rows(logits: &Tensor) -> candle_core::Result<Vec<usize>> {
-    Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|v| v as usize).collect())
+    Ok(logits
+        .argmax(D::Minus1)?
+        .to_vec1::<u32>()?
+        .into_iter()
+        .map(|v| v as usize)
+        .collect())
 }
 
 /// Accuracy of the model (no dropout) on the given rows, in batches.
@@ -312,7 +347,11 @@ fn accuracy(model: &SeedCnn, data: &Dataset, rows: &[usize], targets: &[usize], 
         let x = batch_tensor(data, chunk, None).map_err(candle_error)?;
         let logits = model.forward(&x, None, Kernels::Fast).map_err(candle_error)?;
         let predicted = argmax_rows(&logits).map_err(candle_error)?;
-        correct += chunk.iter().zip(predicted).filter(|(&row, p)| targets[row] == *p).count();
+        correct += chunk
+            .iter()
+            .zip(predicted)
+            .filter(|(&row, p)| targets[row] == *p)
+            .count();
     }
     Ok(correct as f64 / rows.len() as f64)
 }
@@ -350,7 +389,13 @@ pub fn train(
     if data.is_empty() {
         return plan_err!("cnn_train got no rows with both an image and a label");
     }
-    let classes: Vec<String> = data.labels.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let classes: Vec<String> = data
+        .labels
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if classes.len() < 2 {
         return plan_err!("cnn_train needs at least two distinct labels, got only {:?}", classes);
     }
@@ -364,7 +409,11 @@ pub fn train(
         order.swap(i, rng.below(i + 1));
     }
     let held_out = ((data.len() as f64) * options.validation).round() as usize;
-    let held_out = if options.validation > 0.0 { held_out.clamp(1, data.len() - 1) } else { 0 };
+    let held_out = if options.validation > 0.0 {
+        held_out.clamp(1, data.len() - 1)
+    } else {
+        0
+    };
     let (train_rows, validation_rows) = order.split_at(data.len() - held_out);
     let mut train_rows = train_rows.to_vec();
     let validation_rows = validation_rows.to_vec();
@@ -388,11 +437,22 @@ pub fn train(
             let x = batch_tensor(data, batch, Some((options, &mut rng))).map_err(candle_error)?;
             let batch_targets: Vec<u32> = batch.iter().map(|&r| targets[r] as u32).collect();
             let batch_weights: Vec<f32> = batch_targets.iter().map(|&t| weights[t as usize]).collect();
-            let (loss, predicted) =
-                train_step(&model, &mut optimizer, &x, &batch_targets, &batch_weights, &mut dropout_rng, kernels)
-                    .map_err(candle_error)?;
+            let (loss, predicted) = train_step(
+                &model,
+                &mut optimizer,
+                &x,
+                &batch_targets,
+                &batch_weights,
+                &mut dropout_rng,
+                kernels,
+            )
+            .map_err(candle_error)?;
             loss_sum += loss * batch.len() as f64;
-            correct += predicted.iter().zip(&batch_targets).filter(|(p, t)| **p == **t as usize).count();
+            correct += predicted
+                .iter()
+                .zip(&batch_targets)
+                .filter(|(p, t)| **p == **t as usize)
+                .count();
             seen += batch.len();
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
@@ -438,14 +498,26 @@ mod tests {
         assert_eq!((o.epochs, o.batch_size, o.seed, o.validation), (3, 32, 7, 0.0));
         assert!(o.flip && o.rotate);
         assert_eq!(o.output, PathBuf::from("/tmp/m.onnx"));
-        let ClassWeights::Explicit(w) = o.class_weights else { panic!("explicit weights") };
+        let ClassWeights::Explicit(w) = o.class_weights else {
+            panic!("explicit weights")
+        };
         assert_eq!(w["pups"], 2.0);
-        assert_eq!(TrainOptions::parse("class_weights=balanced").unwrap().class_weights, ClassWeights::Balanced);
+        assert_eq!(
+            TrainOptions::parse("class_weights=balanced").unwrap().class_weights,
+            ClassWeights::Balanced
+        );
     }
 
     #[test]
     fn rejects_bad_options() {
-        for bad in ["epochs=0", "validation=1", "learning_rate=-1", "augment=shear", "colour=red", "epochs"] {
+        for bad in [
+            "epochs=0",
+            "validation=1",
+            "learning_rate=-1",
+            "augment=shear",
+            "colour=red",
+            "epochs",
+        ] {
             let err = TrainOptions::parse(bad).unwrap_err().to_string();
             assert!(err.contains("cnn_train") || err.contains("key=value"), "{bad}: {err}");
         }
@@ -453,7 +525,11 @@ mod tests {
 
     #[test]
     fn augmentation_keeps_pixels() {
-        let options = TrainOptions { flip: true, rotate: true, ..Default::default() };
+        let options = TrainOptions {
+            flip: true,
+            rotate: true,
+            ..Default::default()
+        };
         let src: Vec<u8> = (0..4 * 4 * 3).map(|v| v as u8).collect();
         let mut rng = Rng::new(3);
         for _ in 0..8 {

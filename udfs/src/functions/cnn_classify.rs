@@ -47,7 +47,9 @@ pub struct CnnClassify {
 
 impl Default for CnnClassify {
     fn default() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -61,7 +63,13 @@ impl ScalarUDFImpl for CnnClassify {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Text, ArgKind::Image], &[ArgKind::Text])
+        coerce_args(
+            self.name(),
+            SYNTAX,
+            arg_types,
+            &[ArgKind::Text, ArgKind::Image],
+            &[ArgKind::Text],
+        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -17,7 +17,10 @@ use crate::cnn::classify_rows;
 const SYNTAX: &str = "cnn_scores(model, image [, options])";
 
 fn score_fields() -> Fields {
-    Fields::from(vec![Field::new("label", DataType::Utf8, false), Field::new("score", DataType::Float32, false)])
+    Fields::from(vec![
+        Field::new("label", DataType::Utf8, false),
+        Field::new("score", DataType::Float32, false),
+    ])
 }
 
 /// `List<{label, score}>`.
@@ -40,7 +43,10 @@ pub fn scores_type() -> DataType {
 ```"#,
     argument(name = "model", description = "Path of an .onnx file."),
     argument(name = "image", description = "An image value."),
-    argument(name = "options", description = "Optional text 'key=value, ...', as for cnn_classify."),
+    argument(
+        name = "options",
+        description = "Optional text 'key=value, ...', as for cnn_classify."
+    ),
     related_udf(name = "cnn_classify")
 )]
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -50,7 +56,9 @@ pub struct CnnScores {
 
 impl Default for CnnScores {
     fn default() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -64,7 +72,13 @@ impl ScalarUDFImpl for CnnScores {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Text, ArgKind::Image], &[ArgKind::Text])
+        coerce_args(
+            self.name(),
+            SYNTAX,
+            arg_types,
+            &[ArgKind::Text, ArgKind::Image],
+            &[ArgKind::Text],
+        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -77,10 +91,8 @@ impl ScalarUDFImpl for CnnScores {
             score_fields(),
             vec![Box::new(StringBuilder::new()), Box::new(Float32Builder::new())],
         );
-        let mut out = ListBuilder::new(entry).with_field(Arc::new(Field::new_list_field(
-            DataType::Struct(score_fields()),
-            true,
-        )));
+        let mut out =
+            ListBuilder::new(entry).with_field(Arc::new(Field::new_list_field(DataType::Struct(score_fields()), true)));
         for row in rows {
             let Some((classifier, scores)) = row else {
                 out.append_null();
@@ -90,8 +102,14 @@ impl ScalarUDFImpl for CnnScores {
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             let entries = out.values();
             for (index, score) in ranked {
-                entries.field_builder::<StringBuilder>(0).expect("label builder").append_value(classifier.label(index));
-                entries.field_builder::<Float32Builder>(1).expect("score builder").append_value(score);
+                entries
+                    .field_builder::<StringBuilder>(0)
+                    .expect("label builder")
+                    .append_value(classifier.label(index));
+                entries
+                    .field_builder::<Float32Builder>(1)
+                    .expect("score builder")
+                    .append_value(score);
                 entries.append(true);
             }
             out.append(true);

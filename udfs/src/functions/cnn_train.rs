@@ -34,7 +34,10 @@ const SYNTAX: &str = "cnn_train(image, label [, options])";
 +------------------------------------------------------------------------------------------+
 ```"#,
     argument(name = "image", description = "The training image."),
-    argument(name = "label", description = "Its class, as text. Rows with a NULL image or label are skipped."),
+    argument(
+        name = "label",
+        description = "Its class, as text. Rows with a NULL image or label are skipped."
+    ),
     argument(
         name = "options",
         description = "Optional constant text 'key=value, ...': epochs (10), batch_size (64), learning_rate (0.001, Adam), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|label:weight'), augment (none | flip | rotate | flip+rotate: random mirror images and quarter turns), output (model path, model.onnx), input_size (64)."
@@ -49,7 +52,9 @@ pub struct CnnTrain {
 
 impl Default for CnnTrain {
     fn default() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Volatile) }
+        Self {
+            signature: Signature::user_defined(Volatility::Volatile),
+        }
     }
 }
 
@@ -76,7 +81,13 @@ impl AggregateUDFImpl for CnnTrain {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image, ArgKind::Text], &[ArgKind::Text])
+        coerce_args(
+            self.name(),
+            SYNTAX,
+            arg_types,
+            &[ArgKind::Image, ArgKind::Text],
+            &[ArgKind::Text],
+        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -88,7 +99,8 @@ impl AggregateUDFImpl for CnnTrain {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let field = |name: &str, data_type: DataType| Arc::new(Field::new(format!("{}[{name}]", args.name), data_type, true));
+        let field =
+            |name: &str, data_type: DataType| Arc::new(Field::new(format!("{}[{name}]", args.name), data_type, true));
         Ok(vec![
             field("pixels", DataType::LargeBinary),
             field("labels", DataType::new_list(DataType::Utf8, true)),
@@ -130,7 +142,10 @@ impl CnnTrainAccumulator {
     fn dataset(&mut self, side: usize) -> Result<&mut Dataset> {
         let data = self.data.get_or_insert_with(|| Dataset::new(side, side, 3));
         if data.height != side {
-            return exec_err!("cnn_train: rows were gathered at {0}x{0} and at {side}x{side}", data.height);
+            return exec_err!(
+                "cnn_train: rows were gathered at {0}x{0} and at {side}x{side}",
+                data.height
+            );
         }
         Ok(data)
     }
@@ -154,7 +169,9 @@ impl Accumulator for CnnTrainAccumulator {
         }
         let side = self.options()?.input_size;
         for row in 0..images.len() {
-            let image = images.get(row).map_err(|e| exec_datafusion_err!("cnn_train: row {row}: {e}"))?;
+            let image = images
+                .get(row)
+                .map_err(|e| exec_datafusion_err!("cnn_train: row {row}: {e}"))?;
             let (Some(image), true) = (image, labels.is_valid(row)) else {
                 continue;
             };
@@ -172,7 +189,11 @@ impl Accumulator for CnnTrainAccumulator {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let data = self.data.take().unwrap_or_default();
         let labels = ScalarValue::new_list_nullable(
-            &data.labels.iter().map(|l| ScalarValue::Utf8(Some(l.clone()))).collect::<Vec<_>>(),
+            &data
+                .labels
+                .iter()
+                .map(|l| ScalarValue::Utf8(Some(l.clone())))
+                .collect::<Vec<_>>(),
             &DataType::Utf8,
         );
         Ok(vec![
@@ -185,10 +206,22 @@ impl Accumulator for CnnTrainAccumulator {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let downcast_error = || exec_datafusion_err!("cnn_train: unexpected state types");
-        let pixels = states[0].as_any().downcast_ref::<LargeBinaryArray>().ok_or_else(downcast_error)?;
-        let labels = states[1].as_any().downcast_ref::<ListArray>().ok_or_else(downcast_error)?;
-        let sides = states[2].as_any().downcast_ref::<UInt32Array>().ok_or_else(downcast_error)?;
-        let options = states[3].as_any().downcast_ref::<StringArray>().ok_or_else(downcast_error)?;
+        let pixels = states[0]
+            .as_any()
+            .downcast_ref::<LargeBinaryArray>()
+            .ok_or_else(downcast_error)?;
+        let labels = states[1]
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(downcast_error)?;
+        let sides = states[2]
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(downcast_error)?;
+        let options = states[3]
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(downcast_error)?;
         for row in 0..pixels.len() {
             if options.is_valid(row) {
                 self.set_options(Some(options.value(row)))?;
@@ -198,7 +231,10 @@ impl Accumulator for CnnTrainAccumulator {
                 continue;
             }
             let names = labels.value(row);
-            let names = names.as_any().downcast_ref::<StringArray>().ok_or_else(downcast_error)?;
+            let names = names
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(downcast_error)?;
             let mut part = Dataset::new(side, side, 3);
             part.pixels = pixels.value(row).to_vec();
             part.labels = (0..names.len()).map(|i| names.value(i).to_string()).collect();
@@ -215,9 +251,15 @@ impl Accumulator for CnnTrainAccumulator {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let options = self.options()?;
-        let data = self.data.take().unwrap_or_else(|| Dataset::new(options.input_size, options.input_size, 3));
+        let data = self
+            .data
+            .take()
+            .unwrap_or_else(|| Dataset::new(options.input_size, options.input_size, 3));
         let mut progress = |e: &EpochReport| {
-            let validation = e.validation_accuracy.map(|v| format!(", validation accuracy {v:.3}")).unwrap_or_default();
+            let validation = e
+                .validation_accuracy
+                .map(|v| format!(", validation accuracy {v:.3}"))
+                .unwrap_or_default();
             eprintln!(
                 "cnn_train: epoch {}/{}: loss {:.4}, train accuracy {:.3}{validation}, {:.0} samples/s",
                 e.epoch, e.epochs, e.loss, e.train_accuracy, e.samples_per_second
@@ -225,7 +267,11 @@ impl Accumulator for CnnTrainAccumulator {
         };
         let (model, report) = train(&data, &options, Kernels::Fast, &mut progress)?;
         write_model(&model, &report.classes, &options.output)?;
-        let classes: Vec<ScalarValue> = report.classes.iter().map(|c| ScalarValue::Utf8(Some(c.clone()))).collect();
+        let classes: Vec<ScalarValue> = report
+            .classes
+            .iter()
+            .map(|c| ScalarValue::Utf8(Some(c.clone())))
+            .collect();
         let values: Vec<ArrayRef> = vec![
             ScalarValue::Utf8(Some(options.output.display().to_string())).to_array()?,
             ScalarValue::List(ScalarValue::new_list_nullable(&classes, &DataType::Utf8)).to_array()?,
@@ -242,7 +288,9 @@ impl Accumulator for CnnTrainAccumulator {
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
-            + self.data.as_ref().map_or(0, |d| d.pixels.capacity() + d.labels.iter().map(|l| l.len() + 24).sum::<usize>())
+            + self.data.as_ref().map_or(0, |d| {
+                d.pixels.capacity() + d.labels.iter().map(|l| l.len() + 24).sum::<usize>()
+            })
     }
 }
 
@@ -258,12 +306,20 @@ mod tests {
             .map(|i| {
                 let v = if i % 2 == 0 { 30 } else { 220 };
                 let data = (0..24 * 24 * 3).map(|p| v + (p % 7) as u8).collect();
-                Image { width: 24, height: 24, channels: 3, data }
+                Image {
+                    width: 24,
+                    height: 24,
+                    channels: 3,
+                    data,
+                }
             })
             .collect();
         let refs: Vec<Option<&Image>> = owned.iter().map(Some).collect();
-        let labels: ArrayRef =
-            Arc::new(StringArray::from((0..n).map(|i| if i % 2 == 0 { "dark" } else { "bright" }).collect::<Vec<_>>()));
+        let labels: ArrayRef = Arc::new(StringArray::from(
+            (0..n)
+                .map(|i| if i % 2 == 0 { "dark" } else { "bright" })
+                .collect::<Vec<_>>(),
+        ));
         (images(&refs), labels)
     }
 
@@ -271,7 +327,10 @@ mod tests {
     fn trains_merges_and_writes_a_model() {
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("m.onnx");
-        let text = format!("epochs=3, input_size=24, batch_size=8, validation=0.25, output={}", output.display());
+        let text = format!(
+            "epochs=3, input_size=24, batch_size=8, validation=0.25, output={}",
+            output.display()
+        );
         let options: ArrayRef = Arc::new(StringArray::from(vec![text.as_str(); 16]));
         let (images, labels) = sample(16);
 
@@ -279,19 +338,28 @@ mod tests {
         let mut partials = [CnnTrainAccumulator::default(), CnnTrainAccumulator::default()];
         for (k, acc) in partials.iter_mut().enumerate() {
             let slice = |a: &ArrayRef| a.slice(k * 8, 8);
-            acc.update_batch(&[slice(&images), slice(&labels), slice(&options)]).unwrap();
+            acc.update_batch(&[slice(&images), slice(&labels), slice(&options)])
+                .unwrap();
         }
         let mut total = CnnTrainAccumulator::default();
         for acc in &mut partials {
             let state: Vec<ArrayRef> = acc.state().unwrap().iter().map(|s| s.to_array().unwrap()).collect();
             total.merge_batch(&state).unwrap();
         }
-        let ScalarValue::Struct(result) = total.evaluate().unwrap() else { panic!("struct") };
+        let ScalarValue::Struct(result) = total.evaluate().unwrap() else {
+            panic!("struct")
+        };
         assert!(output.exists());
         let accuracy = result.column_by_name("train_accuracy").unwrap();
         assert!(accuracy.is_valid(0));
         let rows = result.column_by_name("train_rows").unwrap();
-        assert_eq!(rows.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().value(0), 12);
+        assert_eq!(
+            rows.as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .unwrap()
+                .value(0),
+            12
+        );
     }
 
     #[test]
