@@ -87,6 +87,18 @@ pub fn parse_byte_size(text: &str) -> Result<usize> {
     }
 }
 
+/// Asks the global allocator (mimalloc, in the `rookery` binary) to keep
+/// freed memory for a second before returning it to the system: training
+/// frees and re-allocates tensors of tens of megabytes every step, and
+/// mimalloc's default 10 ms meant zeroing fresh pages for a quarter of the
+/// time (measured with perf). Without mimalloc as the allocator this only
+/// sets an option nobody reads.
+pub fn tune_allocator() {
+    // mi_option_purge_delay: the same position (15) in mimalloc v2 and v3.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,16 +112,4 @@ mod tests {
         assert!(parse_byte_size("lots").is_err());
         assert!(parse_byte_size("-1G").is_err());
     }
-}
-
-/// Asks the global allocator (mimalloc, in the `rookery` binary) to keep
-/// freed memory for a second before returning it to the system: training
-/// frees and re-allocates tensors of tens of megabytes every step, and
-/// mimalloc's default 10 ms meant zeroing fresh pages for a quarter of the
-/// time (measured with perf). Without mimalloc as the allocator this only
-/// sets an option nobody reads.
-pub fn tune_allocator() {
-    // mi_option_purge_delay: the same position (15) in mimalloc v2 and v3.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000) };
 }

@@ -316,3 +316,20 @@ fn demo_writes_a_submission_and_scores_it() {
     assert!(stdout.contains("out/sub.csv"), "{stdout}");
     assert!(stderr.contains("[6/6] 06_score.sql done"), "{stderr}");
 }
+
+/// Without ONNX Runtime installed, the error says what to run.
+#[test]
+fn missing_onnx_runtime_says_what_to_run() {
+    let dir = fixtures();
+    let output = classify(dir.path())
+        .args(["--image", "colours/red.png"])
+        .env("HOME", dir.path())
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("ONNX Runtime is not installed"), "{stderr}");
+    assert!(stderr.contains("scripts/setup-onnxruntime.sh"), "{stderr}");
+}

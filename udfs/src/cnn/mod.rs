@@ -23,10 +23,13 @@ use crate::args::{arg_arrays, image_arg, optional, text_arg};
 use crate::image_value::ImageView;
 use runtime::{threads_per_session, Classifier, ClassifyOptions};
 
+/// The classifier that scored a row, and its scores.
+pub type RowScores = (Arc<Classifier>, Vec<f32>);
+
 /// Scores of every row of a `(model, image [, options])` call: `None` for
 /// rows with a NULL argument. Rows sharing a model and options go to ONNX
 /// Runtime in one call.
-pub fn classify_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option<(Arc<Classifier>, Vec<f32>)>>> {
+pub fn classify_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option<RowScores>>> {
     let arrays = arg_arrays(&args.args, args.number_rows)?;
     let models = text_arg(name, &arrays, 0)?;
     let images = image_arg(name, &arrays, 1)?;
