@@ -402,9 +402,19 @@ pub fn train(
     let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
     let targets: Vec<usize> = data.labels.iter().map(|l| index[l.as_str()]).collect();
 
+    // Rows arrive in whatever order the query's partitions deliver them:
+    // start from an order fixed by content, so a seed gives the same model.
+    let len = data.image_len();
+    let fingerprint = |row: usize| {
+        let pixels = &data.pixels[row * len..(row + 1) * len];
+        pixels.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.sort_by_cached_key(|&row| (targets[row], fingerprint(row), row));
     // A seeded shuffle, then the last `validation` share held out.
     let mut rng = Rng::new(options.seed);
-    let mut order: Vec<usize> = (0..data.len()).collect();
     for i in (1..order.len()).rev() {
         order.swap(i, rng.below(i + 1));
     }
