@@ -7,7 +7,8 @@
 //! - [`display`]: results as tables, CSV or JSON, with compact image cells;
 //! - [`sealions`]: the generated sea-lion sample set;
 //! - [`demo`]: the sea-lion pipeline end to end (`rookery demo`);
-//! - [`classify`]: `rookery classify`, a model on image files.
+//! - [`classify`]: `rookery classify`, a model on image files;
+//! - [`serve`]: `rookery serve`, a model behind HTTP.
 
 pub mod classify;
 pub mod copy_images;
@@ -20,6 +21,7 @@ pub mod images;
 pub mod read_blob;
 pub mod repl;
 pub mod sealions;
+pub mod serve;
 pub mod session;
 pub mod shell;
 pub mod tsv;

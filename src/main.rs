@@ -88,6 +88,19 @@ enum Subcommand {
         #[arg(long, default_value_t = 2019)]
         seed: u64,
     },
+    /// Serve an ONNX image classifier over HTTP: POST an image file to
+    /// /classify for {"label", "scores"} as JSON; GET /health.
+    Serve {
+        /// The .onnx model.
+        #[arg(long)]
+        model: PathBuf,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Model options, as for cnn_classify.
+        #[arg(long, default_value = "")]
+        options: String,
+    },
     /// Classify images with an ONNX image classifier: prints ['label'] per
     /// image (or with --verbose every [label, score], highest first). With
     /// no --image, reads one image from standard input.
@@ -215,6 +228,11 @@ fn run(args: Args) -> Result<()> {
                 "some images could not be classified".into(),
             )),
         };
+    }
+    if let Some(Subcommand::Serve { model, addr, options }) = &args.command {
+        return rookery::serve::serve(model, options, addr, |bound| {
+            eprintln!("rookery serve: listening on http://{bound} (POST an image to /classify)");
+        });
     }
     if let Some(Subcommand::GenFrames { out, count, seed }) = &args.command {
         let options = rookery::frames::FrameOptions {

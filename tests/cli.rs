@@ -333,3 +333,69 @@ fn missing_onnx_runtime_says_what_to_run() {
     assert!(stderr.contains("ONNX Runtime is not installed"), "{stderr}");
     assert!(stderr.contains("scripts/setup-onnxruntime.sh"), "{stderr}");
 }
+
+/// One HTTP request to the server at `addr`: (status line, body).
+fn http(addr: &str, request: &[u8]) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.write_all(request).expect("send");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+/// `rookery serve`: a good image gets its label, a bad one a 400, and the
+/// server goes on answering.
+#[test]
+fn serve_classifies_posted_images() {
+    let dir = fixtures();
+    let mut child = classify_serve(dir.path());
+    let stderr = child.stderr.take().expect("stderr");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).expect("banner");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("address")
+        .to_string();
+
+    let red = std::fs::read(dir.path().join("colours/red.png")).expect("red.png");
+    let mut post = format!(
+        "POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        red.len()
+    )
+    .into_bytes();
+    post.extend(&red);
+    let (status, body) = http(&addr, &post);
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(json["label"], "red");
+    assert_eq!(json["scores"][0]["label"], "red");
+
+    let (status, body) = http(&addr, b"POST /classify HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    assert!(body.contains("not a readable image"), "{body}");
+    let (status, _) = http(&addr, b"GET /nowhere HTTP/1.1\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, body) = http(&addr, b"GET /health HTTP/1.1\r\n\r\n");
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
+    child.kill().expect("stop the server");
+    let _ = child.wait();
+}
+
+fn classify_serve(dir: &Path) -> std::process::Child {
+    rookery(dir)
+        .args([
+            "serve",
+            "--model",
+            "models/colour_classifier.onnx",
+            "--options",
+            "labels=red|green|blue",
+        ])
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rookery serve")
+}

@@ -27,7 +27,7 @@ pub(crate) const SYNTAX: &str = "cnn_classify(model, image [, options])";
 +------+--------+
 | name | colour |
 +------+--------+
-| 0    | blue   |
+| 0    | green  |
 | 1    | green  |
 +------+--------+
 ```"#,

@@ -35,11 +35,11 @@ pub fn scores_type() -> DataType {
     sql_example = r#"```sql
 > SELECT cnn_scores('tests/fixtures/colour_classifier.onnx', image, 'labels=red|green|blue')[1] AS top
   FROM images('data/sealions/Test/0.jpg');
-+--------------------------------+
-| top                            |
-+--------------------------------+
-| {label: blue, score: 0.3627}   |
-+--------------------------------+
++-----------------------------------+
+| top                               |
++-----------------------------------+
+| {label: green, score: 0.39030817} |
++-----------------------------------+
 ```"#,
     argument(name = "model", description = "Path of an .onnx file."),
     argument(name = "image", description = "An image value."),

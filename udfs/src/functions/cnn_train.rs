@@ -24,14 +24,15 @@ const SYNTAX: &str = "cnn_train(image, label [, options])";
     description = "Trains the seed CNN (conv 32/64/128 3x3 with 2x2 max pooling, dense 512-512 with dropout 0.5, softmax) on the aggregated rows, one class per distinct label, and writes it as an ONNX file (NHWC float input 0..255; labels and layout in the metadata) that cnn_classify, cnn_scores and any ONNX runtime can run. Images are made RGB and resized to input_size x input_size. Prints a line per epoch on stderr. Returns {model, classes, train_accuracy, validation_accuracy, epochs, seconds, train_rows, validation_rows}; train_accuracy is the running accuracy of the last epoch (with dropout), as Keras reports it.",
     syntax_example = "cnn_train(image, label [, options])",
     sql_example = r#"```sql
-> SELECT cnn_train(image, label, 'epochs=5, output=out/sealions/model.onnx') AS run
-  FROM thumbnails;
-+------------------------------------------------------------------------------------------+
-| run                                                                                      |
-+------------------------------------------------------------------------------------------+
-| {model: out/sealions/model.onnx, classes: [adult_females, adult_males, background, ...], |
-|  train_accuracy: 0.93, validation_accuracy: 0.91, epochs: 5, seconds: 61.2, ...}         |
-+------------------------------------------------------------------------------------------+
+> SELECT run['model'] AS model, round(run['train_accuracy'], 3) AS train_accuracy,
+         round(run['validation_accuracy'], 3) AS validation_accuracy, run['epochs'] AS epochs
+  FROM (SELECT cnn_train(image, label, 'epochs=12, seed=2017, augment=flip+rotate, output=out/sealions/model.onnx') AS run
+        FROM thumbnails);
++-------------------------+----------------+---------------------+--------+
+| model                   | train_accuracy | validation_accuracy | epochs |
++-------------------------+----------------+---------------------+--------+
+| out/sealions/model.onnx | 0.994          | 1.0                 | 12     |
++-------------------------+----------------+---------------------+--------+
 ```"#,
     argument(name = "image", description = "The training image."),
     argument(
