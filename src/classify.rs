@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use datafusion::common::{DataFusionError, Result};
+use rookery_udfs::cnn::runtime::ranked;
 use rookery_udfs::cnn::runtime::{best, threads_per_session, Classifier, ClassifyOptions};
 use rookery_udfs::codec::{decode, DEFAULT_MAX_PIXELS};
 use rookery_udfs::Image;
@@ -46,8 +47,7 @@ pub fn format_line(classifier: &Classifier, scores: &[f32], verbose: bool) -> St
     if !verbose {
         return format!("[{}]", quoted(&classifier.label(best(scores))));
     }
-    let mut ranked: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let ranked = ranked(scores);
     let items: Vec<String> = ranked
         .iter()
         .map(|(i, s)| format!("[{}, {:.2}]", quoted(&classifier.label(*i)), s))

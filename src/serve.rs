@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::common::Result;
+use rookery_udfs::cnn::runtime::ranked;
 use rookery_udfs::cnn::runtime::{best, threads_per_session, Classifier, ClassifyOptions};
 use rookery_udfs::codec::{decode, DEFAULT_MAX_PIXELS};
 use serde_json::json;
@@ -163,8 +164,7 @@ fn classify(body: &[u8], classifier: &Classifier) -> Response {
         Ok(_) => return Response::error(500, "Internal Server Error", "the model returned no scores"),
         Err(e) => return Response::error(500, "Internal Server Error", rookery_udfs::cnn::message(&e)),
     };
-    let mut ranked: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let ranked = ranked(&scores);
     let entries: Vec<_> = ranked
         .iter()
         .map(|(i, s)| json!({ "label": classifier.label(*i), "score": s }))

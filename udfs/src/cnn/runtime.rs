@@ -468,6 +468,13 @@ pub fn best(scores: &[f32]) -> usize {
     best
 }
 
+/// (class index, score) pairs, highest score first (lower index first on ties).
+pub fn ranked(scores: &[f32]) -> Vec<(usize, f32)> {
+    let mut ranked: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked
+}
+
 /// ONNX Runtime threads per session so that `partitions` sessions running at
 /// once use the machine's cores without oversubscribing them.
 pub fn threads_per_session(partitions: usize) -> usize {

@@ -13,6 +13,7 @@ use datafusion_macros::user_doc;
 
 use crate::args::{coerce_args, ArgKind};
 use crate::cnn::classify_rows;
+use crate::cnn::runtime::ranked;
 
 const SYNTAX: &str = "cnn_scores(model, image [, options])";
 
@@ -98,8 +99,7 @@ impl ScalarUDFImpl for CnnScores {
                 out.append_null();
                 continue;
             };
-            let mut ranked: Vec<(usize, f32)> = scores.into_iter().enumerate().collect();
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let ranked = ranked(&scores);
             let entries = out.values();
             for (index, score) in ranked {
                 entries
