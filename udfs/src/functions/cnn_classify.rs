@@ -89,3 +89,41 @@ impl ScalarUDFImpl for CnnClassify {
         self.doc()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::test_util::{colour_model, images, invoke, solid, texts};
+    use datafusion::arrow::array::{Array, StringArray};
+
+    #[test]
+    fn labels_each_image_and_passes_nulls() {
+        let (red, blue) = (solid([200, 10, 10]), solid([10, 10, 200]));
+        let out = invoke(
+            &CnnClassify::default(),
+            vec![
+                texts(&colour_model(), 3),
+                images(&[Some(&red), None, Some(&blue)]),
+                texts("labels=r|g|b", 3),
+            ],
+        )
+        .unwrap();
+        let out = out.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!((out.value(0), out.is_null(1), out.value(2)), ("r", true, "b"));
+    }
+
+    #[test]
+    fn names_a_missing_model() {
+        let red = solid([200, 10, 10]);
+        let err = invoke(
+            &CnnClassify::default(),
+            vec![texts("no/such.onnx", 1), images(&[Some(&red)])],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cnn_classify: model file no/such.onnx does not exist"),
+            "{err}"
+        );
+    }
+}

@@ -121,3 +121,29 @@ impl ScalarUDFImpl for CnnScores {
         self.doc()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::test_util::{colour_model, images, invoke, solid, texts};
+    use datafusion::arrow::array::{Array, Float32Array, ListArray, StringArray, StructArray};
+
+    #[test]
+    fn every_label_with_its_probability_highest_first() {
+        let green = solid([10, 200, 10]);
+        let out = invoke(
+            &CnnScores::default(),
+            vec![texts(&colour_model(), 1), images(&[Some(&green)])],
+        )
+        .unwrap();
+        let list = out.as_any().downcast_ref::<ListArray>().unwrap().value(0);
+        let entries = list.as_any().downcast_ref::<StructArray>().unwrap();
+        let labels = entries.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let scores = entries.column(1).as_any().downcast_ref::<Float32Array>().unwrap();
+        // No labels in the model: the class indices; green is class 1.
+        assert_eq!(labels.value(0), "1");
+        assert!(scores.value(0) > scores.value(1) && scores.value(1) >= scores.value(2));
+        let total: f32 = scores.values().iter().sum();
+        assert!((total - 1.0).abs() < 1e-5, "softmaxed logits sum to {total}");
+    }
+}

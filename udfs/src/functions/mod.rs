@@ -201,6 +201,27 @@ pub(crate) mod test_util {
         result.to_array(number_rows)
     }
 
+    /// The committed ONNX model made outside Rookery: NCHW [N, 3, 16, 16]
+    /// in 0..1, logits = 10 x each channel's mean, no labels.
+    pub fn colour_model() -> String {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/colour_classifier.onnx").to_string()
+    }
+
+    /// A solid 8x8 RGB image.
+    pub fn solid(rgb: [u8; 3]) -> Image {
+        Image {
+            width: 8,
+            height: 8,
+            channels: 3,
+            data: rgb.repeat(64),
+        }
+    }
+
+    /// A text column of `n` copies of `value`.
+    pub fn texts(value: &str, n: usize) -> ArrayRef {
+        Arc::new(datafusion::arrow::array::StringArray::from(vec![value; n]))
+    }
+
     /// An image array from owned images (None for NULL).
     pub fn images(images: &[Option<&Image>]) -> ArrayRef {
         let mut builder = ImageArrayBuilder::with_capacity(images.len(), 0);
