@@ -86,6 +86,26 @@ pub fn to_rgb(src: ImageView<'_>) -> Image {
     }
 }
 
+/// `src` as `channels` channels (1: grey, 3: RGB) at `width` x `height`,
+/// converting and resizing (bilinear) only what differs: the input a
+/// model of that shape takes.
+pub fn conform(src: ImageView<'_>, width: u32, height: u32, channels: u8) -> Result<Image> {
+    let converted = match (src.channels, channels) {
+        (c, want) if c == want => src.to_owned_image(),
+        (_, 1) => grey(src),
+        (_, 3) => to_rgb(src),
+        (_, other) => {
+            return Err(ImageError::Unsupported(format!(
+                "cannot make an image of {other} channels"
+            )))
+        }
+    };
+    if (converted.width, converted.height) == (width, height) {
+        return Ok(converted);
+    }
+    resize(converted.view(), width, height)
+}
+
 /// Mirror left to right.
 pub fn flip_horizontal(src: ImageView<'_>) -> Image {
     let c = src.channels as usize;
@@ -315,6 +335,18 @@ mod tests {
         let r3 = rotate90(s.view(), -1);
         assert_eq!(r3.data, vec![2, 5, 1, 4, 0, 3]);
         assert_eq!(rotate90(r1.view(), 3), s);
+    }
+
+    #[test]
+    fn conform_converts_only_what_differs() {
+        let grey_small = small();
+        assert_eq!(conform(grey_small.view(), 3, 2, 1).unwrap(), grey_small);
+        let rgb = conform(grey_small.view(), 3, 2, 3).unwrap();
+        assert_eq!(rgb, to_rgb(grey_small.view()));
+        assert_eq!(conform(rgb.view(), 3, 2, 1).unwrap(), grey(rgb.view()));
+        let bigger = conform(grey_small.view(), 8, 6, 3).unwrap();
+        assert_eq!((bigger.width, bigger.height, bigger.channels), (8, 6, 3));
+        assert!(conform(grey_small.view(), 2, 2, 2).is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use ort::session::Session;
 use ort::value::{Tensor, ValueType};
 
 use super::onnx::{META_LABELS, META_LAYOUT, META_RANGE};
-use crate::image_value::{Image, ImageView};
+use crate::image_value::ImageView;
 use crate::pixels;
 
 /// Images per ONNX Runtime call. An Arrow batch of more rows is split: the
@@ -343,30 +343,18 @@ impl Classifier {
         Ok(map.entry(key).or_insert(loaded).clone())
     }
 
-    /// One image as input values, resized to the model's size if needed.
+    /// One image as input values, made the model's size and channels if needed.
     fn fill_input(&self, image: ImageView<'_>, out: &mut [f32]) -> Result<()> {
-        let resized;
-        let image = if (image.width as usize, image.height as usize) != (self.width, self.height) {
-            resized = pixels::resize(image, self.width as u32, self.height as u32)?;
-            resized.view()
-        } else {
+        let (h, w, c) = (self.height, self.width, self.channels);
+        let conformed;
+        let image = if (image.height as usize, image.width as usize, image.channels as usize) == (h, w, c) {
             image
-        };
-        let converted: Image;
-        let image = match (image.channels as usize, self.channels) {
-            (c, want) if c == want => image,
-            (_, 1) => {
-                converted = pixels::grey(image);
-                converted.view()
-            }
-            _ => {
-                converted = pixels::to_rgb(image);
-                converted.view()
-            }
+        } else {
+            conformed = pixels::conform(image, w as u32, h as u32, c as u8)?;
+            conformed.view()
         };
         let (lo, hi) = self.range;
         let scale = (hi - lo) / 255.0;
-        let (h, w, c) = (self.height, self.width, self.channels);
         match self.layout {
             Layout::Nhwc => {
                 for (d, s) in out.iter_mut().zip(image.data) {

@@ -176,12 +176,7 @@ impl Accumulator for CnnTrainAccumulator {
             let (Some(image), true) = (image, labels.is_valid(row)) else {
                 continue;
             };
-            let rgb = pixels::to_rgb(image);
-            let sized = if (rgb.width as usize, rgb.height as usize) == (side, side) {
-                rgb
-            } else {
-                pixels::resize(rgb.view(), side as u32, side as u32)?
-            };
+            let sized = pixels::conform(image, side as u32, side as u32, 3)?;
             self.dataset(side)?.push(&sized.data, labels.value(row).to_string())?;
         }
         Ok(())
