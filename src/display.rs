@@ -374,8 +374,10 @@ mod tests {
         assert_eq!(cell_to_string(&binary, 1).unwrap(), "<binary 3 B>");
         assert_eq!(cell_to_string(&binary, 2).unwrap(), "NULL");
 
-        let mut builder = ImageArrayBuilder::with_capacity(2, 12);
-        builder.append(Image::new(2, 2, 3, vec![0; 12]).unwrap().view());
+        let mut builder = ImageArrayBuilder::with_capacity(2);
+        builder
+            .append(Image::new(2, 2, 3, vec![0; 12]).unwrap().view())
+            .unwrap();
         builder.append_null();
         let images: ArrayRef = Arc::new(builder.finish());
         assert_eq!(cell_to_string(&images, 0).unwrap(), "<image 2x2x3>");

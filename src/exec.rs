@@ -4,18 +4,19 @@
 //! exist before, so a failure never leaves a partial file that looks like a
 //! result.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::{plan_err, Result};
+use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::{CopyToStatement, DFParserBuilder, Statement};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use crate::copy_images::{copy_images, is_images_copy};
 use crate::images::image_batch_rows;
@@ -164,6 +165,18 @@ fn remove_path(path: &Path) {
     };
 }
 
+/// The error for a query that panicked, with the panic's message.
+pub fn panic_error(payload: &(dyn std::any::Any + Send)) -> DataFusionError {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("no message");
+    DataFusionError::Execution(format!(
+        "internal error: the query panicked ({message}); please report it"
+    ))
+}
+
 /// Runs one statement to completion; `rows_seen` counts rows as they arrive
 /// (for progress display).
 pub async fn run_statement(
@@ -175,11 +188,19 @@ pub async fn run_statement(
         Statement::CopyTo(copy) => local_copy_target(copy).filter(|p| !p.exists()),
         _ => None,
     };
-    let result = match &statement.statement {
-        Statement::CopyTo(copy) if is_images_copy(copy) => copy_images(ctx, copy)
-            .await
-            .map(|(schema, batches)| StatementResult { schema, batches }),
-        _ => collect_statement(ctx, statement, rows_seen).await,
+    let work = async {
+        match &statement.statement {
+            Statement::CopyTo(copy) if is_images_copy(copy) => copy_images(ctx, copy)
+                .await
+                .map(|(schema, batches)| StatementResult { schema, batches }),
+            _ => collect_statement(ctx, statement, rows_seen).await,
+        }
+    };
+    // A panic anywhere in the query (DataFusion re-raises those of its
+    // tasks here) is an error of this statement; the process goes on.
+    let result = match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => Err(panic_error(payload.as_ref())),
     };
     if result.is_err() {
         if let Some(path) = copy_target {

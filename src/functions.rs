@@ -60,11 +60,14 @@ impl FunctionInfo {
 fn first_sentence(text: &str) -> String {
     let text = text.trim();
     // A sentence ends at '.' before a capital letter ("Rec. 709" goes on).
+    // Slices start after the whole character: descriptions hold 'π' and
+    // other multi-byte characters.
     let end = text
         .char_indices()
-        .find(|(i, c)| {
-            let rest = text[i + 1..].trim_start();
-            *c == '.' && rest.len() < text[i + 1..].len() && rest.starts_with(|n: char| n.is_uppercase())
+        .find(|&(i, c)| {
+            let after = &text[i + c.len_utf8()..];
+            let rest = after.trim_start();
+            c == '.' && rest.len() < after.len() && rest.starts_with(|n: char| n.is_uppercase())
         })
         .map(|(i, _)| i + 1)
         .unwrap_or(text.len());
@@ -91,13 +94,35 @@ pub static IMAGES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
+/// Documentation of the `image_tiles()` table function.
+pub static IMAGE_TILES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DocSection {
+            include: true,
+            label: "Image Tables",
+            description: None,
+        },
+        "Reads a folder of images as a table of tiles, one row per size x size tile: path and name of the image, x and y (the tile's top-left corner) and tile (its pixels, an image value). Tiles start every stride pixels, row by row; with edge=pad (the default) the last tiles at the right and bottom edges are kept and padded with zeros, with edge=drop only whole tiles are. Tiles stream: each partition decodes one image at a time and emits tile_rows tiles a batch, so a dense tiling of full-size frames runs in bounded memory, unlike unnest(tiles(...)), which holds all tiles of a frame at once. Without the tile column only the headers are read. A file that cannot be read is an error naming it unless drop_invalid=true.",
+        "image_tiles(location, size, stride [, options])",
+    )
+    .with_argument("location", "A folder, a glob or one file, as for images().")
+    .with_argument("size", "Side of each square tile in pixels, 1 to 65535.")
+    .with_argument("stride", "Distance between neighbouring tiles in pixels, 1 to 65535.")
+    .with_argument("options", "Optional 'key=value, ...' text: edge=pad|drop, tile_rows=N (tiles per batch, default 256), drop_invalid=true, max_pixels=N.")
+    .with_sql_example(
+        "```sql\n> SELECT count(*) AS tiles FROM image_tiles('data/sealions/Test/0.jpg', 64, 32);\n+-------+\n| tiles |\n+-------+\n| 551   |\n+-------+\n```",
+    )
+    .with_related_udf("tiles")
+    .build()
+});
+
 /// Every function of the session, sorted by name.
 pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
-    let own: HashSet<String> = rookery_udfs::scalar_functions()
+    let own: HashSet<String> = rookery_udfs::scalar_functions(&rookery_udfs::ImageMemory::default())
         .iter()
         .map(|f| f.name().to_string())
         .chain(rookery_udfs::aggregate_functions().iter().map(|f| f.name().to_string()))
-        .chain(["images".to_string(), "read_blob".to_string()])
+        .chain(["images", "image_tiles", "read_blob"].map(String::from))
         .collect();
     let state = ctx.state();
     let mut functions = Vec::new();
@@ -119,7 +144,11 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
         push(name, FunctionKind::Window, f.documentation());
     }
     for name in state.table_functions().keys() {
-        let documentation = (name == "images").then(|| &*IMAGES_DOCUMENTATION);
+        let documentation = match name.as_str() {
+            "images" => Some(&*IMAGES_DOCUMENTATION),
+            "image_tiles" => Some(&*IMAGE_TILES_DOCUMENTATION),
+            _ => None,
+        };
         push(name, FunctionKind::Table, documentation);
     }
     functions.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
@@ -171,5 +200,20 @@ mod tests {
             first_sentence("Grey with Rec. 709 weights. More."),
             "Grey with Rec. 709 weights."
         );
+        assert_eq!(first_sentence("Returns π. Or not."), "Returns π.");
+        assert_eq!(first_sentence("Ends in π.Ünicode"), "Ends in π.Ünicode");
+    }
+
+    #[test]
+    fn every_registered_function_has_a_summary_and_help() {
+        let ctx = crate::new_session(&crate::EngineOptions::default()).unwrap();
+        let functions = list_functions(&ctx);
+        assert!(functions.iter().any(|f| f.name == "pi"));
+        for info in &functions {
+            for width in [0, 1, 5, 60, 1000] {
+                assert!(info.summary(width).chars().count() <= width.max(1), "{}", info.name);
+            }
+            assert!(render_help(info).starts_with(&info.name));
+        }
     }
 }

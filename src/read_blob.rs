@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, LargeBinaryBuilder};
+use datafusion::arrow::array::{Array, BinaryViewBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
 use datafusion::datasource::listing::ListingTableUrl;
@@ -102,13 +102,13 @@ impl ScalarUDFImpl for ReadBlob {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::LargeBinary)
+        Ok(DataType::BinaryView)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let paths = text_arg(self.name(), &arrays, 0)?;
-        let mut out = LargeBinaryBuilder::new();
+        let mut out = BinaryViewBuilder::new();
         for row in 0..paths.len() {
             if paths.is_null(row) {
                 out.append_null();

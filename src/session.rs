@@ -9,17 +9,20 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 
-use crate::images::{CapBatchesOverImages, ImageTableFactory, ImagesTableFunction};
+use crate::images::{CapBatchesOverImages, ImageTableFactory, ImageTilesTableFunction, ImagesTableFunction};
 use crate::read_blob::ReadBlob;
 use crate::tsv::TsvTableFactory;
 use datafusion::logical_expr::ScalarUDF;
+use rookery_udfs::{ImageMemory, RookeryConfig};
 
 /// How a session is set up; `None` means DataFusion's default.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
     /// Partitions (parallel streams) per query; default: all cores.
     pub partitions: Option<usize>,
-    /// Memory pool size in bytes; a query that needs more fails with an error.
+    /// Memory pool size in bytes; a query that needs more fails with an
+    /// error. Default: 80 % of the machine's memory (as DuckDB), so the
+    /// kernel's OOM killer is never the answer.
     pub memory_limit: Option<usize>,
     /// Rows per batch for ordinary (non-image) operators.
     pub batch_size: Option<usize>,
@@ -42,21 +45,25 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
         }
         config = config.with_batch_size(batch_size);
     }
+    config.options_mut().extensions.insert(RookeryConfig::default());
     let mut runtime = RuntimeEnvBuilder::new();
-    if let Some(limit) = options.memory_limit {
+    if let Some(limit) = options.memory_limit.or_else(default_memory_limit) {
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
+    let runtime = runtime.build_arc()?;
+    let memory = ImageMemory::new(Arc::clone(&runtime.memory_pool));
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
-        .with_runtime_env(runtime.build_arc()?)
+        .with_runtime_env(runtime)
         .with_table_factory("IMAGES".to_string(), Arc::new(ImageTableFactory))
         .with_table_factory("TSV".to_string(), Arc::new(TsvTableFactory::default()))
         .with_physical_optimizer_rule(Arc::new(CapBatchesOverImages))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udtf("images", Arc::new(ImagesTableFunction));
-    for udf in rookery_udfs::scalar_functions() {
+    ctx.register_udtf("image_tiles", Arc::new(ImageTilesTableFunction));
+    for udf in rookery_udfs::scalar_functions(&memory) {
         ctx.register_udf(udf.as_ref().clone());
     }
     for udaf in rookery_udfs::aggregate_functions() {
@@ -64,6 +71,35 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
     }
     ctx.register_udf(ScalarUDF::new_from_impl(ReadBlob::new(ctx.runtime_env())));
     Ok(ctx)
+}
+
+/// The memory pool's size when none is given: 80 % of the memory this
+/// process may use (the machine's, or its cgroup's limit when lower).
+pub fn default_memory_limit() -> Option<usize> {
+    let total = total_memory()?;
+    Some((total as f64 * 0.8) as usize)
+}
+
+fn total_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let machine = kib * 1024;
+    // cgroup v2 ("max" when unlimited) or v1.
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|path| std::fs::read_to_string(path).ok())
+    .find_map(|text| text.trim().parse::<u64>().ok());
+    Some(cgroup.map_or(machine, |limit| limit.min(machine)))
 }
 
 /// Parses sizes such as `4G`, `512M`, `1.5GB`, `100k` or `1048576` (bytes).
@@ -111,5 +147,16 @@ mod tests {
         assert_eq!(parse_byte_size("100").unwrap(), 100);
         assert!(parse_byte_size("lots").is_err());
         assert!(parse_byte_size("-1G").is_err());
+    }
+
+    #[test]
+    fn default_pool_is_bounded() {
+        let limit = default_memory_limit().expect("this machine has /proc/meminfo");
+        assert!(limit > 0);
+        let ctx = new_session(&EngineOptions::default()).unwrap();
+        assert!(matches!(
+            ctx.runtime_env().memory_pool.memory_limit(),
+            datafusion::execution::memory_pool::MemoryLimit::Finite(n) if n == limit
+        ));
     }
 }

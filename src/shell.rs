@@ -453,3 +453,62 @@ pub fn is_interactive() -> bool {
 pub fn read_script(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| plan_datafusion_err!("cannot read '{}': {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::list_functions;
+    use crate::session::{new_session, EngineOptions};
+
+    /// Every backslash command, with and without arguments, and `\h` of
+    /// every registered function: each answers or fails cleanly.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_command_answers() {
+        let mut shell = Shell::new(new_session(&EngineOptions::default()).unwrap());
+        shell.quiet = true;
+        let script = std::env::temp_dir().join(format!("rookery-shell-{}.sql", std::process::id()));
+        std::fs::write(&script, "SELECT 1 AS one;\n").unwrap();
+        let include = format!("\\i {}", script.display());
+        let good = [
+            "\\?",
+            "\\h",
+            "\\h pi",
+            "\\h image_tiles",
+            "\\d",
+            "\\df",
+            "\\df p",
+            "\\df π",
+            "\\set",
+            "\\set x 1",
+            "\\timing",
+            "\\timing off",
+            "\\pset",
+            "\\pset format csv",
+            "\\pset maxrows 5",
+            "\\pset maxrows all",
+            "\\pset format table",
+            include.as_str(),
+        ];
+        for line in good {
+            assert!(shell.run_command(line).await.is_ok(), "{line}");
+        }
+        let bad = [
+            "\\h no_such_function",
+            "\\d no_such_table",
+            "\\pset format yaml",
+            "\\pset maxrows many",
+            "\\timing maybe",
+            "\\i /no/such/file.sql",
+            "\\nonsense",
+        ];
+        for line in bad {
+            assert!(shell.run_command(line).await.is_err(), "{line}");
+        }
+        assert_eq!(shell.run_command("\\q").await.unwrap(), Flow::Quit);
+        for info in list_functions(&shell.ctx) {
+            let line = format!("\\h {}", info.name);
+            assert!(shell.run_command(&line).await.is_ok(), "{line}");
+        }
+        std::fs::remove_file(script).ok();
+    }
+}

@@ -124,3 +124,48 @@ fn committed_sample_set_is_reproducible() {
     }
     assert_eq!(compared, 30 * 2 + 10 + 6);
 }
+
+/// The whole demo (01 to 06) on full-size frames (4992x3328, as the real
+/// data set's) under a 2 GB memory pool: it must finish and write a Kaggle
+/// submission. One epoch: this checks memory and plumbing, not the model.
+#[test]
+fn full_size_demo_runs_in_a_2g_pool() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let options = GenOptions {
+        out: data.clone(),
+        train: 2,
+        test: 1,
+        width: 4992,
+        height: 3328,
+        seed: 2017,
+        max_animals: 300,
+    };
+    generate(&options, 2, |_| {}).expect("generate");
+    let out = dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--memory-limit", "2G", "demo", "--epochs", "1"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run rookery demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for submission in ["sub.csv", "sub_peaks.csv"] {
+        let text = std::fs::read_to_string(out.join(submission)).expect("submission");
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("test_id,adult_males,subadult_males,adult_females,juveniles,pups")
+        );
+        assert_eq!(lines.count(), 1, "one row per test image: {text}");
+    }
+    assert!(stdout.contains("all zeros"), "{stdout}");
+}

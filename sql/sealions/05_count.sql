@@ -5,6 +5,7 @@
 --   sub_peaks.csv  one count per animal: overlapping tiles every 16 px, and
 --                  an animal where a tile's animal score is the highest of
 --                  its neighbours (non-maximum suppression).
+\set data data/sealions
 \set out out/sealions
 \set model ${out}/model.onnx
 -- Two peaks closer than this (in pixels, each axis) are one animal.
@@ -13,16 +14,17 @@
 -- Every test image's id, so images with no animal found still get a row.
 CREATE VIEW test_ids AS SELECT CAST(name AS BIGINT) AS test_id FROM test_images;
 
--- The seed's method: every non-overlapping tile classified.
+-- The seed's method: every non-overlapping tile classified. image_tiles
+-- streams the tiles of one frame at a time, 256 a batch (one ONNX Runtime
+-- call), so memory does not grow with the frame size or the stride.
 CREATE TABLE seed_labels AS
-SELECT test_id, cnn_classify('${model}', tile['tile']) AS label
-FROM (SELECT CAST(name AS BIGINT) AS test_id, unnest(tile64(image)) AS tile FROM test_images);
+SELECT CAST(name AS BIGINT) AS test_id, cnn_classify('${model}', tile) AS label
+FROM image_tiles('${data}/Test/', 64, 64);
 
 -- Overlapping tiles every 16 px, each with its best label and score.
 CREATE TABLE grid_scores AS
-SELECT test_id, tile['x'] AS x, tile['y'] AS y,
-    cnn_scores('${model}', tile['tile'])[1] AS best
-FROM (SELECT CAST(name AS BIGINT) AS test_id, unnest(tiles(image, 64, 16)) AS tile FROM test_images);
+SELECT CAST(name AS BIGINT) AS test_id, x, y, cnn_scores('${model}', tile)[1] AS best
+FROM image_tiles('${data}/Test/', 64, 16);
 
 CREATE VIEW animal_tiles AS
 SELECT test_id, x, y, best['label'] AS label, best['score'] AS score

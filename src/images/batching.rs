@@ -14,13 +14,20 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::ImageScanExec;
+use super::{ImageScanExec, TileExec};
 
 /// The smallest batch size of the scans in `plan` that read image content
-/// (`content` or `image`); `None` when there are none.
+/// (`content` or `image`); `None` when there are none. A tile table counts
+/// with its tiles per batch (`tile_rows`): what leaves it are tiles, not the
+/// frames its own scan reads one at a time.
 pub fn image_batch_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
     let mut smallest: Option<usize> = None;
     let _ = plan.apply(|node| {
+        if let Some(tiles) = node.downcast_ref::<TileExec>() {
+            let rows = tiles.rows_per_batch();
+            smallest = Some(smallest.map_or(rows, |s| s.min(rows)));
+            return Ok(TreeNodeRecursion::Jump);
+        }
         if let Some(scan) = node.downcast_ref::<ImageScanExec>() {
             if scan.reads_content() {
                 let rows = scan.rows_per_batch();

@@ -18,6 +18,7 @@
 mod batching;
 mod options;
 mod scan;
+mod tiles;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use datafusion::physical_plan::ExecutionPlan;
 pub use batching::{image_batch_rows, CapBatchesOverImages};
 pub use options::ImageOptions;
 pub use scan::{ImageScanExec, SCAN_PROGRESS};
+pub use tiles::{tile_table_schema, ImageTileTable, ImageTilesTableFunction, TileExec, TileSpec};
 
 /// Column names of an image table, in schema order.
 pub mod columns {
@@ -67,7 +69,7 @@ pub fn image_table_schema() -> SchemaRef {
         Field::new(columns::SIZE, DataType::UInt64, false),
         Field::new(columns::WIDTH, DataType::UInt32, true),
         Field::new(columns::HEIGHT, DataType::UInt32, true),
-        Field::new(columns::CONTENT, DataType::LargeBinary, true),
+        Field::new(columns::CONTENT, DataType::BinaryView, true),
         Field::new(columns::IMAGE, rookery_udfs::image_type(), true),
         Field::new(columns::ERROR, DataType::Utf8, true),
     ]))

@@ -13,10 +13,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, LargeBinaryBuilder, StringBuilder, UInt32Builder, UInt64Builder,
+    Array, ArrayRef, BinaryViewBuilder, BooleanArray, StringBuilder, UInt32Builder, UInt64Builder,
 };
-use datafusion::arrow::array::{LargeBinaryArray, StructArray, UInt8Builder};
-use datafusion::arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
+use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::Session;
@@ -37,8 +36,8 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use rookery_udfs::codec::{self, ImageHeader, PixelLayout};
-use rookery_udfs::image_value::image_fields;
+use rookery_udfs::codec::{self, ImageHeader};
+use rookery_udfs::{Image, ImageArrayBuilder};
 
 use super::columns;
 use super::options::ImageOptions;
@@ -334,9 +333,8 @@ struct FileRow {
     name: String,
     header: Option<ImageHeader>,
     content: Option<Bytes>,
-    /// Layout of this row's decoded pixels, which lie in the batch's pixel
-    /// buffer right after those of the rows before it.
-    pixels: Option<PixelLayout>,
+    /// The decoded pixels, until they move into the batch.
+    image: Option<Image>,
     error: Option<String>,
 }
 
@@ -358,7 +356,7 @@ impl FileRow {
             name,
             header: None,
             content: None,
-            pixels: None,
+            image: None,
             error: None,
         }
     }
@@ -499,11 +497,9 @@ impl PartitionReader {
         if work.content {
             self.read_contents(&mut rows).await?;
         }
-        let pixels = if work.decode {
-            self.decode(&mut rows)?
-        } else {
-            Vec::new()
-        };
+        if work.decode {
+            self.decode(&mut rows)?;
+        }
         for row in &rows {
             if row.error.is_some() {
                 self.metrics.invalid_files.add(1);
@@ -516,8 +512,7 @@ impl PartitionReader {
             &settings.table_schema,
             &settings.projection,
             &settings.projected_schema,
-            &rows,
-            pixels,
+            &mut rows,
         )
     }
 
@@ -578,49 +573,43 @@ impl PartitionReader {
         Ok(())
     }
 
-    /// Decodes every row that has content into one buffer for the batch,
-    /// which becomes the image column's data without a copy. The buffer is
-    /// zeroed memory from the allocator (pages untouched until written), at
-    /// four bytes a pixel so any layout fits; it is trimmed afterwards.
-    fn decode(&mut self, rows: &mut [FileRow]) -> Result<Vec<u8>> {
+    /// Decodes every row that has content, each into a buffer of its own
+    /// that becomes the image column's data without a copy (so a row kept
+    /// downstream keeps only its own pixels alive). Each image's bytes are
+    /// reserved before it is decoded, so the memory limit refuses a batch
+    /// instead of the kernel killing the process.
+    fn decode(&mut self, rows: &mut [FileRow]) -> Result<()> {
         let max_pixels = self.settings.options.max_pixels;
-        let decodable = |row: &FileRow| -> Option<usize> {
-            let header = row.header.as_ref()?;
-            let fits = (header.width as u64 * header.height as u64) <= max_pixels;
-            (row.error.is_none() && row.content.is_some() && fits).then(|| codec::decode_buffer_len(header))
-        };
-        let capacity: usize = rows.iter().filter_map(decodable).sum();
-        // Reserve before allocating, so the memory limit refuses the batch
-        // instead of the kernel killing the process.
-        self.reservation.try_grow(capacity)?;
-        let mut pixels = vec![0u8; capacity];
-        let mut used = 0;
         for row in rows.iter_mut() {
-            let (Some(bytes), None) = (&row.content, &row.error) else {
+            let (Some(bytes), None, Some(header)) = (&row.content, &row.error, &row.header) else {
                 continue;
             };
+            // At most four bytes a pixel until the decoder says how many;
+            // an image over max_pixels is refused by the decoder unread.
+            let pixels = header.width as u64 * header.height as u64;
+            let upper_bound = if pixels <= max_pixels { pixels as usize * 4 } else { 0 };
+            self.reservation.try_grow(upper_bound)?;
             let timer = self.metrics.decode_time.timer();
-            let decoded = codec::decode_into(bytes, max_pixels, &mut pixels[used..]);
+            let decoded = codec::decode(bytes, max_pixels);
             timer.done();
+            self.reservation.shrink(upper_bound);
             match decoded {
-                Ok((_, layout)) => {
+                Ok((_, image)) => {
+                    self.reservation.grow(image.data.len());
                     self.metrics.images_decoded.add(1);
                     SCAN_PROGRESS.images_decoded.fetch_add(1, Ordering::Relaxed);
-                    used += layout.byte_len();
-                    row.pixels = Some(layout);
+                    row.image = Some(image);
                 }
                 Err(e) => row.error = Some(e.to_string()),
             }
         }
-        pixels.truncate(used);
-        pixels.shrink_to_fit();
-        Ok(pixels)
+        Ok(())
     }
 
-    fn apply_filter(&self, rows: Vec<FileRow>, filter: &dyn PhysicalExpr) -> Result<Vec<FileRow>> {
+    fn apply_filter(&self, mut rows: Vec<FileRow>, filter: &dyn PhysicalExpr) -> Result<Vec<FileRow>> {
         let settings = &self.settings;
         let all: Vec<usize> = (0..settings.table_schema.fields().len()).collect();
-        let batch = build_batch(&settings.table_schema, &all, &settings.table_schema, &rows, Vec::new())?;
+        let batch = build_batch(&settings.table_schema, &all, &settings.table_schema, &mut rows)?;
         let mask = filter.evaluate(&batch)?.into_array(batch.num_rows())?;
         let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else {
             return internal_err!("image scan filter did not return booleans");
@@ -635,20 +624,18 @@ impl PartitionReader {
 }
 
 /// Builds the projected columns from the rows as they stand; what has not
-/// been read yet (content, pixels) is NULL. `pixels` holds the decoded
-/// rows' pixels, in row order.
+/// been read yet (content, pixels) is NULL. Decoded images move into the
+/// batch.
 fn build_batch(
     table_schema: &SchemaRef,
     projection: &[usize],
     projected_schema: &SchemaRef,
-    rows: &[FileRow],
-    pixels: Vec<u8>,
+    rows: &mut [FileRow],
 ) -> Result<RecordBatch> {
-    let mut pixels = Some(pixels);
     let columns = projection
         .iter()
         .map(|&i| match table_schema.field(i).name().as_str() {
-            columns::IMAGE => image_column(rows, pixels.take().unwrap_or_default()),
+            columns::IMAGE => image_column(rows),
             name => build_column(name, rows),
         })
         .collect::<Result<Vec<_>>>()?;
@@ -656,43 +643,15 @@ fn build_batch(
     RecordBatch::try_new_with_options(Arc::clone(projected_schema), columns, &options).map_err(DataFusionError::from)
 }
 
-/// The image column over the batch's pixel buffer, without copying it.
-fn image_column(rows: &[FileRow], pixels: Vec<u8>) -> Result<ArrayRef> {
-    let mut widths = UInt32Builder::with_capacity(rows.len());
-    let mut heights = UInt32Builder::with_capacity(rows.len());
-    let mut channels = UInt8Builder::with_capacity(rows.len());
-    let mut offsets = Vec::with_capacity(rows.len() + 1);
-    offsets.push(0i64);
-    let mut end = 0usize;
-    for row in rows {
-        let layout = row.pixels.unwrap_or(PixelLayout {
-            width: 0,
-            height: 0,
-            channels: 0,
-        });
-        widths.append_value(layout.width);
-        heights.append_value(layout.height);
-        channels.append_value(layout.channels);
-        end += layout.byte_len();
-        offsets.push(end as i64);
+/// The image column, each decoded image's buffer moved in without a copy.
+fn image_column(rows: &mut [FileRow]) -> Result<ArrayRef> {
+    let mut images = ImageArrayBuilder::with_capacity(rows.len());
+    for row in rows.iter_mut() {
+        images
+            .append_owned_option(row.image.take())
+            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", row.path)))?;
     }
-    if end != pixels.len() {
-        return internal_err!("image scan: {} bytes of pixels for rows needing {end}", pixels.len());
-    }
-    let data = LargeBinaryArray::try_new(OffsetBuffer::new(offsets.into()), Buffer::from_vec(pixels), None)?;
-    let valid: Vec<bool> = rows.iter().map(|r| r.pixels.is_some()).collect();
-    let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
-    let images = StructArray::try_new(
-        image_fields(),
-        vec![
-            Arc::new(widths.finish()),
-            Arc::new(heights.finish()),
-            Arc::new(channels.finish()),
-            Arc::new(data),
-        ],
-        nulls,
-    )?;
-    Ok(Arc::new(images))
+    Ok(Arc::new(images.finish()))
 }
 
 fn string_column(rows: &[FileRow], value: impl Fn(&FileRow) -> Option<&str>) -> ArrayRef {
@@ -729,10 +688,19 @@ fn build_column(name: &str, rows: &[FileRow]) -> Result<ArrayRef> {
         columns::WIDTH => dimension_column(rows, |h| h.width),
         columns::HEIGHT => dimension_column(rows, |h| h.height),
         columns::CONTENT => {
-            let total: usize = rows.iter().filter_map(|r| r.content.as_ref()).map(|c| c.len()).sum();
-            let mut builder = LargeBinaryBuilder::with_capacity(rows.len(), total);
+            // The bytes as read, shared with the reader's buffers (no copy).
+            let mut builder = BinaryViewBuilder::with_capacity(rows.len());
             for row in rows {
-                builder.append_option(row.content.as_deref().filter(|_| row.error.is_none()));
+                match row.content.as_ref().filter(|_| row.error.is_none()) {
+                    Some(bytes) => {
+                        let Ok(len) = u32::try_from(bytes.len()) else {
+                            return internal_err!("{}: file of {} bytes is over 4 GiB", row.path, bytes.len());
+                        };
+                        let block = builder.append_block(Buffer::from(bytes.clone()));
+                        builder.try_append_view(block, 0, len)?;
+                    }
+                    None => builder.append_null(),
+                }
             }
             Arc::new(builder.finish())
         }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Float64Array, Int64Array, LargeBinaryArray, ListArray, StringArray, StructArray,
+    Array, ArrayRef, BinaryViewArray, Float64Array, Int64Array, ListArray, StringArray, StructArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{exec_err, plan_err, DataFusionError, Result};
@@ -26,7 +26,7 @@ pub enum ArgKind {
     Float,
     /// Text; passed on as Utf8.
     Text,
-    /// Bytes; passed on as LargeBinary.
+    /// Bytes; passed on as BinaryView (a view array is not copied).
     Binary,
     /// A list of dots `{x, y, class}`, as `blob_dots` returns.
     Dots,
@@ -60,7 +60,7 @@ impl ArgKind {
                     data_type,
                     DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_)
                 ))
-            .then_some(DataType::LargeBinary),
+            .then_some(DataType::BinaryView),
             Self::Dots => (null || data_type == &dots_type()).then(dots_type),
         }
     }
@@ -138,7 +138,7 @@ pub fn text_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a 
     downcast(name, arrays, i)
 }
 
-pub fn binary_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a LargeBinaryArray> {
+pub fn binary_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a BinaryViewArray> {
     downcast(name, arrays, i)
 }
 

@@ -159,71 +159,6 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(ImageHeader, Image)> {
     Ok((header, from_dynamic(dynamic)))
 }
 
-/// Width, height and channels of decoded pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PixelLayout {
-    pub width: u32,
-    pub height: u32,
-    pub channels: u8,
-}
-
-impl PixelLayout {
-    pub fn byte_len(&self) -> usize {
-        self.width as usize * self.height as usize * self.channels as usize
-    }
-}
-
-/// Bytes [`decode_into`] may need for an image of this header: four a pixel.
-pub fn decode_buffer_len(header: &ImageHeader) -> usize {
-    header.width as usize * header.height as usize * 4
-}
-
-/// Decodes like [`decode`], writing the pixels to the start of `out`
-/// (at least [`decode_buffer_len`] bytes) instead of a buffer of its own:
-/// for 8-bit grey, RGB and RGBA images without EXIF rotation the decoder
-/// writes there directly, with no copy.
-pub fn decode_into(bytes: &[u8], max_pixels: u64, out: &mut [u8]) -> Result<(ImageHeader, PixelLayout)> {
-    let (decoder, header, orientation) = prepare(bytes, max_pixels)?;
-    let format = header.format;
-    let decode_err = |e: image::ImageError| ImageError::Decode {
-        format,
-        message: e.to_string(),
-    };
-    if out.len() < decode_buffer_len(&header) {
-        return Err(ImageError::InvalidValue(format!(
-            "buffer of {} bytes is too small for a {}x{} image",
-            out.len(),
-            header.width,
-            header.height
-        )));
-    }
-    let channels = match decoder.color_type() {
-        image::ColorType::L8 => Some(1),
-        image::ColorType::Rgb8 => Some(3),
-        image::ColorType::Rgba8 => Some(4),
-        _ => None,
-    };
-    if let (Some(channels), Orientation::NoTransforms) = (channels, orientation) {
-        let layout = PixelLayout {
-            width: header.width,
-            height: header.height,
-            channels,
-        };
-        decoder.read_image(&mut out[..layout.byte_len()]).map_err(decode_err)?;
-        return Ok((header, layout));
-    }
-    let mut dynamic = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
-    dynamic.apply_orientation(orientation);
-    let image = from_dynamic(dynamic);
-    out[..image.data.len()].copy_from_slice(&image.data);
-    let layout = PixelLayout {
-        width: image.width,
-        height: image.height,
-        channels: image.channels,
-    };
-    Ok((header, layout))
-}
-
 /// Converts any decoded image to the 8-bit layouts of an image value.
 pub fn from_dynamic(dynamic: DynamicImage) -> Image {
     let (width, height) = (dynamic.width(), dynamic.height());
@@ -364,22 +299,9 @@ mod tests {
     }
 
     #[test]
-    fn decode_into_matches_decode() {
-        for (image, format) in [(gradient(7, 5), "png"), (gradient(40, 30), "jpeg")] {
-            let bytes = encode(image.view(), format, 90).unwrap();
-            let (header, decoded) = decode(&bytes, DEFAULT_MAX_PIXELS).unwrap();
-            let mut buffer = vec![0u8; decode_buffer_len(&header) + 10];
-            let (_, layout) = decode_into(&bytes, DEFAULT_MAX_PIXELS, &mut buffer).unwrap();
-            assert_eq!(
-                (layout.width, layout.height, layout.channels),
-                (decoded.width, decoded.height, 3)
-            );
-            assert_eq!(&buffer[..layout.byte_len()], decoded.data.as_slice(), "{format}");
-        }
+    fn truncated_jpeg_is_refused() {
         let jpeg = encode(gradient(40, 30).view(), "jpeg", 90).unwrap();
-        let err = decode_into(&jpeg, DEFAULT_MAX_PIXELS, &mut [0u8; 10]).unwrap_err();
-        assert!(err.to_string().contains("too small"), "{err}");
-        let err = decode_into(&jpeg[..jpeg.len() - 2], DEFAULT_MAX_PIXELS, &mut vec![0u8; 4800]).unwrap_err();
+        let err = decode(&jpeg[..jpeg.len() - 2], DEFAULT_MAX_PIXELS).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
     }
 

@@ -1,7 +1,7 @@
 //! The image value: how a decoded image lives in Arrow.
 //!
 //! An image value is a struct `{width: UInt32, height: UInt32, channels: UInt8,
-//! data: LargeBinary}`; `data` holds `height` rows of `width` pixels, each of
+//! data: BinaryView}`; `data` holds `height` rows of `width` pixels, each of
 //! `channels` interleaved 8-bit samples, top row first:
 //!
 //! | channels | sample order |
@@ -11,17 +11,24 @@
 //! | 4 | R, G, B, A |
 //!
 //! Every image function takes and returns this value, so tiles, crops and
-//! thumbnails are images too. `data` is `LargeBinary` because one batch of
-//! full-size aerial frames (50 MB each) quickly passes the 2 GiB that `Binary`'s
-//! 32-bit offsets can address.
+//! thumbnails are images too.
+//!
+//! `data` is a `BinaryView` so that the engine never copies pixels: a join,
+//! filter, repartition, sort or UNNEST that repeats or moves a row copies its
+//! 16-byte view and shares the buffer (Arrow's `take`, `filter` and `concat`
+//! of view arrays clone buffer handles, not bytes). Each large image gets a
+//! buffer of its own ([`ImageArrayBuilder::append_owned`]), so keeping one
+//! row keeps one image alive, not its whole batch; small images (tiles,
+//! thumbnails) share blocks. Structs whose `data` is `Binary` or
+//! `LargeBinary` (older Parquet files, hand-built values) are read as images
+//! too.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, LargeBinaryArray, LargeBinaryBuilder, StructArray, UInt32Array, UInt32Builder, UInt8Array,
-    UInt8Builder,
+    Array, ArrayRef, AsArray, BinaryViewBuilder, StructArray, UInt32Array, UInt32Builder, UInt8Array, UInt8Builder,
 };
-use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::buffer::{Buffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 
 use crate::error::{ImageError, Result};
@@ -37,7 +44,7 @@ pub fn image_fields() -> Fields {
         Field::new(WIDTH, DataType::UInt32, false),
         Field::new(HEIGHT, DataType::UInt32, false),
         Field::new(CHANNELS, DataType::UInt8, false),
-        Field::new(DATA, DataType::LargeBinary, false),
+        Field::new(DATA, DataType::BinaryView, false),
     ])
 }
 
@@ -46,20 +53,26 @@ pub fn image_type() -> DataType {
     DataType::Struct(image_fields())
 }
 
-/// True when `data_type` is the image struct (field names and types match).
+/// True when `data_type` is an image struct: the field names and types of
+/// [`image_fields`], where `data` may also be `Binary` or `LargeBinary`.
 pub fn is_image_type(data_type: &DataType) -> bool {
     match data_type {
         DataType::Struct(fields) => {
             let expected = image_fields();
             fields.len() == expected.len()
-                && fields
-                    .iter()
-                    .zip(expected.iter())
-                    .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+                && fields.iter().zip(expected.iter()).all(|(a, b)| {
+                    a.name() == b.name()
+                        && (a.data_type() == b.data_type()
+                            || (a.name() == DATA && matches!(a.data_type(), DataType::Binary | DataType::LargeBinary)))
+                })
         }
         _ => false,
     }
 }
+
+/// Images at least this large get an Arrow buffer of their own instead of
+/// a share of the builder's blocks.
+const OWN_BUFFER_BYTES: usize = 256 * 1024;
 
 /// An owned pixel buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,34 +173,69 @@ pub struct ImageArrayBuilder {
     widths: UInt32Builder,
     heights: UInt32Builder,
     channels: UInt8Builder,
-    data: LargeBinaryBuilder,
+    data: BinaryViewBuilder,
     valid: Vec<bool>,
 }
 
 impl ImageArrayBuilder {
-    /// `capacity` rows, `data_capacity` bytes of pixels in all.
-    pub fn with_capacity(capacity: usize, data_capacity: usize) -> Self {
+    /// Room for `capacity` rows.
+    pub fn with_capacity(capacity: usize) -> Self {
         Self {
             widths: UInt32Builder::with_capacity(capacity),
             heights: UInt32Builder::with_capacity(capacity),
             channels: UInt8Builder::with_capacity(capacity),
-            data: LargeBinaryBuilder::with_capacity(capacity, data_capacity),
+            data: BinaryViewBuilder::with_capacity(capacity),
             valid: Vec::with_capacity(capacity),
         }
     }
 
-    pub fn append(&mut self, image: ImageView<'_>) {
-        self.widths.append_value(image.width);
-        self.heights.append_value(image.height);
-        self.channels.append_value(image.channels);
-        self.data.append_value(image.data);
+    fn append_header(&mut self, width: u32, height: u32, channels: u8) {
+        self.widths.append_value(width);
+        self.heights.append_value(height);
+        self.channels.append_value(channels);
         self.valid.push(true);
     }
 
-    pub fn append_option(&mut self, image: Option<ImageView<'_>>) {
+    /// Appends a copy of `image`'s pixels (for small images; large ones are
+    /// better moved in with [`Self::append_owned`]).
+    pub fn append(&mut self, image: ImageView<'_>) -> Result<()> {
+        view_length(image.data.len())?;
+        self.append_header(image.width, image.height, image.channels);
+        self.data.append_value(image.data);
+        Ok(())
+    }
+
+    /// Appends `image`, moving a large pixel buffer into the array as a
+    /// buffer of its own, without a copy.
+    pub fn append_owned(&mut self, image: Image) -> Result<()> {
+        if image.data.len() < OWN_BUFFER_BYTES {
+            return self.append(image.view());
+        }
+        let len = view_length(image.data.len())?;
+        self.append_header(image.width, image.height, image.channels);
+        let block = self.data.append_block(Buffer::from_vec(image.data));
+        self.data
+            .try_append_view(block, 0, len)
+            .map_err(|e| ImageError::InvalidValue(e.to_string()))
+    }
+
+    pub fn append_option(&mut self, image: Option<ImageView<'_>>) -> Result<()> {
         match image {
             Some(image) => self.append(image),
-            None => self.append_null(),
+            None => {
+                self.append_null();
+                Ok(())
+            }
+        }
+    }
+
+    pub fn append_owned_option(&mut self, image: Option<Image>) -> Result<()> {
+        match image {
+            Some(image) => self.append_owned(image),
+            None => {
+                self.append_null();
+                Ok(())
+            }
         }
     }
 
@@ -224,6 +272,12 @@ impl ImageArrayBuilder {
     }
 }
 
+/// A view's length is 32 bits: one image's pixels must stay under 4 GiB.
+fn view_length(len: usize) -> Result<u32> {
+    u32::try_from(len)
+        .map_err(|_| ImageError::InvalidValue(format!("{len} bytes of pixels in one image (at most 4 GiB)")))
+}
+
 /// Typed access to an Arrow array of image values.
 #[derive(Debug)]
 pub struct ImageArray<'a> {
@@ -231,7 +285,7 @@ pub struct ImageArray<'a> {
     widths: &'a UInt32Array,
     heights: &'a UInt32Array,
     channels: &'a UInt8Array,
-    data: &'a LargeBinaryArray,
+    data: &'a dyn Array,
 }
 
 impl<'a> ImageArray<'a> {
@@ -253,7 +307,7 @@ impl<'a> ImageArray<'a> {
             widths: column(0).downcast_ref().ok_or_else(invalid)?,
             heights: column(1).downcast_ref().ok_or_else(invalid)?,
             channels: column(2).downcast_ref().ok_or_else(invalid)?,
-            data: column(3).downcast_ref().ok_or_else(invalid)?,
+            data: array.column(3).as_ref(),
         })
     }
 
@@ -271,11 +325,16 @@ impl<'a> ImageArray<'a> {
         if self.array.is_null(i) {
             return Ok(None);
         }
+        let data = match self.data.data_type() {
+            DataType::BinaryView => self.data.as_binary_view().value(i),
+            DataType::LargeBinary => self.data.as_binary::<i64>().value(i),
+            _ => self.data.as_binary::<i32>().value(i),
+        };
         ImageView::new(
             self.widths.value(i),
             self.heights.value(i),
             self.channels.value(i),
-            self.data.value(i),
+            data,
         )
         .map(Some)
     }
@@ -289,10 +348,10 @@ mod tests {
     fn round_trip_with_nulls() {
         let a = Image::new(2, 1, 3, vec![1, 2, 3, 4, 5, 6]).unwrap();
         let b = Image::new(1, 1, 1, vec![9]).unwrap();
-        let mut builder = ImageArrayBuilder::with_capacity(3, 7);
-        builder.append(a.view());
+        let mut builder = ImageArrayBuilder::with_capacity(3);
+        builder.append(a.view()).unwrap();
         builder.append_null();
-        builder.append(b.view());
+        builder.append(b.view()).unwrap();
         let array = builder.finish();
         assert!(is_image_type(array.data_type()));
         let images = ImageArray::try_new(&array).unwrap();
@@ -300,6 +359,48 @@ mod tests {
         assert_eq!(images.get(0).unwrap(), Some(a.view()));
         assert_eq!(images.get(1).unwrap(), None);
         assert_eq!(images.get(2).unwrap().unwrap().pixel(0, 0), &[9]);
+    }
+
+    #[test]
+    fn large_images_get_their_own_buffer_and_take_shares_it() {
+        use datafusion::arrow::array::{BinaryViewArray, UInt32Array as Indices};
+        let big = Image::new(512, 512, 1, vec![7; 512 * 512]).unwrap();
+        let mut builder = ImageArrayBuilder::with_capacity(2);
+        builder.append(Image::new(1, 1, 1, vec![1]).unwrap().view()).unwrap();
+        builder.append_owned(big.clone()).unwrap();
+        let array = builder.finish();
+        let data = array.column(3).as_any().downcast_ref::<BinaryViewArray>().unwrap();
+        assert_eq!(data.data_buffers().len(), 1);
+        assert_eq!(data.data_buffers()[0].len(), big.data.len());
+        // A join or UNNEST repeating the big row 100 times shares its pixels.
+        let taken = datafusion::arrow::compute::take(&array, &Indices::from(vec![1u32; 100]), None).unwrap();
+        let taken_data = taken.as_any().downcast_ref::<StructArray>().unwrap().column(3).clone();
+        let taken_data = taken_data.as_any().downcast_ref::<BinaryViewArray>().unwrap();
+        assert_eq!(taken_data.data_buffers()[0].as_ptr(), data.data_buffers()[0].as_ptr());
+        assert_eq!(ImageArray::try_new(&taken).unwrap().get(99).unwrap(), Some(big.view()));
+    }
+
+    #[test]
+    fn reads_large_binary_structs() {
+        use datafusion::arrow::array::LargeBinaryArray;
+        let fields = Fields::from(vec![
+            Field::new(WIDTH, DataType::UInt32, false),
+            Field::new(HEIGHT, DataType::UInt32, false),
+            Field::new(CHANNELS, DataType::UInt8, false),
+            Field::new(DATA, DataType::LargeBinary, false),
+        ]);
+        let array = StructArray::new(
+            fields,
+            vec![
+                Arc::new(UInt32Array::from(vec![1])),
+                Arc::new(UInt32Array::from(vec![1])),
+                Arc::new(UInt8Array::from(vec![1])),
+                Arc::new(LargeBinaryArray::from(vec![&[5u8][..]])),
+            ],
+            None,
+        );
+        assert!(is_image_type(array.data_type()));
+        assert_eq!(ImageArray::try_new(&array).unwrap().get(0).unwrap().unwrap().data, &[5]);
     }
 
     #[test]

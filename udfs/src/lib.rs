@@ -11,6 +11,7 @@ pub mod dots;
 pub mod error;
 pub mod functions;
 pub mod image_value;
+pub mod memory;
 pub mod pixels;
 pub mod rng;
 
@@ -20,28 +21,32 @@ pub use image_value::{image_type, is_image_type, Image, ImageArray, ImageArrayBu
 use std::sync::Arc;
 
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+pub use memory::{ImageMemory, RookeryConfig};
 
-/// Every scalar function of this crate, for registration in a session.
-pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
+/// Every scalar function of this crate, for registration in a session
+/// whose memory pool `memory` holds: the image functions reserve there
+/// what they allocate.
+pub fn scalar_functions(memory: &ImageMemory) -> Vec<Arc<ScalarUDF>> {
     use functions::*;
+    let m = || memory.clone();
     vec![
-        Arc::new(ScalarUDF::new_from_impl(BlobDots::default())),
+        Arc::new(ScalarUDF::new_from_impl(BlobDots::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(CnnClassify::default())),
         Arc::new(ScalarUDF::new_from_impl(CnnScores::default())),
-        Arc::new(ScalarUDF::new_from_impl(Crop::default())),
-        Arc::new(ScalarUDF::new_from_impl(DrawDots::default())),
-        Arc::new(ScalarUDF::new_from_impl(ImageDecode::default())),
-        Arc::new(ScalarUDF::new_from_impl(ImageEncode::default())),
-        Arc::new(ScalarUDF::new_from_impl(ImageFlipH::default())),
-        Arc::new(ScalarUDF::new_from_impl(ImageFlipV::default())),
-        Arc::new(ScalarUDF::new_from_impl(ImageGrey::default())),
-        Arc::new(ScalarUDF::new_from_impl(ImageHeight::default())),
-        Arc::new(ScalarUDF::new_from_impl(ImageResize::default())),
-        Arc::new(ScalarUDF::new_from_impl(ImageRotate90::default())),
-        Arc::new(ScalarUDF::new_from_impl(ImageWidth::default())),
-        Arc::new(ScalarUDF::new_from_impl(Thumbnail::default())),
-        Arc::new(ScalarUDF::new_from_impl(Tile64::default())),
-        Arc::new(ScalarUDF::new_from_impl(Tiles::default())),
+        Arc::new(ScalarUDF::new_from_impl(Crop::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(DrawDots::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageDecode::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageEncode::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageFlipH::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageFlipV::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageGrey::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageHeight::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageResize::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageRotate90::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageWidth::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(Thumbnail::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(Tile64::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(Tiles::new(m()))),
     ]
 }
 

@@ -13,14 +13,16 @@ pub fn crop(src: ImageView<'_>, x: i64, y: i64, w: u32, h: u32) -> Image {
     let c = src.channels as usize;
     let mut data = vec![0u8; w as usize * h as usize * c];
     let row_bytes = w as usize * c;
-    // Columns of the window that fall inside the source.
+    // Columns of the window that fall inside the source; saturating, so
+    // windows far outside (any i64) are empty rather than an overflow.
     let x0 = x.max(0);
-    let x1 = (x + w as i64).min(src.width as i64);
+    let x1 = x.saturating_add(w as i64).min(src.width as i64);
     if x1 > x0 {
+        // x1 > x0 >= 0 means x > -w, so x0 - x lies in 0..w.
         let copy = (x1 - x0) as usize * c;
         let dst_offset = (x0 - x) as usize * c;
         for row in 0..h as i64 {
-            let sy = y + row;
+            let sy = y.saturating_add(row);
             if sy < 0 || sy >= src.height as i64 {
                 continue;
             }
@@ -41,7 +43,7 @@ pub fn crop(src: ImageView<'_>, x: i64, y: i64, w: u32, h: u32) -> Image {
 /// (`size / 2`, `size / 2`) of the result.
 pub fn thumbnail(src: ImageView<'_>, cx: i64, cy: i64, size: u32) -> Image {
     let half = size as i64 / 2;
-    crop(src, cx - half, cy - half, size, size)
+    crop(src, cx.saturating_sub(half), cy.saturating_sub(half), size, size)
 }
 
 /// Rec. 709 luma, as the `image` crate and scikit-image compute grey.
@@ -201,37 +203,74 @@ pub enum TileEdge {
     Drop,
 }
 
+/// The top-left corners of `size` x `size` tiles every `stride` pixels:
+/// columns `xs` times rows `ys`, row by row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileGrid {
+    pub xs: Vec<u32>,
+    pub ys: Vec<u32>,
+}
+
+impl TileGrid {
+    pub fn new(width: u32, height: u32, size: u32, stride: u32, edge: TileEdge) -> Self {
+        Self {
+            xs: tile_starts(width, size, stride, edge),
+            ys: tile_starts(height, size, stride, edge),
+        }
+    }
+
+    /// Number of tiles (a u64: a grid can hold more than memory).
+    pub fn len(&self) -> u64 {
+        self.xs.len() as u64 * self.ys.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Corner of tile `i`, counting row by row; `i < len()`.
+    pub fn origin(&self, i: u64) -> (u32, u32) {
+        let columns = self.xs.len() as u64;
+        (self.xs[(i % columns) as usize], self.ys[(i / columns) as usize])
+    }
+
+    pub fn origins(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.ys.iter().flat_map(move |&y| self.xs.iter().map(move |&x| (x, y)))
+    }
+}
+
+/// Starts of tiles along one axis of `extent` pixels.
+fn tile_starts(extent: u32, size: u32, stride: u32, edge: TileEdge) -> Vec<u32> {
+    if size == 0 || stride == 0 || extent == 0 {
+        return Vec::new();
+    }
+    let (extent, size, stride) = (extent as u64, size as u64, stride as u64);
+    let mut starts = Vec::new();
+    let mut start = 0u64;
+    loop {
+        let fits = start + size <= extent;
+        match (fits, edge) {
+            (true, _) => starts.push(start as u32),
+            (false, TileEdge::Pad) => {
+                starts.push(start as u32);
+                break;
+            }
+            (false, TileEdge::Drop) => break,
+        }
+        start += stride;
+        // No tile starts outside the image (a stride wider than the tiles
+        // can jump past the edge).
+        if start >= extent || start - stride + size >= extent {
+            break;
+        }
+    }
+    starts
+}
+
 /// Top-left corners of `size` x `size` tiles every `stride` pixels, row by
 /// row.
 pub fn tile_origins(width: u32, height: u32, size: u32, stride: u32, edge: TileEdge) -> Vec<(u32, u32)> {
-    let axis = |extent: u32| -> Vec<u32> {
-        if size == 0 || stride == 0 || extent == 0 {
-            return Vec::new();
-        }
-        let mut starts = Vec::new();
-        let mut start = 0u32;
-        loop {
-            let fits = start as u64 + size as u64 <= extent as u64;
-            match (fits, edge) {
-                (true, _) => starts.push(start),
-                (false, TileEdge::Pad) => {
-                    starts.push(start);
-                    break;
-                }
-                (false, TileEdge::Drop) => break,
-            }
-            if start as u64 + size as u64 >= extent as u64 {
-                break;
-            }
-            start += stride;
-        }
-        starts
-    };
-    let xs = axis(width);
-    axis(height)
-        .into_iter()
-        .flat_map(|y| xs.iter().map(move |&x| (x, y)))
-        .collect()
+    TileGrid::new(width, height, size, stride, edge).origins().collect()
 }
 
 /// Fills a disc of `radius` centred on (`cx`, `cy`) with `colour` (its
@@ -267,7 +306,7 @@ fn paint(pixel: &mut [u8], colour: [u8; 4]) {
 pub fn draw_rectangle(image: &mut Image, x: i64, y: i64, w: u32, h: u32, colour: [u8; 4]) {
     let c = image.channels as usize;
     let (iw, ih) = (image.width as i64, image.height as i64);
-    let (x1, y1) = (x + w as i64 - 1, y + h as i64 - 1);
+    let (x1, y1) = (x.saturating_add(w as i64 - 1), y.saturating_add(h as i64 - 1));
     let mut set = |px: i64, py: i64| {
         if px >= 0 && py >= 0 && px < iw && py < ih {
             let i = (py as usize * iw as usize + px as usize) * c;
@@ -314,6 +353,39 @@ mod tests {
         assert_eq!(outside.data, vec![0; 4]);
         let inside = crop(small().view(), 1, 0, 2, 2);
         assert_eq!(inside.data, vec![1, 2, 4, 5]);
+    }
+
+    #[test]
+    fn windows_far_outside_are_empty() {
+        for (x, y) in [
+            (i64::MAX, 0),
+            (i64::MIN, 0),
+            (0, i64::MAX),
+            (0, i64::MIN),
+            (i64::MIN, i64::MIN),
+        ] {
+            assert_eq!(crop(small().view(), x, y, 2, 2).data, vec![0; 4]);
+            assert_eq!(thumbnail(small().view(), x, y, 2).data, vec![0; 4]);
+        }
+        let last = crop(small().view(), -1, -1, u16::MAX as u32, 2);
+        assert_eq!(last.view().pixel(1, 1), &[0]);
+        assert_eq!(last.view().pixel(3, 1), &[2]);
+    }
+
+    #[test]
+    fn tile_grids_do_not_overflow() {
+        let grid = TileGrid::new(u32::MAX, 1, u32::MAX - 1, u32::MAX, TileEdge::Pad);
+        assert_eq!(grid.xs, vec![0]);
+        assert_eq!(
+            TileGrid::new(u32::MAX, 1, 2, u32::MAX - 1, TileEdge::Pad).xs,
+            vec![0, u32::MAX - 1]
+        );
+        assert_eq!(TileGrid::new(10, 1, 4, 20, TileEdge::Pad).xs, vec![0]);
+        let grid = TileGrid::new(10, 7, 4, 3, TileEdge::Drop);
+        assert_eq!(
+            grid.origins().collect::<Vec<_>>(),
+            (0..grid.len()).map(|i| grid.origin(i)).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -11,9 +11,11 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use crate::memory::ImageMemory;
+
 use super::named;
 use crate::args::{arg_arrays, coerce_args, dot_fields, dots_type, image_arg, ArgKind};
-use crate::dots::{find_dots, DotParams, CLASSES};
+use crate::dots::{find_dots, working_bytes, DotParams, CLASSES};
 
 const SYNTAX: &str = "blob_dots(dotted, plain)";
 
@@ -38,13 +40,21 @@ const SYNTAX: &str = "blob_dots(dotted, plain)";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct BlobDots {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl BlobDots {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for BlobDots {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
 }
 
@@ -67,6 +77,7 @@ impl ScalarUDFImpl for BlobDots {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let (dotted, plain) = (image_arg(name, &arrays, 0)?, image_arg(name, &arrays, 1)?);
         let params = DotParams::default();
@@ -76,7 +87,11 @@ impl ScalarUDFImpl for BlobDots {
         for row in 0..dotted.len() {
             match (named(name, dotted.get(row))?, named(name, plain.get(row))?) {
                 (Some(d), Some(p)) => {
-                    for dot in named(name, find_dots(d, p, &params))? {
+                    reservation.image(d.width as u64, d.height as u64, 0)?;
+                    reservation.bytes(working_bytes(d.width, d.height))?;
+                    let dots = named(name, find_dots(d, p, &params));
+                    reservation.release(reservation.size());
+                    for dot in dots? {
                         xs.append_value(dot.x);
                         ys.append_value(dot.y);
                         classes.append_option(dot.class.map(|c| CLASSES[c].0));

@@ -7,6 +7,8 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use crate::memory::ImageMemory;
+
 use super::image_resize::size_value;
 use super::map_images;
 use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
@@ -43,13 +45,21 @@ const SYNTAX: &str = "crop(image, x, y, width, height)";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Crop {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl Crop {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for Crop {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
 }
 
@@ -79,15 +89,17 @@ impl ScalarUDFImpl for Crop {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
         let ints = (1..5).map(|i| int_arg(name, &arrays, i)).collect::<Result<Vec<_>>>()?;
-        let out = map_images(name, &images, |row, view| {
+        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
             let values: Option<Vec<i64>> = ints.iter().map(|a| int_at(a, row)).collect();
             let Some([x, y, w, h]) = values.and_then(|v| <[i64; 4]>::try_from(v).ok()) else {
                 return Ok(None);
             };
             let (w, h) = (size_value(name, "width", w)?, size_value(name, "height", h)?);
+            reservation.image(w as u64, h as u64, view.channels as u64)?;
             Ok(Some(pixels::crop(view, x, y, w, h)))
         })?;
         Ok(ColumnarValue::Array(out))

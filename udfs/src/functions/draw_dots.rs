@@ -7,6 +7,8 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use crate::memory::ImageMemory;
+
 use super::map_images;
 use crate::args::{arg_arrays, coerce_args, dots_at, image_arg, list_arg, ArgKind};
 use crate::dots::{class_index, CLASSES};
@@ -38,13 +40,21 @@ const UNKNOWN_COLOUR: [u8; 4] = [255, 255, 255, 255];
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DrawDots {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl DrawDots {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for DrawDots {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
 }
 
@@ -67,10 +77,12 @@ impl ScalarUDFImpl for DrawDots {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
         let dots = list_arg(name, &arrays, 1)?;
-        let out = map_images(name, &images, |row, view| {
+        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
+            reservation.image(view.width as u64, view.height as u64, view.channels as u64)?;
             let mut image = view.to_owned_image();
             for (x, y, class) in dots_at(dots, row)?.unwrap_or_default() {
                 let colour = class

@@ -10,9 +10,11 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use super::named;
 use crate::args::{arg_arrays, binary_arg, coerce_args, text_arg, ArgKind};
-use crate::codec::{decode, DEFAULT_MAX_PIXELS};
+use crate::codec::{decode, read_header};
 use crate::image_value::{image_type, Image, ImageArrayBuilder};
+use crate::memory::{ImageMemory, PixelReservation};
 
 const SYNTAX: &str = "image_decode(bytes [, on_error])";
 
@@ -30,7 +32,7 @@ const SYNTAX: &str = "image_decode(bytes [, on_error])";
 ```"#,
     argument(
         name = "bytes",
-        description = "Encoded image bytes (Binary or LargeBinary), such as an image table's `content`."
+        description = "Encoded image bytes (Binary, LargeBinary or BinaryView), such as an image table's `content`."
     ),
     argument(
         name = "on_error",
@@ -41,14 +43,35 @@ const SYNTAX: &str = "image_decode(bytes [, on_error])";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageDecode {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl ImageDecode {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for ImageDecode {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
+}
+
+/// Decodes one file's bytes after reserving its pixels (at most four bytes
+/// a pixel) and checking its size against `rookery.max_pixels`. The outer
+/// error (memory) always stops the query; the inner one (bad bytes) may
+/// become NULL.
+fn decode_row(bytes: &[u8], reservation: &mut PixelReservation) -> Result<crate::error::Result<Image>> {
+    let header = match read_header(bytes) {
+        Ok(header) => header,
+        Err(e) => return Ok(Err(e)),
+    };
+    reservation.image(header.width as u64, header.height as u64, 4)?;
+    Ok(decode(bytes, reservation.max_pixels()).map(|(_, image)| image))
 }
 
 impl ScalarUDFImpl for ImageDecode {
@@ -70,6 +93,7 @@ impl ScalarUDFImpl for ImageDecode {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let bytes = binary_arg(name, &arrays, 0)?;
         let on_error = if arrays.len() > 1 {
@@ -77,10 +101,10 @@ impl ScalarUDFImpl for ImageDecode {
         } else {
             None
         };
-        let mut decoded: Vec<Option<Image>> = Vec::with_capacity(bytes.len());
+        let mut builder = ImageArrayBuilder::with_capacity(bytes.len());
         for row in 0..bytes.len() {
             if bytes.is_null(row) {
-                decoded.push(None);
+                builder.append_null();
                 continue;
             }
             let null_on_error = match on_error.filter(|a| a.is_valid(row)).map(|a| a.value(row)) {
@@ -88,16 +112,11 @@ impl ScalarUDFImpl for ImageDecode {
                 Some("null") => true,
                 Some(other) => return plan_err!("image_decode: on_error must be 'raise' or 'null', not '{other}'"),
             };
-            match decode(bytes.value(row), DEFAULT_MAX_PIXELS) {
-                Ok((_, image)) => decoded.push(Some(image)),
-                Err(_) if null_on_error => decoded.push(None),
+            match decode_row(bytes.value(row), &mut reservation)? {
+                Ok(image) => named(name, builder.append_owned(image))?,
+                Err(_) if null_on_error => builder.append_null(),
                 Err(e) => return exec_err!("image_decode: row {row}: {e}"),
             }
-        }
-        let total = decoded.iter().flatten().map(|i| i.data.len()).sum();
-        let mut builder = ImageArrayBuilder::with_capacity(decoded.len(), total);
-        for image in &decoded {
-            builder.append_option(image.as_ref().map(Image::view));
         }
         Ok(ColumnarValue::Array(Arc::new(builder.finish())))
     }

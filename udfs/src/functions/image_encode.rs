@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, LargeBinaryBuilder};
+use datafusion::arrow::array::{Array, BinaryViewBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion_macros::user_doc;
+
+use crate::memory::ImageMemory;
 
 use super::named;
 use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, text_arg, ArgKind};
@@ -36,13 +38,21 @@ const SYNTAX: &str = "image_encode(image, format [, quality])";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageEncode {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl ImageEncode {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for ImageEncode {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
 }
 
@@ -66,11 +76,12 @@ impl ScalarUDFImpl for ImageEncode {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::LargeBinary)
+        Ok(DataType::BinaryView)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
         let formats = text_arg(name, &arrays, 1)?;
@@ -79,7 +90,7 @@ impl ScalarUDFImpl for ImageEncode {
         } else {
             None
         };
-        let mut out = LargeBinaryBuilder::new();
+        let mut out = BinaryViewBuilder::new();
         for row in 0..images.len() {
             let image = named(name, images.get(row))?;
             let (Some(image), true) = (image, formats.is_valid(row)) else {
@@ -90,6 +101,9 @@ impl ScalarUDFImpl for ImageEncode {
             if !(1..=100).contains(&q) {
                 return exec_err!("image_encode: quality must be 1 to 100, not {q}");
             }
+            // The encoder works on a copy of the pixels; its output is
+            // rarely larger than the raw pixels.
+            reservation.bytes(2 * image.data.len() as u64)?;
             out.append_value(named(name, encode(image, formats.value(row), q as u8))?);
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
@@ -105,7 +119,7 @@ mod tests {
     use super::*;
     use crate::codec::{decode, DEFAULT_MAX_PIXELS};
     use crate::functions::test_util::{images, invoke, rgb3x2};
-    use datafusion::arrow::array::{LargeBinaryArray, StringArray};
+    use datafusion::arrow::array::{BinaryViewArray, StringArray};
 
     #[test]
     fn png_round_trips_and_bad_format_errors() {
@@ -118,7 +132,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let out = out.as_any().downcast_ref::<LargeBinaryArray>().unwrap();
+        let out = out.as_any().downcast_ref::<BinaryViewArray>().unwrap();
         assert_eq!(decode(out.value(0), DEFAULT_MAX_PIXELS).unwrap().1, image);
         assert!(out.is_null(1));
 

@@ -20,9 +20,15 @@ use datafusion_macros::user_doc;
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageFlipH {
     signature: Signature,
+    memory: crate::memory::ImageMemory,
 }
 
-image_to_image_function!(ImageFlipH, "image_flip_h", crate::pixels::flip_horizontal);
+image_to_image_function!(
+    ImageFlipH,
+    "image_flip_h",
+    crate::pixels::flip_horizontal,
+    super::same_shape
+);
 
 #[cfg(test)]
 mod tests {

@@ -20,9 +20,15 @@ use datafusion_macros::user_doc;
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageFlipV {
     signature: Signature,
+    memory: crate::memory::ImageMemory,
 }
 
-image_to_image_function!(ImageFlipV, "image_flip_v", crate::pixels::flip_vertical);
+image_to_image_function!(
+    ImageFlipV,
+    "image_flip_v",
+    crate::pixels::flip_vertical,
+    super::same_shape
+);
 
 #[cfg(test)]
 mod tests {

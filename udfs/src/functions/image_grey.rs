@@ -20,9 +20,14 @@ use datafusion_macros::user_doc;
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageGrey {
     signature: Signature,
+    memory: crate::memory::ImageMemory,
 }
 
-image_to_image_function!(ImageGrey, "image_grey", crate::pixels::grey);
+image_to_image_function!(ImageGrey, "image_grey", crate::pixels::grey, |v| (
+    v.width as u64,
+    v.height as u64,
+    1
+));
 
 #[cfg(test)]
 mod tests {

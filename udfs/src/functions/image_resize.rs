@@ -7,6 +7,8 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use crate::memory::ImageMemory;
+
 use super::{map_images, named};
 use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
 use crate::image_value::image_type;
@@ -33,13 +35,21 @@ const SYNTAX: &str = "image_resize(image, width, height)";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageResize {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl ImageResize {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for ImageResize {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
 }
 
@@ -77,14 +87,18 @@ impl ScalarUDFImpl for ImageResize {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
         let (widths, heights) = (int_arg(name, &arrays, 1)?, int_arg(name, &arrays, 2)?);
-        let out = map_images(name, &images, |row, view| {
+        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
             let (Some(w), Some(h)) = (int_at(widths, row), int_at(heights, row)) else {
                 return Ok(None);
             };
             let (w, h) = (size_value(name, "width", w)?, size_value(name, "height", h)?);
+            // The resampler works on a copy of the source and makes the result.
+            reservation.image(w as u64, h as u64, view.channels as u64)?;
+            reservation.bytes(view.data.len() as u64)?;
             named(name, pixels::resize(view, w, h)).map(Some)
         })?;
         Ok(ColumnarValue::Array(out))

@@ -7,6 +7,8 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use crate::memory::ImageMemory;
+
 use super::map_images;
 use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
 use crate::image_value::image_type;
@@ -35,13 +37,21 @@ const SYNTAX: &str = "image_rotate90(image [, quarter_turns])";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageRotate90 {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl ImageRotate90 {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for ImageRotate90 {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
 }
 
@@ -64,6 +74,7 @@ impl ScalarUDFImpl for ImageRotate90 {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
         let turns = if arrays.len() > 1 {
@@ -71,7 +82,7 @@ impl ScalarUDFImpl for ImageRotate90 {
         } else {
             None
         };
-        let out = map_images(name, &images, |row, view| {
+        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
             let turns = match turns {
                 Some(t) => match int_at(t, row) {
                     Some(t) => t,
@@ -79,6 +90,7 @@ impl ScalarUDFImpl for ImageRotate90 {
                 },
                 None => 1,
             };
+            reservation.image(view.width as u64, view.height as u64, view.channels as u64)?;
             Ok(Some(pixels::rotate90(view, turns)))
         })?;
         Ok(ColumnarValue::Array(out))

@@ -1,18 +1,27 @@
 //! The SQL image functions, one per module, named after the function.
 
-/// Implements `ScalarUDFImpl` (and `Default`) for a function of one image
-/// argument returning `$return_type`, computed per batch by `$compute`, a
-/// `fn(&str, &ImageArray) -> Result<ArrayRef>` given the function's name.
-/// The function's struct, with its `#[user_doc]`, stays in its own file.
+/// Implements `ScalarUDFImpl` (with `new(memory)` and `Default`) for a
+/// function of one image returning `$return_type`, computed per batch by
+/// `$compute`, a `fn(&str, &ImageArray, &mut PixelReservation) ->
+/// Result<ArrayRef>` given the function's name. The function's struct, with
+/// its `#[user_doc]` and fields `signature` and `memory`, stays in its own
+/// file.
 macro_rules! single_image_function {
     ($ty:ident, $name:literal, $return_type:expr, $compute:expr) => {
-        impl Default for $ty {
-            fn default() -> Self {
+        impl $ty {
+            pub fn new(memory: $crate::memory::ImageMemory) -> Self {
                 Self {
                     signature: ::datafusion::logical_expr::Signature::user_defined(
                         ::datafusion::logical_expr::Volatility::Immutable,
                     ),
+                    memory,
                 }
+            }
+        }
+
+        impl Default for $ty {
+            fn default() -> Self {
+                Self::new($crate::memory::ImageMemory::default())
             }
         }
 
@@ -47,11 +56,15 @@ macro_rules! single_image_function {
                 let compute: fn(
                     &str,
                     &$crate::image_value::ImageArray<'_>,
+                    &mut $crate::memory::PixelReservation,
                 ) -> ::datafusion::common::Result<::datafusion::arrow::array::ArrayRef> = $compute;
+                let mut reservation = $crate::functions::reserve(&self.memory, $name, &args);
                 let arrays = $crate::args::arg_arrays(&args.args, args.number_rows)?;
                 let images = $crate::args::image_arg($name, &arrays, 0)?;
                 Ok(::datafusion::logical_expr::ColumnarValue::Array(compute(
-                    $name, &images,
+                    $name,
+                    &images,
+                    &mut reservation,
                 )?))
             }
 
@@ -62,12 +75,23 @@ macro_rules! single_image_function {
     };
 }
 
-/// A function of one image returning the image `$op(ImageView) -> Image`.
+/// A function of one image returning the image `$op(ImageView) -> Image`,
+/// whose size (width, height, channels) is `$shape(&ImageView)`.
 macro_rules! image_to_image_function {
-    ($ty:ident, $name:literal, $op:path) => {
-        single_image_function!($ty, $name, $crate::image_value::image_type(), |name, images| {
-            $crate::functions::map_images(name, images, |_, view| Ok(Some($op(view))))
-        });
+    ($ty:ident, $name:literal, $op:path, $shape:expr) => {
+        single_image_function!(
+            $ty,
+            $name,
+            $crate::image_value::image_type(),
+            |name, images, reservation| {
+                let shape: fn(&$crate::image_value::ImageView<'_>) -> (u64, u64, u64) = $shape;
+                $crate::functions::map_images(name, images, reservation, |_, view, reservation| {
+                    let (w, h, c) = shape(&view);
+                    reservation.image(w, h, c)?;
+                    Ok(Some($op(view)))
+                })
+            }
+        );
     };
 }
 
@@ -78,7 +102,7 @@ macro_rules! image_field_function {
             $ty,
             $name,
             ::datafusion::arrow::datatypes::DataType::UInt32,
-            |name, images| {
+            |name, images, _| {
                 let mut out = ::datafusion::arrow::array::UInt32Builder::with_capacity(images.len());
                 for row in 0..images.len() {
                     out.append_option($crate::functions::named(name, images.get(row))?.map(|i| i.$field));
@@ -87,6 +111,11 @@ macro_rules! image_field_function {
             }
         );
     };
+}
+
+/// The size of an image, as `(width, height, channels)`.
+pub(crate) fn same_shape(view: &ImageView<'_>) -> (u64, u64, u64) {
+    (view.width as u64, view.height as u64, view.channels as u64)
 }
 
 mod blob_dots;
@@ -132,29 +161,36 @@ use std::sync::Arc;
 use datafusion::arrow::array::ArrayRef;
 use datafusion::common::{DataFusionError, Result};
 
+use datafusion::logical_expr::ScalarFunctionArgs;
+
 use crate::image_value::{Image, ImageArray, ImageArrayBuilder, ImageView};
+use crate::memory::{max_pixels, ImageMemory, PixelReservation};
+
+/// A reservation for one call of function `name`, with the session's
+/// `rookery.max_pixels`.
+pub(crate) fn reserve(memory: &ImageMemory, name: &str, args: &ScalarFunctionArgs) -> PixelReservation {
+    memory.reserve(name, max_pixels(&args.config_options))
+}
 
 /// Applies `f` to every non-NULL image; NULL images (and rows where `f`
-/// returns `None`) give NULL. Errors name the function.
+/// returns `None`) give NULL. `f` reserves what it allocates in
+/// `reservation` first. Errors name the function.
 pub(crate) fn map_images(
     name: &str,
     images: &ImageArray<'_>,
-    mut f: impl FnMut(usize, ImageView<'_>) -> Result<Option<Image>>,
+    reservation: &mut PixelReservation,
+    mut f: impl FnMut(usize, ImageView<'_>, &mut PixelReservation) -> Result<Option<Image>>,
 ) -> Result<ArrayRef> {
-    let mut out: Vec<Option<Image>> = Vec::with_capacity(images.len());
+    let mut builder = ImageArrayBuilder::with_capacity(images.len());
     for row in 0..images.len() {
         let image = images
             .get(row)
             .map_err(|e| DataFusionError::Execution(format!("{name}: {e}")))?;
-        out.push(match image {
-            Some(view) => f(row, view)?,
+        let out = match image {
+            Some(view) => f(row, view, reservation)?,
             None => None,
-        });
-    }
-    let bytes = out.iter().flatten().map(|i| i.data.len()).sum();
-    let mut builder = ImageArrayBuilder::with_capacity(out.len(), bytes);
-    for image in &out {
-        builder.append_option(image.as_ref().map(Image::view));
+        };
+        named(name, builder.append_owned_option(out))?;
     }
     Ok(Arc::new(builder.finish()))
 }
@@ -178,6 +214,15 @@ pub(crate) mod test_util {
 
     /// Calls a function on arrays, after its own type coercion.
     pub fn invoke(udf: &dyn ScalarUDFImpl, args: Vec<ArrayRef>) -> Result<ArrayRef> {
+        invoke_with_config(udf, args, Arc::new(ConfigOptions::default()))
+    }
+
+    /// [`invoke`] with session settings.
+    pub fn invoke_with_config(
+        udf: &dyn ScalarUDFImpl,
+        args: Vec<ArrayRef>,
+        config_options: Arc<ConfigOptions>,
+    ) -> Result<ArrayRef> {
         let types: Vec<_> = args.iter().map(|a| a.data_type().clone()).collect();
         let coerced = udf.coerce_types(&types)?;
         let args: Vec<ArrayRef> = args
@@ -196,7 +241,7 @@ pub(crate) mod test_util {
             arg_fields,
             number_rows,
             return_field: Arc::new(Field::new("r", return_type, true)),
-            config_options: Arc::new(ConfigOptions::default()),
+            config_options,
         })?;
         result.to_array(number_rows)
     }
@@ -224,9 +269,9 @@ pub(crate) mod test_util {
 
     /// An image array from owned images (None for NULL).
     pub fn images(images: &[Option<&Image>]) -> ArrayRef {
-        let mut builder = ImageArrayBuilder::with_capacity(images.len(), 0);
+        let mut builder = ImageArrayBuilder::with_capacity(images.len());
         for image in images {
-            builder.append_option(image.map(Image::view));
+            builder.append_option(image.map(Image::view)).expect("small image");
         }
         Arc::new(builder.finish())
     }
@@ -242,3 +287,6 @@ pub(crate) mod test_util {
         Image::new(3, 2, 3, data).expect("valid")
     }
 }
+
+#[cfg(test)]
+mod properties;

@@ -7,6 +7,8 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use crate::memory::ImageMemory;
+
 use super::image_resize::size_value;
 use super::map_images;
 use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
@@ -39,13 +41,21 @@ const SYNTAX: &str = "thumbnail(image, cx, cy, size)";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Thumbnail {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl Thumbnail {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for Thumbnail {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
 }
 
@@ -69,6 +79,7 @@ impl ScalarUDFImpl for Thumbnail {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
         let (cxs, cys, sizes) = (
@@ -76,11 +87,12 @@ impl ScalarUDFImpl for Thumbnail {
             int_arg(name, &arrays, 2)?,
             int_arg(name, &arrays, 3)?,
         );
-        let out = map_images(name, &images, |row, view| {
+        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
             let (Some(cx), Some(cy), Some(size)) = (int_at(cxs, row), int_at(cys, row), int_at(sizes, row)) else {
                 return Ok(None);
             };
             let size = size_value(name, "size", size)?;
+            reservation.image(size as u64, size as u64, view.channels as u64)?;
             Ok(Some(pixels::thumbnail(view, cx, cy, size)))
         })?;
         Ok(ColumnarValue::Array(out))

@@ -7,6 +7,8 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use crate::memory::ImageMemory;
+
 use super::tiles::tile_list;
 use crate::args::{arg_arrays, coerce_args, image_arg, tiles_type, ArgKind};
 use crate::pixels::TileEdge;
@@ -33,13 +35,21 @@ const SYNTAX: &str = "tile64(image)";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Tile64 {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl Tile64 {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for Tile64 {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
 }
 
@@ -61,9 +71,12 @@ impl ScalarUDFImpl for Tile64 {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let mut reservation = super::reserve(&self.memory, self.name(), &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(self.name(), &arrays, 0)?;
-        let out = tile_list(self.name(), &images, |_| Ok(Some((64, 64, TileEdge::Pad))))?;
+        let out = tile_list(self.name(), &images, &mut reservation, |_| {
+            Ok(Some((64, 64, TileEdge::Pad)))
+        })?;
         Ok(ColumnarValue::Array(out))
     }
 

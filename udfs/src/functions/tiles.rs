@@ -11,11 +11,14 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
+use crate::memory::ImageMemory;
+
 use super::image_resize::size_value;
 use super::named;
 use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, text_arg, tile_fields, tiles_type, ArgKind};
 use crate::image_value::{ImageArray, ImageArrayBuilder};
-use crate::pixels::{crop, tile_origins, TileEdge};
+use crate::memory::PixelReservation;
+use crate::pixels::{crop, TileEdge, TileGrid};
 
 const SYNTAX: &str = "tiles(image, size, stride [, edge])";
 
@@ -46,13 +49,21 @@ const SYNTAX: &str = "tiles(image, size, stride [, edge])";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Tiles {
     signature: Signature,
+    memory: ImageMemory,
+}
+
+impl Tiles {
+    pub fn new(memory: ImageMemory) -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            memory,
+        }
+    }
 }
 
 impl Default for Tiles {
     fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self::new(ImageMemory::default())
     }
 }
 
@@ -61,11 +72,12 @@ impl Default for Tiles {
 pub(crate) fn tile_list(
     name: &str,
     images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
     mut params: impl FnMut(usize) -> Result<Option<(u32, u32, TileEdge)>>,
 ) -> Result<ArrayRef> {
     let mut xs = UInt32Builder::new();
     let mut ys = UInt32Builder::new();
-    let mut tiles = ImageArrayBuilder::with_capacity(0, 0);
+    let mut tiles = ImageArrayBuilder::with_capacity(0);
     let mut offsets = vec![0i32];
     let mut valid = Vec::with_capacity(images.len());
     for row in 0..images.len() {
@@ -75,10 +87,16 @@ pub(crate) fn tile_list(
             None => None,
         };
         if let (Some(view), Some((size, stride, edge))) = (image, params) {
-            for (x, y) in tile_origins(view.width, view.height, size, stride, edge) {
+            let grid = TileGrid::new(view.width, view.height, size, stride, edge);
+            // All tiles of the batch are held at once: reserve them before
+            // making any (image_tiles streams them instead).
+            let tile_bytes = size as u64 * size as u64 * view.channels as u64;
+            reservation.image(size as u64, size as u64, view.channels as u64)?;
+            reservation.bytes(grid.len().saturating_sub(1).saturating_mul(tile_bytes))?;
+            for (x, y) in grid.origins() {
                 xs.append_value(x);
                 ys.append_value(y);
-                tiles.append(crop(view, x as i64, y as i64, size, size).view());
+                named(name, tiles.append(crop(view, x as i64, y as i64, size, size).view()))?;
             }
             valid.push(true);
         } else {
@@ -128,6 +146,7 @@ impl ScalarUDFImpl for Tiles {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let images = image_arg(name, &arrays, 0)?;
         let (sizes, strides) = (int_arg(name, &arrays, 1)?, int_arg(name, &arrays, 2)?);
@@ -136,7 +155,7 @@ impl ScalarUDFImpl for Tiles {
         } else {
             None
         };
-        let out = tile_list(name, &images, |row| {
+        let out = tile_list(name, &images, &mut reservation, |row| {
             let (Some(size), Some(stride)) = (int_at(sizes, row), int_at(strides, row)) else {
                 return Ok(None);
             };
