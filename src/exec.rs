@@ -14,6 +14,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::{CopyToStatement, DFParserBuilder, Statement};
 use futures::{FutureExt, StreamExt};
@@ -217,6 +218,22 @@ async fn collect_statement(
 ) -> Result<StatementResult> {
     let state = ctx.state();
     let plan = state.statement_to_plan(statement.statement.clone()).await?;
+    // CREATE TABLE ... AS runs its query inside DataFusion, with the
+    // session's batch size: cap it there too when the query reads images.
+    if let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = &plan {
+        let input = state.create_physical_plan(&create.input).await?;
+        if let Some(rows) = image_batch_rows(&input) {
+            let mut capped = state.clone();
+            let batch_size = capped.config().batch_size().min(rows);
+            *capped.config_mut() = capped.config().clone().with_batch_size(batch_size);
+            // The same catalogs: the table lands in this session.
+            let capped = SessionContext::new_with_state(capped);
+            let frame = capped.execute_logical_plan(plan).await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await?;
+            return Ok(StatementResult { schema, batches });
+        }
+    }
     let frame = ctx.execute_logical_plan(plan).await?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let plan = frame.create_physical_plan().await?;
@@ -269,6 +286,27 @@ mod tests {
         assert_eq!((rest.0, rest.1.trim()), (4, "SELECT 3"));
         assert!(is_blank_sql(" -- only a comment\n /* and */ "));
         assert!(!is_blank_sql("-- c\nSELECT 1"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_query_is_an_error() {
+        use datafusion::arrow::datatypes::DataType;
+        use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+        let ctx = crate::new_session(&crate::EngineOptions::default()).unwrap();
+        let boom = create_udf(
+            "boom",
+            vec![DataType::Int64],
+            DataType::Int64,
+            Volatility::Volatile,
+            Arc::new(|_: &[ColumnarValue]| -> Result<ColumnarValue> { panic!("boom at row 1") }),
+        );
+        ctx.register_udf(boom);
+        let err = run_sql(&ctx, "SELECT boom(v) FROM (VALUES (1), (2)) AS t(v)")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("the query panicked (boom at row 1)"), "{err}");
+        // The session goes on.
+        assert_eq!(run_sql(&ctx, "SELECT 1").await.unwrap()[0].row_count(), 1);
     }
 
     #[test]

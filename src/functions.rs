@@ -108,7 +108,7 @@ pub static IMAGE_TILES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(||
     .with_argument("location", "A folder, a glob or one file, as for images().")
     .with_argument("size", "Side of each square tile in pixels, 1 to 65535.")
     .with_argument("stride", "Distance between neighbouring tiles in pixels, 1 to 65535.")
-    .with_argument("options", "Optional 'key=value, ...' text: edge=pad|drop, tile_rows=N (tiles per batch, default 256), drop_invalid=true, max_pixels=N.")
+    .with_argument("options", "Optional 'key=value, ...' text: edge=pad|drop, tile_rows=N (tiles per batch, default 64), drop_invalid=true, max_pixels=N.")
     .with_sql_example(
         "```sql\n> SELECT count(*) AS tiles FROM image_tiles('data/sealions/Test/0.jpg', 64, 32);\n+-------+\n| tiles |\n+-------+\n| 551   |\n+-------+\n```",
     )

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use datafusion::arrow::array::{Array, BinaryViewBuilder};
+use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
 use datafusion::datasource::listing::ListingTableUrl;
@@ -54,8 +56,19 @@ impl ReadBlob {
         }
     }
 
-    fn read(&self, path: &str) -> Result<Vec<u8>> {
+    fn read(&self, path: &str) -> Result<Bytes> {
         let url = ListingTableUrl::parse(path)?;
+        // Local files are read here, on this thread: moving the runtime off
+        // it with block_in_place per row churned threads, and the allocator
+        // kept each retired thread's freed frames (1.8 GB for 32 decoded
+        // full-size frames, against 0.5 GB this way).
+        if url.scheme() == "file" {
+            let local = std::path::PathBuf::from("/").join(url.prefix().as_ref());
+            return match std::fs::read(&local) {
+                Ok(bytes) => Ok(Bytes::from(bytes)),
+                Err(e) => exec_err!("read_blob: cannot read '{path}': {e}"),
+            };
+        }
         let store = self.runtime.object_store(url.object_store())?;
         let location = url.prefix().clone();
         // UDFs are synchronous; the read waits on the runtime's own I/O.
@@ -68,7 +81,7 @@ impl ReadBlob {
             Err(_) => futures::executor::block_on(read),
         };
         match bytes {
-            Ok(bytes) => Ok(bytes.to_vec()),
+            Ok(bytes) => Ok(bytes),
             Err(e) => exec_err!("read_blob: cannot read '{path}': {e}"),
         }
     }
@@ -113,7 +126,13 @@ impl ScalarUDFImpl for ReadBlob {
             if paths.is_null(row) {
                 out.append_null();
             } else {
-                out.append_value(self.read(paths.value(row))?);
+                let bytes = self.read(paths.value(row))?;
+                let Ok(len) = u32::try_from(bytes.len()) else {
+                    return exec_err!("read_blob: '{}' is over 4 GiB", paths.value(row));
+                };
+                // The bytes as read become the array's buffer, uncopied.
+                let block = out.append_block(Buffer::from(bytes));
+                out.try_append_view(block, 0, len)?;
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))

@@ -138,3 +138,37 @@ async fn memory_limit_refuses_decoding_beyond_it() {
     let err = run_sql(&ctx, &sql).await.expect_err("over the limit");
     assert!(err.to_string().contains("Resources exhausted"), "{err}");
 }
+
+/// A join, filter and sort that repeat one decoded frame in 3,000 rows
+/// share its pixels: the result holds one buffer of the frame's size, not
+/// 3,000 copies (with LargeBinary pixels it held 3,000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_share_pixels_instead_of_copying_them() {
+    use datafusion::arrow::array::{Array, AsArray, BinaryViewArray};
+    let fixture = fixture();
+    let ctx = session(EngineOptions::default());
+    let sql = format!(
+        "SELECT d.k, i.image FROM (SELECT value AS k FROM generate_series(1, 3000)) d \
+         JOIN images('{}/mixed/a.jpg') i ON d.k > 0 WHERE d.k % 1 = 0 ORDER BY d.k",
+        fixture.root
+    );
+    let results = run_sql(&ctx, &sql).await.expect("query");
+    let batches = &results[0].batches;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 3000);
+    let mut buffers = std::collections::HashSet::new();
+    let mut data_bytes = 0;
+    for batch in batches {
+        let images = batch.column(1).as_struct();
+        let data: &BinaryViewArray = images.column(3).as_binary_view();
+        assert_eq!(data.value(0).len(), 200 * 150 * 3);
+        for buffer in data.data_buffers() {
+            if buffers.insert(buffer.as_ptr() as usize) {
+                data_bytes += buffer.len();
+            }
+        }
+        assert!(images.null_count() == 0);
+    }
+    assert_eq!(buffers.len(), 1, "one shared buffer of pixels");
+    assert_eq!(data_bytes, 200 * 150 * 3);
+}

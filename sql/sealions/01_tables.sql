@@ -16,12 +16,14 @@ LOCATION '${data}/MismatchedTrainImages.txt' OPTIONS ('format.has_header' 'true'
 
 -- Pairs of a dotted copy and its plain image, by id, without the
 -- mismatched ones. The plain image is joined by path and read late
--- (read_blob), so no decoded image waits in a hash table.
+-- (read_blob), and the mismatched ids are left out on the side without
+-- pixels (NOT IN collects its left side: on the joined pairs, that would
+-- be every dotted frame), so no decoded image waits in a hash table.
 CREATE VIEW train_pairs AS
 SELECT CAST(d.name AS BIGINT) AS train_id, d.image AS dotted, p.path AS plain_path
-FROM (SELECT name, path FROM train_images) p
-JOIN train_dotted d ON d.name = p.name
-WHERE CAST(d.name AS BIGINT) NOT IN (SELECT train_id FROM mismatched);
+FROM (SELECT name, path FROM train_images
+      WHERE CAST(name AS BIGINT) NOT IN (SELECT train_id FROM mismatched)) p
+JOIN train_dotted d ON d.name = p.name;
 
 SELECT
     (SELECT count(*) FROM train_images) AS train_images,

@@ -15,7 +15,7 @@
 CREATE VIEW test_ids AS SELECT CAST(name AS BIGINT) AS test_id FROM test_images;
 
 -- The seed's method: every non-overlapping tile classified. image_tiles
--- streams the tiles of one frame at a time, 256 a batch (one ONNX Runtime
+-- streams the tiles of one frame at a time, 64 a batch (one ONNX Runtime
 -- call), so memory does not grow with the frame size or the stride.
 CREATE TABLE seed_labels AS
 SELECT CAST(name AS BIGINT) AS test_id, cnn_classify('${model}', tile) AS label

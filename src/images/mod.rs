@@ -99,6 +99,20 @@ impl ImageTable {
     }
 }
 
+/// Exact pushdown for the filters that `pushable` accepts, none for others.
+fn pushdown(filters: &[&Expr], pushable: fn(&Expr) -> bool) -> Vec<TableProviderFilterPushDown> {
+    filters
+        .iter()
+        .map(|f| {
+            if pushable(f) {
+                TableProviderFilterPushDown::Exact
+            } else {
+                TableProviderFilterPushDown::Unsupported
+            }
+        })
+        .collect()
+}
+
 fn filter_is_pushable(expr: &Expr) -> bool {
     let allowed: HashSet<&str> = FILTERABLE.into_iter().collect();
     !expr.is_volatile() && expr.column_refs().iter().all(|c| allowed.contains(c.name.as_str()))
@@ -115,16 +129,7 @@ impl TableProvider for ImageTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|f| {
-                if filter_is_pushable(f) {
-                    TableProviderFilterPushDown::Exact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        Ok(pushdown(filters, filter_is_pushable))
     }
 
     async fn scan(

@@ -19,8 +19,9 @@ use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{internal_err, plan_err, DFSchema, DataFusionError, Result};
+use datafusion::common::{internal_err, plan_err, DFSchema, DataFusionError, Result, Statistics};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -315,6 +316,35 @@ impl ExecutionPlan for ImageScanExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+
+    /// Rows and an estimate of the bytes the scan makes, so that the join
+    /// planner builds its hash tables on the side without pixels and
+    /// collects a small side instead of repartitioning the frames.
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let files: Vec<&ObjectMeta> = match partition {
+            Some(i) => match self.partitions.get(i) {
+                Some(files) => files.iter().collect(),
+                None => return internal_err!("ImageScanExec has no partition {i}"),
+            },
+            None => self.partitions.iter().flat_map(|p| p.iter()).collect(),
+        };
+        let file_bytes: u64 = files.iter().map(|m| m.size).sum();
+        let work = self.settings.work;
+        // Decoded pixels are about a dozen times the JPEG bytes; other
+        // columns are small beside them.
+        let bytes = if work.decode {
+            file_bytes.saturating_mul(12)
+        } else if work.content {
+            file_bytes
+        } else {
+            files.len() as u64 * 64
+        };
+        let mut statistics = Statistics::new_unknown(&self.settings.projected_schema);
+        let rows = self.settings.limit.map_or(files.len(), |limit| limit.min(files.len()));
+        statistics.num_rows = Precision::Inexact(rows);
+        statistics.total_byte_size = Precision::Inexact(usize::try_from(bytes).unwrap_or(usize::MAX));
+        Ok(Arc::new(statistics))
     }
 }
 

@@ -192,6 +192,14 @@ fn open_session(path: &Path, threads: usize) -> Result<Session> {
         .map_err(|e| fail(&e))?
         .with_inter_threads(1)
         .map_err(|e| fail(&e))?
+        // No arena and no memory pattern: ONNX Runtime would otherwise keep
+        // the peak of every batch shape it saw (about 200 MB a session for
+        // 256 tiles of the seed CNN) outside DataFusion's pool; freed
+        // activations go back to the allocator, which reuses them.
+        .with_memory_pattern(false)
+        .map_err(|e| fail(&e))?
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+        .map_err(|e| fail(&e))?
         .commit_from_file(path)
         .map_err(|e| fail(&e))
 }
