@@ -11,7 +11,7 @@ use bytes::Bytes;
 use datafusion::arrow::array::{Array, BinaryViewBuilder};
 use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{exec_err, Result};
+use datafusion::common::{exec_datafusion_err, exec_err, Result};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{
@@ -19,6 +19,7 @@ use datafusion::logical_expr::{
 };
 use object_store::ObjectStoreExt;
 use rookery_udfs::args::{arg_arrays, coerce_args, text_arg, ArgKind};
+use rookery_udfs::image_value::append_buffer;
 
 const SYNTAX: &str = "read_blob(path)";
 
@@ -126,13 +127,10 @@ impl ScalarUDFImpl for ReadBlob {
             if paths.is_null(row) {
                 out.append_null();
             } else {
-                let bytes = self.read(paths.value(row))?;
-                let Ok(len) = u32::try_from(bytes.len()) else {
-                    return exec_err!("read_blob: '{}' is over 4 GiB", paths.value(row));
-                };
                 // The bytes as read become the array's buffer, uncopied.
-                let block = out.append_block(Buffer::from(bytes));
-                out.try_append_view(block, 0, len)?;
+                let bytes = self.read(paths.value(row))?;
+                append_buffer(&mut out, Buffer::from(bytes))
+                    .map_err(|e| exec_datafusion_err!("read_blob: '{}': {e}", paths.value(row)))?;
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))

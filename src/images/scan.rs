@@ -38,6 +38,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use rookery_udfs::codec::{self, ImageHeader};
+use rookery_udfs::image_value::append_buffer;
 use rookery_udfs::{Image, ImageArrayBuilder};
 
 use super::columns;
@@ -722,13 +723,8 @@ fn build_column(name: &str, rows: &[FileRow]) -> Result<ArrayRef> {
             let mut builder = BinaryViewBuilder::with_capacity(rows.len());
             for row in rows {
                 match row.content.as_ref().filter(|_| row.error.is_none()) {
-                    Some(bytes) => {
-                        let Ok(len) = u32::try_from(bytes.len()) else {
-                            return internal_err!("{}: file of {} bytes is over 4 GiB", row.path, bytes.len());
-                        };
-                        let block = builder.append_block(Buffer::from(bytes.clone()));
-                        builder.try_append_view(block, 0, len)?;
-                    }
+                    Some(bytes) => append_buffer(&mut builder, Buffer::from(bytes.clone()))
+                        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", row.path)))?,
                     None => builder.append_null(),
                 }
             }

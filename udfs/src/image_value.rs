@@ -211,12 +211,9 @@ impl ImageArrayBuilder {
         if image.data.len() < OWN_BUFFER_BYTES {
             return self.append(image.view());
         }
-        let len = view_length(image.data.len())?;
+        view_length(image.data.len())?;
         self.append_header(image.width, image.height, image.channels);
-        let block = self.data.append_block(Buffer::from_vec(image.data));
-        self.data
-            .try_append_view(block, 0, len)
-            .map_err(|e| ImageError::InvalidValue(e.to_string()))
+        append_buffer(&mut self.data, Buffer::from_vec(image.data))
     }
 
     pub fn append_option(&mut self, image: Option<ImageView<'_>>) -> Result<()> {
@@ -272,10 +269,19 @@ impl ImageArrayBuilder {
     }
 }
 
-/// A view's length is 32 bits: one image's pixels must stay under 4 GiB.
+/// A view's length is 32 bits: one value must stay under 4 GiB.
 fn view_length(len: usize) -> Result<u32> {
-    u32::try_from(len)
-        .map_err(|_| ImageError::InvalidValue(format!("{len} bytes of pixels in one image (at most 4 GiB)")))
+    u32::try_from(len).map_err(|_| ImageError::InvalidValue(format!("{len} bytes in one value (at most 4 GiB)")))
+}
+
+/// Appends `buffer` as one value of its own, without copying it: the
+/// array shares the buffer (decoded pixels, a file's bytes as read).
+pub fn append_buffer(builder: &mut BinaryViewBuilder, buffer: Buffer) -> Result<()> {
+    let len = view_length(buffer.len())?;
+    let block = builder.append_block(buffer);
+    builder
+        .try_append_view(block, 0, len)
+        .map_err(|e| ImageError::InvalidValue(e.to_string()))
 }
 
 /// Typed access to an Arrow array of image values.

@@ -6,9 +6,7 @@ use datafusion::arrow::array::{ArrayBuilder, ListArray, StringBuilder, StructArr
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
 use crate::memory::ImageMemory;
@@ -43,20 +41,7 @@ pub struct BlobDots {
     memory: ImageMemory,
 }
 
-impl BlobDots {
-    pub fn new(memory: ImageMemory) -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            memory,
-        }
-    }
-}
-
-impl Default for BlobDots {
-    fn default() -> Self {
-        Self::new(ImageMemory::default())
-    }
-}
+memory_constructors!(BlobDots);
 
 impl ScalarUDFImpl for BlobDots {
     fn name(&self) -> &str {

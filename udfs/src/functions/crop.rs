@@ -2,9 +2,7 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
 use crate::memory::ImageMemory;
@@ -48,20 +46,7 @@ pub struct Crop {
     memory: ImageMemory,
 }
 
-impl Crop {
-    pub fn new(memory: ImageMemory) -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            memory,
-        }
-    }
-}
-
-impl Default for Crop {
-    fn default() -> Self {
-        Self::new(ImageMemory::default())
-    }
-}
+memory_constructors!(Crop);
 
 impl ScalarUDFImpl for Crop {
     fn name(&self) -> &str {

@@ -2,9 +2,7 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
 use crate::memory::ImageMemory;
@@ -43,20 +41,7 @@ pub struct DrawDots {
     memory: ImageMemory,
 }
 
-impl DrawDots {
-    pub fn new(memory: ImageMemory) -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            memory,
-        }
-    }
-}
-
-impl Default for DrawDots {
-    fn default() -> Self {
-        Self::new(ImageMemory::default())
-    }
-}
+memory_constructors!(DrawDots);
 
 impl ScalarUDFImpl for DrawDots {
     fn name(&self) -> &str {

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, BinaryViewBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
 use crate::memory::ImageMemory;
@@ -41,20 +39,7 @@ pub struct ImageEncode {
     memory: ImageMemory,
 }
 
-impl ImageEncode {
-    pub fn new(memory: ImageMemory) -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            memory,
-        }
-    }
-}
-
-impl Default for ImageEncode {
-    fn default() -> Self {
-        Self::new(ImageMemory::default())
-    }
-}
+memory_constructors!(ImageEncode);
 
 impl ScalarUDFImpl for ImageEncode {
     fn name(&self) -> &str {

@@ -2,9 +2,7 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
 use crate::memory::ImageMemory;
@@ -38,20 +36,7 @@ pub struct ImageResize {
     memory: ImageMemory,
 }
 
-impl ImageResize {
-    pub fn new(memory: ImageMemory) -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            memory,
-        }
-    }
-}
-
-impl Default for ImageResize {
-    fn default() -> Self {
-        Self::new(ImageMemory::default())
-    }
-}
+memory_constructors!(ImageResize);
 
 /// A size argument: 1 to 65535 pixels.
 pub(crate) fn size_value(name: &str, what: &str, value: i64) -> Result<u32> {

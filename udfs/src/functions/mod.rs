@@ -6,8 +6,10 @@
 /// Result<ArrayRef>` given the function's name. The function's struct, with
 /// its `#[user_doc]` and fields `signature` and `memory`, stays in its own
 /// file.
-macro_rules! single_image_function {
-    ($ty:ident, $name:literal, $return_type:expr, $compute:expr) => {
+/// `new(memory)` and `Default` (a pool without limit, for tests) for an
+/// image function's struct of fields `signature` and `memory`.
+macro_rules! memory_constructors {
+    ($ty:ident) => {
         impl $ty {
             pub fn new(memory: $crate::memory::ImageMemory) -> Self {
                 Self {
@@ -24,6 +26,12 @@ macro_rules! single_image_function {
                 Self::new($crate::memory::ImageMemory::default())
             }
         }
+    };
+}
+
+macro_rules! single_image_function {
+    ($ty:ident, $name:literal, $return_type:expr, $compute:expr) => {
+        memory_constructors!($ty);
 
         impl ::datafusion::logical_expr::ScalarUDFImpl for $ty {
             fn name(&self) -> &str {

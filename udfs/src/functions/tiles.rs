@@ -6,9 +6,7 @@ use datafusion::arrow::array::{Array, ArrayBuilder, ArrayRef, ListArray, StructA
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
 use crate::memory::ImageMemory;
@@ -52,20 +50,7 @@ pub struct Tiles {
     memory: ImageMemory,
 }
 
-impl Tiles {
-    pub fn new(memory: ImageMemory) -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            memory,
-        }
-    }
-}
-
-impl Default for Tiles {
-    fn default() -> Self {
-        Self::new(ImageMemory::default())
-    }
-}
+memory_constructors!(Tiles);
 
 /// Tiles of every image: per row `(size, stride, edge)` from `params`, or
 /// NULL when `params` gives `None`.
