@@ -1,11 +1,6 @@
 //! Running SQL text: one statement at a time, collecting results.
-//!
-//! A failed `COPY ... TO` removes what it wrote when the target did not
-//! exist before, so a failure never leaves a partial file that looks like a
-//! result.
 
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -13,14 +8,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
-use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_plan::execute_stream;
-use datafusion::sql::parser::{CopyToStatement, DFParserBuilder, Statement};
+use datafusion::sql::parser::{DFParserBuilder, Statement};
 use futures::{FutureExt, StreamExt};
-
-use crate::copy_images::{copy_images, is_images_copy};
-use crate::images::image_batch_rows;
 
 /// One statement of a script, with where it starts.
 #[derive(Debug)]
@@ -146,26 +136,6 @@ impl StatementResult {
     }
 }
 
-/// The local file or folder a COPY writes, when it is local.
-fn local_copy_target(copy: &CopyToStatement) -> Option<PathBuf> {
-    let target = copy.target.as_str();
-    if let Some(path) = target.strip_prefix("file://") {
-        return Some(PathBuf::from(path));
-    }
-    if target.contains("://") {
-        return None;
-    }
-    Some(PathBuf::from(target))
-}
-
-fn remove_path(path: &Path) {
-    let _ = if path.is_dir() {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    };
-}
-
 /// The error for a query that panicked, with the panic's message.
 pub fn panic_error(payload: &(dyn std::any::Any + Send)) -> DataFusionError {
     let message = payload
@@ -185,30 +155,13 @@ pub async fn run_statement(
     statement: &ParsedStatement,
     rows_seen: Option<Arc<AtomicU64>>,
 ) -> Result<StatementResult> {
-    let copy_target = match &statement.statement {
-        Statement::CopyTo(copy) => local_copy_target(copy).filter(|p| !p.exists()),
-        _ => None,
-    };
-    let work = async {
-        match &statement.statement {
-            Statement::CopyTo(copy) if is_images_copy(copy) => copy_images(ctx, copy)
-                .await
-                .map(|(schema, batches)| StatementResult { schema, batches }),
-            _ => collect_statement(ctx, statement, rows_seen).await,
-        }
-    };
+    let work = collect_statement(ctx, statement, rows_seen);
     // A panic anywhere in the query (DataFusion re-raises those of its
     // tasks here) is an error of this statement; the process goes on.
-    let result = match AssertUnwindSafe(work).catch_unwind().await {
+    match AssertUnwindSafe(work).catch_unwind().await {
         Ok(result) => result,
         Err(payload) => Err(panic_error(payload.as_ref())),
-    };
-    if result.is_err() {
-        if let Some(path) = copy_target {
-            remove_path(&path);
-        }
     }
-    result
 }
 
 async fn collect_statement(
@@ -218,32 +171,11 @@ async fn collect_statement(
 ) -> Result<StatementResult> {
     let state = ctx.state();
     let plan = state.statement_to_plan(statement.statement.clone()).await?;
-    // CREATE TABLE ... AS runs its query inside DataFusion, with the
-    // session's batch size: cap it there too when the query reads images.
-    if let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = &plan {
-        let input = state.create_physical_plan(&create.input).await?;
-        if let Some(rows) = image_batch_rows(&input) {
-            let mut capped = state.clone();
-            let batch_size = capped.config().batch_size().min(rows);
-            *capped.config_mut() = capped.config().clone().with_batch_size(batch_size);
-            // The same catalogs: the table lands in this session.
-            let capped = SessionContext::new_with_state(capped);
-            let frame = capped.execute_logical_plan(plan).await?;
-            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let batches = frame.collect().await?;
-            return Ok(StatementResult { schema, batches });
-        }
-    }
     let frame = ctx.execute_logical_plan(plan).await?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let task = Arc::new(frame.task_ctx());
     let plan = frame.create_physical_plan().await?;
-    let mut task = TaskContext::from(&state);
-    if let Some(rows) = image_batch_rows(&plan) {
-        let config = task.session_config().clone();
-        let batch_size = config.batch_size().min(rows);
-        task = task.with_session_config(config.with_batch_size(batch_size));
-    }
-    let mut stream = execute_stream(plan, Arc::new(task))?;
+    let mut stream = execute_stream(plan, task)?;
     let mut batches = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;

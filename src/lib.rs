@@ -10,8 +10,9 @@
 //! - [`classify`]: `rookery classify`, a model on image files;
 //! - [`serve`]: `rookery serve`, a model behind HTTP.
 
+pub mod atomic_copy;
 pub mod classify;
-pub mod copy_images;
+pub mod command;
 pub mod demo;
 pub mod display;
 pub mod exec;
@@ -26,4 +27,4 @@ pub mod session;
 pub mod shell;
 pub mod tsv;
 
-pub use session::{new_session, EngineOptions};
+pub use session::{new_session, register, EngineOptions};

@@ -17,15 +17,13 @@ use rustyline::validate::Validator;
 use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use tokio::runtime::Runtime;
 
+use crate::command::completion_words;
 use crate::exec::{is_blank_sql, split_sql};
 use crate::functions::list_functions;
 use crate::shell::{Flow, Shell};
 
 const PROMPT: &str = "rookery> ";
 const CONTINUATION_PROMPT: &str = "      -> ";
-const COMMANDS: [&str; 10] = [
-    "\\d", "\\df", "\\h", "\\timing", "\\pset", "\\i", "\\q", "\\?", "format", "maxrows",
-];
 
 /// The history file: `$ROOKERY_HISTORY`, else `~/.rookery_history`.
 pub fn history_path() -> Option<PathBuf> {
@@ -70,7 +68,7 @@ impl SqlCompleter {
                 keyword.to_ascii_lowercase()
             });
         }
-        for command in COMMANDS.iter().filter(|c| c.starts_with(word)) {
+        for command in completion_words().filter(|c| c.starts_with(word)) {
             add(command.to_string());
         }
         out
@@ -234,6 +232,7 @@ mod tests {
         assert!(replacements("sel").contains(&"select".to_string()));
         assert!(replacements("wid").contains(&"width".to_string()));
         assert_eq!(replacements("\\d"), vec!["\\d".to_string(), "\\df".to_string()]);
+        assert_eq!(replacements("\\se"), vec!["\\set".to_string()]);
         assert_eq!(word_start("SELECT na", 9), 7);
     }
 }

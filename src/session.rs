@@ -1,15 +1,20 @@
 //! Rookery's DataFusion session: configuration, memory pool, image tables
 //! and image functions.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::catalog::{TableFunction, TableFunctionImpl};
 use datafusion::common::{plan_err, Result};
 use datafusion::execution::context::SessionContext;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 
-use crate::images::{CapBatchesOverImages, ImageTableFactory, ImageTilesTableFunction, ImagesTableFunction};
+use crate::atomic_copy::AtomicLocalCopy;
+use crate::images::{
+    CapBatchesOverImages, ImageFileFormatFactory, ImageTableFactory, ImageTilesTableFunction, ImagesTableFunction,
+};
 use crate::read_blob::ReadBlob;
 use crate::tsv::TsvTableFactory;
 use datafusion::logical_expr::ScalarUDF;
@@ -45,32 +50,65 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
         }
         config = config.with_batch_size(batch_size);
     }
-    config.options_mut().extensions.insert(RookeryConfig::default());
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = options.memory_limit.or_else(default_memory_limit) {
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
-    let runtime = runtime.build_arc()?;
-    let memory = ImageMemory::new(Arc::clone(&runtime.memory_pool));
-    let state = SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
-        .with_runtime_env(runtime)
-        .with_table_factory("IMAGES".to_string(), Arc::new(ImageTableFactory))
-        .with_table_factory("TSV".to_string(), Arc::new(TsvTableFactory::default()))
+        .with_runtime_env(runtime.build_arc()?);
+    Ok(SessionContext::new_with_state(register(builder).build()))
+}
+
+/// Adds everything Rookery has to a session being built: the `IMAGES` and
+/// `TSV` table factories, the `images` file format (COPY's sink),
+/// `images()` and `image_tiles()`, every image function (reserving in the
+/// builder's memory pool), `rookery.*` options, the rule that keeps
+/// batches of images small and the one that makes local COPYs all or
+/// nothing. Call it after `with_config` and
+/// `with_runtime_env`, which replace what it added to them.
+///
+/// ```ignore
+/// let state = rookery::register(SessionStateBuilder::new().with_default_features()).build();
+/// let ctx = SessionContext::new_with_state(state);
+/// ```
+pub fn register(mut builder: SessionStateBuilder) -> SessionStateBuilder {
+    let runtime = Arc::clone(
+        builder
+            .runtime_env()
+            .get_or_insert_with(|| Arc::new(RuntimeEnv::default())),
+    );
+    let config = builder.config().get_or_insert_with(SessionConfig::new);
+    if config.options().extensions.get::<RookeryConfig>().is_none() {
+        config.options_mut().extensions.insert(RookeryConfig::default());
+    }
+    let factories = builder.table_factories().get_or_insert_with(HashMap::new);
+    factories.insert("IMAGES".to_string(), Arc::new(ImageTableFactory));
+    factories.insert("TSV".to_string(), Arc::new(TsvTableFactory::default()));
+    builder
+        .file_formats()
+        .get_or_insert_with(Vec::new)
+        .push(Arc::new(ImageFileFormatFactory));
+    let table_functions = builder.table_functions().get_or_insert_with(HashMap::new);
+    let udtfs: [(&str, Arc<dyn TableFunctionImpl>); 2] = [
+        ("images", Arc::new(ImagesTableFunction)),
+        ("image_tiles", Arc::new(ImageTilesTableFunction)),
+    ];
+    for (name, udtf) in udtfs {
+        table_functions.insert(name.to_string(), Arc::new(TableFunction::new(name.to_string(), udtf)));
+    }
+    let memory = ImageMemory::new(Arc::clone(&runtime.memory_pool));
+    let scalars = builder.scalar_functions().get_or_insert_with(Vec::new);
+    scalars.extend(rookery_udfs::scalar_functions(&memory));
+    scalars.push(Arc::new(ScalarUDF::new_from_impl(ReadBlob::new(runtime))));
+    builder
+        .aggregate_functions()
+        .get_or_insert_with(Vec::new)
+        .extend(rookery_udfs::aggregate_functions());
+    builder
         .with_physical_optimizer_rule(Arc::new(CapBatchesOverImages))
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    ctx.register_udtf("images", Arc::new(ImagesTableFunction));
-    ctx.register_udtf("image_tiles", Arc::new(ImageTilesTableFunction));
-    for udf in rookery_udfs::scalar_functions(&memory) {
-        ctx.register_udf(udf.as_ref().clone());
-    }
-    for udaf in rookery_udfs::aggregate_functions() {
-        ctx.register_udaf(udaf.as_ref().clone());
-    }
-    ctx.register_udf(ScalarUDF::new_from_impl(ReadBlob::new(ctx.runtime_env())));
-    Ok(ctx)
+        .with_physical_optimizer_rule(Arc::new(AtomicLocalCopy))
 }
 
 /// The memory pool's size when none is given: 80 % of the memory this

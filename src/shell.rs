@@ -16,6 +16,7 @@ use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result}
 use datafusion::execution::context::SessionContext;
 use rookery_udfs::is_image_type;
 
+use crate::command::{help_text, Command};
 use crate::display::{write_results, Layout, OutputFormat};
 use crate::exec::{is_blank_sql, parse_statement, run_statement, split_sql};
 use crate::functions::{list_functions, render_help};
@@ -47,20 +48,6 @@ pub struct Shell {
     /// (so a script's `\set` is its default).
     pinned: HashSet<String>,
 }
-
-const HELP: &str = "\
-Statements end with ';' and may span lines. Commands:
-  \\d              list tables
-  \\d NAME         describe a table's columns
-  \\df [PATTERN]   list functions (with PATTERN: those whose name contains it)
-  \\h [NAME]       this help, or the documentation of function NAME
-  \\timing [on|off] show how long each statement takes
-  \\pset format table|csv|json   output format
-  \\pset maxrows N|all           rows shown in table format
-  \\i FILE         run the statements of FILE
-  \\set [NAME VALUE] set a variable, used as ${NAME} (--set on the command line wins)
-  \\q              quit (also Ctrl-D)
-Ctrl-C cancels the running statement.";
 
 impl Shell {
     pub fn new(ctx: SessionContext) -> Self {
@@ -175,59 +162,42 @@ impl Shell {
 
     /// Runs one backslash command line.
     pub async fn run_command(&mut self, line: &str) -> Result<Flow> {
-        let line = self.substitute(line)?;
-        let mut words = line.split_whitespace();
-        let command = words.next().unwrap_or_default();
-        let args: Vec<&str> = words.collect();
-        match (command, args.as_slice()) {
-            ("\\q", _) => return Ok(Flow::Quit),
-            ("\\?", _) | ("\\h", []) => println!("{HELP}"),
-            ("\\h", [name]) => self.help(name)?,
-            ("\\d", []) => self.list_tables().await?,
-            ("\\d", [name]) => self.describe(name).await?,
-            ("\\df", []) => self.list_functions(None)?,
-            ("\\df", [pattern]) => self.list_functions(Some(pattern))?,
-            ("\\set", []) => {
+        let command: Command = self.substitute(line)?.parse()?;
+        match command {
+            Command::Quit => return Ok(Flow::Quit),
+            Command::Help => println!("{}", help_text()),
+            Command::FunctionHelp(name) => self.help(&name)?,
+            Command::ListTables => self.list_tables().await?,
+            Command::DescribeTable(name) => self.describe(&name).await?,
+            Command::ListFunctions(pattern) => self.list_functions(pattern.as_deref())?,
+            Command::ListVariables => {
                 let mut names: Vec<_> = self.vars.iter().collect();
                 names.sort();
                 for (name, value) in names {
                     println!("{name} = {value}");
                 }
             }
-            ("\\set", [name, value @ ..]) if !value.is_empty() => {
-                if !self.pinned.contains(*name) {
-                    self.vars.insert(name.to_string(), value.join(" "));
+            Command::SetVariable { name, value } => {
+                if !self.pinned.contains(&name) {
+                    self.vars.insert(name, value);
                 }
             }
-            ("\\timing", []) => self.timing = !self.timing,
-            ("\\timing", [on @ ("on" | "off")]) => self.timing = *on == "on",
-            ("\\pset", ["format", format]) => self.format = format.parse()?,
-            ("\\pset", ["maxrows", "all"]) => self.max_rows = None,
-            ("\\pset", ["maxrows", n]) => {
-                self.max_rows = Some(
-                    n.parse()
-                        .map_err(|_| plan_datafusion_err!("\\pset maxrows takes a number or 'all', not '{n}'"))?,
-                )
+            Command::Timing(on) => {
+                self.timing = on.unwrap_or(!self.timing);
+                println!("Timing is {}.", if self.timing { "on" } else { "off" });
             }
-            ("\\pset", []) => println!(
+            Command::ShowPrintOptions => println!(
                 "format {}\nmaxrows {}",
                 self.format,
                 self.max_rows.map_or("all".to_string(), |n| n.to_string())
             ),
-            ("\\i", [file]) => {
+            Command::SetFormat(format) => self.format = format,
+            Command::SetMaxRows(rows) => self.max_rows = rows,
+            Command::Include(file) => {
                 let text =
-                    std::fs::read_to_string(file).map_err(|e| plan_datafusion_err!("cannot read '{file}': {e}"))?;
-                return Box::pin(self.run_text(&text, Some(file))).await;
+                    std::fs::read_to_string(&file).map_err(|e| plan_datafusion_err!("cannot read '{file}': {e}"))?;
+                return Box::pin(self.run_text(&text, Some(&file))).await;
             }
-            ("\\timing" | "\\pset" | "\\i" | "\\d" | "\\df" | "\\h" | "\\set", _) => {
-                return plan_err!("wrong arguments for {command} (\\? lists the commands)")
-            }
-            _ => return plan_err!("unknown command {command} (\\? lists the commands)"),
-        }
-        if self.timing && command == "\\timing" {
-            println!("Timing is on.");
-        } else if command == "\\timing" {
-            println!("Timing is off.");
         }
         Ok(Flow::Continue)
     }

@@ -16,7 +16,6 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use rookery::display::batch_to_strings;
-use rookery::exec::run_sql;
 use rookery::{new_session, EngineOptions};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 
@@ -40,22 +39,18 @@ impl AsyncDB for RookeryDb {
     type Error = DataFusionError;
     type ColumnType = DefaultColumnType;
 
+    /// Through `SessionContext::sql` itself, as a library user runs SQL:
+    /// every feature the files test must work without the CLI.
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
-        let mut results = run_sql(&self.ctx, sql).await?;
-        let Some(result) = results.pop() else {
-            return Ok(DBOutput::StatementComplete(0));
-        };
-        if result.schema.fields().is_empty() {
+        let frame = self.ctx.sql(sql).await?;
+        let schema = frame.schema().as_arrow().clone();
+        let batches = frame.collect().await?;
+        if schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }
-        let types = result
-            .schema
-            .fields()
-            .iter()
-            .map(|f| column_type(f.data_type()))
-            .collect();
+        let types = schema.fields().iter().map(|f| column_type(f.data_type())).collect();
         let mut rows = Vec::new();
-        for batch in &result.batches {
+        for batch in &batches {
             for row in batch_to_strings(batch, "NULL")? {
                 // An empty string prints as (empty), as in DataFusion's own tests.
                 rows.push(
@@ -121,6 +116,8 @@ fn main() -> ExitCode {
             })
         });
         runner.set_var("FIXTURES".to_string(), fixtures_dir);
+        // `query IT` must name the columns' types, as in DataFusion's own files.
+        runner.with_column_validator(sqllogictest::strict_column_validator);
         let name = file.file_name().unwrap_or_default().to_string_lossy().to_string();
         match runtime.block_on(runner.run_file_async(&file)) {
             Ok(()) => {

@@ -18,6 +18,7 @@
 mod batching;
 mod options;
 mod scan;
+mod sink;
 mod tiles;
 
 use std::collections::HashSet;
@@ -31,9 +32,10 @@ use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
-pub use batching::{image_batch_rows, CapBatchesOverImages};
+pub use batching::{image_batch_rows, CapBatchesOverImages, ImageBatchSizeExec};
 pub use options::ImageOptions;
 pub use scan::{ImageScanExec, SCAN_PROGRESS};
+pub use sink::{ImageFileFormat, ImageFileFormatFactory, ImageSink, ImageWriteOptions, IMAGES_FORMAT};
 pub use tiles::{tile_table_schema, ImageTileTable, ImageTilesTableFunction, TileExec, TileSpec};
 
 /// Column names of an image table, in schema order.

@@ -61,7 +61,13 @@ impl ArgKind {
                     DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_)
                 ))
             .then_some(DataType::BinaryView),
-            Self::Dots => (null || data_type == &dots_type()).then(dots_type),
+            Self::Dots => {
+                if null {
+                    Some(dots_type())
+                } else {
+                    dots_coercion(data_type)
+                }
+            }
         }
     }
 }
@@ -182,6 +188,41 @@ pub fn dot_fields() -> Fields {
     ])
 }
 
+/// The dots type a list of `{x, y, class}` structs with integer positions
+/// and a text class is cast to (a literal built with `named_struct`, say):
+/// `UInt32` positions and a `Utf8` class, keeping the fields' nullability,
+/// which a cast cannot change.
+fn dots_coercion(data_type: &DataType) -> Option<DataType> {
+    let (DataType::List(item) | DataType::LargeList(item)) = data_type else {
+        return None;
+    };
+    let DataType::Struct(fields) = item.data_type() else {
+        return None;
+    };
+    let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+    let is_text = matches!(
+        fields.get(2).map(|f| f.data_type()),
+        Some(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null)
+    );
+    if names != ["x", "y", "class"]
+        || !fields[0].data_type().is_integer()
+        || !fields[1].data_type().is_integer()
+        || !is_text
+    {
+        return None;
+    }
+    let target = Fields::from(vec![
+        Field::new("x", DataType::UInt32, fields[0].is_nullable()),
+        Field::new("y", DataType::UInt32, fields[1].is_nullable()),
+        Field::new("class", DataType::Utf8, fields[2].is_nullable()),
+    ]);
+    Some(DataType::List(Arc::new(Field::new(
+        item.name(),
+        DataType::Struct(target),
+        item.is_nullable(),
+    ))))
+}
+
 /// `list<{x, y, class}>`, what `blob_dots` returns and `draw_dots` takes.
 pub fn dots_type() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Struct(dot_fields()), true)))
@@ -226,7 +267,7 @@ pub fn dots_at(list: &ListArray, row: usize) -> Result<Option<Vec<DotRow>>> {
     };
     Ok(Some(
         (0..dots.len())
-            .filter(|&i| dots.is_valid(i))
+            .filter(|&i| dots.is_valid(i) && xs.is_valid(i) && ys.is_valid(i))
             .map(|i| {
                 (
                     xs.value(i),

@@ -1,0 +1,197 @@
+//! Rookery as a library: a plain `SessionContext` with one
+//! `rookery::register` call runs every feature through `ctx.sql`, with
+//! no help from the CLI: COPY to images, all-or-nothing COPY, small
+//! batches above image scans (CREATE TABLE AS too) and `SET rookery.*`.
+
+mod common;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        common::write_fixtures(dir.path());
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+fn library_session() -> SessionContext {
+    let builder = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(SessionConfig::new().with_target_partitions(2));
+    SessionContext::new_with_state(rookery::register(builder).build())
+}
+
+async fn sql(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+    ctx.sql(sql).await?.collect().await
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+fn file_count(dir: &str) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_to_images_through_ctx_sql() {
+    let fixture = Fixture::new();
+    let ctx = library_session();
+    let out = fixture.path("out/thumbs");
+    let written = sql(
+        &ctx,
+        &format!(
+            "COPY (SELECT name, image_grey(image) AS grey FROM images('{}/') WHERE width >= 8)
+             TO '{out}' STORED AS IMAGES OPTIONS ('format' 'jpeg', 'quality' '80')",
+            fixture.path("good")
+        ),
+    )
+    .await
+    .expect("COPY runs through ctx.sql");
+    let count = written[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::UInt64Array>();
+    let count = count.expect("a count column").value(0) as usize;
+    assert!(count > 0);
+    assert_eq!(file_count(&out), count);
+    let reread = sql(
+        &ctx,
+        &format!("SELECT name FROM images('{out}/') WHERE format = 'jpeg' AND image['channels'] = 1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&reread), count);
+
+    // Bad options are planning errors that name the option.
+    let err = sql(
+        &ctx,
+        &format!(
+            "COPY (SELECT name, content FROM images('{}/')) TO '{out}2' STORED AS IMAGES OPTIONS ('quality' '0')",
+            fixture.path("good")
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("quality must be 1 to 100, not '0'"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_leaves_nothing() {
+    let fixture = Fixture::new();
+    let ctx = library_session();
+    // A NULL name on the last row: the first files are written, then the
+    // COPY fails and takes them (and the folder it made) away.
+    let images = fixture.path("out/images");
+    let err = sql(
+        &ctx,
+        &format!(
+            "COPY (SELECT CASE WHEN name = (SELECT max(name) FROM images('{good}/')) THEN NULL ELSE name END AS name, content
+                   FROM images('{good}/') ORDER BY name NULLS LAST)
+             TO '{images}' STORED AS IMAGES",
+            good = fixture.path("good")
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("has a NULL name"), "{err}");
+    assert!(!std::path::Path::new(&images).exists(), "{images} is left behind");
+
+    // The same for DataFusion's own formats.
+    let csv = fixture.path("out/partial.csv");
+    let err = sql(
+        &ctx,
+        &format!(
+            "COPY (SELECT name, 10 / (width - 8) AS x FROM images('{}/') ORDER BY name) TO '{csv}' STORED AS CSV",
+            fixture.path("good")
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("Divide by zero"), "{err}");
+    assert!(!std::path::Path::new(&csv).exists(), "{csv} is left behind");
+
+    // A target that was there before is left as it was.
+    let kept = fixture.path("kept");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::write(format!("{kept}/mine.txt"), "mine").unwrap();
+    let copy = format!(
+        "COPY (SELECT CAST(NULL AS VARCHAR) AS name, content FROM images('{}/')) TO '{kept}/' STORED AS IMAGES",
+        fixture.path("good")
+    );
+    assert!(sql(&ctx, &copy).await.is_err());
+    assert_eq!(std::fs::read_to_string(format!("{kept}/mine.txt")).unwrap(), "mine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_images_stay_small_in_queries_and_create_table_as() {
+    let fixture = Fixture::new();
+    let ctx = library_session();
+    let good = fixture.path("good");
+    sql(
+        &ctx,
+        "CREATE TABLE ids AS SELECT * FROM (VALUES ('0'), ('1'), ('2'), ('3'), ('4'), ('5'), ('6')) AS t(name)",
+    )
+    .await
+    .unwrap();
+    let query = format!(
+        "SELECT i.name, i.image FROM images('{good}/', 'batch_rows=2') i JOIN ids ON ids.name = i.name \
+         WHERE i.image['channels'] >= 1"
+    );
+    let batches = sql(&ctx, &query).await.unwrap();
+    assert!(rows(&batches) >= 6);
+    assert!(
+        batches.iter().all(|b| b.num_rows() <= 2),
+        "{:?}",
+        batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>()
+    );
+
+    sql(&ctx, &format!("CREATE TABLE frames AS {query}")).await.unwrap();
+    let table = ctx.table_provider("frames").await.unwrap();
+    let memory = table
+        .downcast_ref::<datafusion::datasource::MemTable>()
+        .expect("CREATE TABLE AS makes a MemTable");
+    let mut stored = Vec::new();
+    for partition in &memory.batches {
+        stored.extend(partition.read().await.iter().map(|b| b.num_rows()));
+    }
+    assert!(stored.iter().sum::<usize>() >= 6);
+    assert!(stored.iter().all(|&n| n <= 2), "{stored:?}");
+
+    let plan = sql(&ctx, &format!("EXPLAIN {query}")).await.unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("ImageBatchSizeExec: batch_rows=2"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rookery_options_are_session_options() {
+    let fixture = Fixture::new();
+    let ctx = library_session();
+    sql(&ctx, "SET rookery.max_pixels = 100").await.unwrap();
+    let err = sql(
+        &ctx,
+        &format!(
+            "SELECT image_resize(image, 20, 20) FROM images('{}/')",
+            fixture.path("good")
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("is larger than rookery.max_pixels (100)"),
+        "{err}"
+    );
+}
