@@ -2,12 +2,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use datafusion::common::Result;
 use rookery::display::OutputFormat;
+use rookery::serve::{serve_until_ctrl_c, App, ServeLimits};
 use rookery::session::{available_cores, new_session, parse_byte_size, EngineOptions};
 use rookery::shell::{is_interactive, read_script, Flow, Shell, DEFAULT_MAX_ROWS};
+use rookery_udfs::cnn::runtime::{threads_per_session, Classifier, ClassifyOptions};
 
 /// mimalloc, as datafusion-cli: it reuses freed memory where glibc unmaps and
 /// page-faults large buffers again (a third of training time, measured).
@@ -88,18 +91,36 @@ enum Subcommand {
         #[arg(long, default_value_t = 2019)]
         seed: u64,
     },
-    /// Serve an ONNX image classifier over HTTP: POST an image file to
-    /// /classify for {"label", "scores"} as JSON; GET /health.
+    /// Serve over HTTP: POST an image file to /classify for {"label",
+    /// "scores"} as JSON (with --model), POST SQL to /sql for its rows
+    /// (CSV, JSON or Arrow by Accept), GET /health. Scripts given with -f
+    /// run first (to define tables). Ctrl-C stops it gracefully.
     Serve {
-        /// The .onnx model.
+        /// The .onnx model for /classify.
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
         /// Model options, as for cnn_classify.
         #[arg(long, default_value = "")]
         options: String,
+        /// Connections open at once (more wait in the listen queue).
+        #[arg(long, default_value_t = 512)]
+        max_connections: usize,
+        /// Requests working at once (default: one per core).
+        #[arg(long)]
+        max_requests: Option<usize>,
+        /// Largest request body, e.g. 64M (413 above it).
+        #[arg(long, value_parser = parse_size, default_value = "64M")]
+        max_body: usize,
+        /// Seconds a client has to send its headers (and an idle
+        /// keep-alive connection stays open).
+        #[arg(long, default_value_t = 10)]
+        header_timeout: u64,
+        /// Seconds a request may take (408 after).
+        #[arg(long, default_value_t = 120)]
+        request_timeout: u64,
     },
     /// Classify images with an ONNX image classifier: prints ['label'] per
     /// image (or with --verbose every [label, score], highest first). With
@@ -229,11 +250,6 @@ fn run(args: Args) -> Result<()> {
             )),
         };
     }
-    if let Some(Subcommand::Serve { model, addr, options }) = &args.command {
-        return rookery::serve::serve(model, options, addr, |bound| {
-            eprintln!("rookery serve: listening on http://{bound} (POST an image to /classify)");
-        });
-    }
     if let Some(Subcommand::GenFrames { out, count, seed }) = &args.command {
         let options = rookery::frames::FrameOptions {
             count: *count,
@@ -292,6 +308,51 @@ fn run(args: Args) -> Result<()> {
         }
         shell.show_progress = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
         return runtime.block_on(rookery::demo::run_demo(&mut shell, out));
+    }
+    if let Some(Subcommand::Serve {
+        model,
+        addr,
+        options,
+        max_connections,
+        max_requests,
+        max_body,
+        header_timeout,
+        request_timeout,
+    }) = &args.command
+    {
+        let classifier = match model {
+            Some(model) => {
+                let options = ClassifyOptions::parse(options)?;
+                // Requests run side by side: one ONNX Runtime thread per core each may use.
+                Some(Classifier::cached(model, &options, threads_per_session(partitions))?)
+            }
+            None => None,
+        };
+        let defaults = ServeLimits::default();
+        let limits = ServeLimits {
+            max_connections: *max_connections,
+            max_requests: max_requests.unwrap_or(defaults.max_requests),
+            max_body: *max_body,
+            header_timeout: std::time::Duration::from_secs(*header_timeout),
+            request_timeout: std::time::Duration::from_secs(*request_timeout),
+            ..defaults
+        };
+        return runtime.block_on(async {
+            for file in &args.files {
+                let text = read_script(file)?;
+                shell.run_text(&text, Some(&file.display().to_string())).await?;
+            }
+            let what = if classifier.is_some() {
+                "POST an image to /classify, SQL to /sql"
+            } else {
+                "POST SQL to /sql"
+            };
+            let app = Arc::new(App::new(shell.ctx.clone(), classifier, limits));
+            serve_until_ctrl_c(app, addr, |bound| {
+                eprintln!("rookery serve: listening on http://{bound} ({what})");
+            })
+            .await
+        });
     }
     if args.files.is_empty() && args.commands.is_empty() {
         let interactive = is_interactive();

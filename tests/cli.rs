@@ -362,7 +362,7 @@ fn serve_classifies_posted_images() {
 
     let red = std::fs::read(dir.path().join("colours/red.png")).expect("red.png");
     let mut post = format!(
-        "POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        "POST /classify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
         red.len()
     )
     .into_bytes();
@@ -373,12 +373,15 @@ fn serve_classifies_posted_images() {
     assert_eq!(json["label"], "red");
     assert_eq!(json["scores"][0]["label"], "red");
 
-    let (status, body) = http(&addr, b"POST /classify HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    let (status, body) = http(
+        &addr,
+        b"POST /classify HTTP/1.1\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+    );
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
     assert!(body.contains("not a readable image"), "{body}");
-    let (status, _) = http(&addr, b"GET /nowhere HTTP/1.1\r\n\r\n");
+    let (status, _) = http(&addr, b"GET /nowhere HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
-    let (status, body) = http(&addr, b"GET /health HTTP/1.1\r\n\r\n");
+    let (status, body) = http(&addr, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
     child.kill().expect("stop the server");
     let _ = child.wait();
