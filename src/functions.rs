@@ -121,7 +121,11 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
     let own: HashSet<String> = rookery_udfs::scalar_functions(&rookery_udfs::ImageMemory::default())
         .iter()
         .map(|f| f.name().to_string())
-        .chain(rookery_udfs::aggregate_functions().iter().map(|f| f.name().to_string()))
+        .chain(
+            rookery_udfs::aggregate_functions(&Default::default())
+                .iter()
+                .map(|f| f.name().to_string()),
+        )
         .chain(["images", "image_tiles", "read_blob"].map(String::from))
         .collect();
     let state = ctx.state();

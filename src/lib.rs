@@ -27,4 +27,4 @@ pub mod session;
 pub mod shell;
 pub mod tsv;
 
-pub use session::{new_session, register, EngineOptions};
+pub use session::{new_session, register, register_with_training, EngineOptions};

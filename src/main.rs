@@ -9,7 +9,7 @@ use datafusion::common::Result;
 use rookery::display::OutputFormat;
 use rookery::serve::{serve_until_ctrl_c, App, ServeLimits};
 use rookery::session::{available_cores, new_session, parse_byte_size, EngineOptions};
-use rookery::shell::{is_interactive, read_script, Flow, Shell, DEFAULT_MAX_ROWS};
+use rookery::shell::{epoch_line, is_interactive, read_script, Flow, Shell, DEFAULT_MAX_ROWS};
 use rookery_udfs::cnn::runtime::{threads_per_session, Classifier, ClassifyOptions};
 
 /// mimalloc, as datafusion-cli: it reuses freed memory where glibc unmaps and
@@ -291,9 +291,14 @@ fn run(args: Args) -> Result<()> {
         partitions: Some(partitions),
         memory_limit: args.memory_limit,
         batch_size: args.batch_size,
+        ..Default::default()
     };
+    if !args.quiet {
+        options.training.on_progress(|epoch| eprintln!("{}", epoch_line(epoch)));
+    }
     let ctx = new_session(&options)?;
     let mut shell = Shell::new(ctx);
+    shell.training = options.training.clone();
     shell.format = args.format;
     shell.quiet = args.quiet;
     for (name, value) in &args.vars {

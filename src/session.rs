@@ -18,6 +18,7 @@ use crate::images::{
 use crate::read_blob::ReadBlob;
 use crate::tsv::TsvTableFactory;
 use datafusion::logical_expr::ScalarUDF;
+use rookery_udfs::cnn::control::TrainingControl;
 use rookery_udfs::{ImageMemory, RookeryConfig};
 
 /// How a session is set up; `None` means DataFusion's default.
@@ -31,6 +32,8 @@ pub struct EngineOptions {
     pub memory_limit: Option<usize>,
     /// Rows per batch for ordinary (non-image) operators.
     pub batch_size: Option<usize>,
+    /// Progress and cancellation of `cnn_train` in this session.
+    pub training: TrainingControl,
 }
 
 /// Number of cores this process may use.
@@ -58,7 +61,9 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
         .with_default_features()
         .with_config(config)
         .with_runtime_env(runtime.build_arc()?);
-    Ok(SessionContext::new_with_state(register(builder).build()))
+    Ok(SessionContext::new_with_state(
+        register_with_training(builder, &options.training).build(),
+    ))
 }
 
 /// Adds everything Rookery has to a session being built: the `IMAGES` and
@@ -73,7 +78,13 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
 /// let state = rookery::register(SessionStateBuilder::new().with_default_features()).build();
 /// let ctx = SessionContext::new_with_state(state);
 /// ```
-pub fn register(mut builder: SessionStateBuilder) -> SessionStateBuilder {
+pub fn register(builder: SessionStateBuilder) -> SessionStateBuilder {
+    register_with_training(builder, &TrainingControl::default())
+}
+
+/// [`register`], with `cnn_train` reporting each epoch to `training` and
+/// stopping when it is cancelled (the REPL's Ctrl-C).
+pub fn register_with_training(mut builder: SessionStateBuilder, training: &TrainingControl) -> SessionStateBuilder {
     let runtime = Arc::clone(
         builder
             .runtime_env()
@@ -105,7 +116,7 @@ pub fn register(mut builder: SessionStateBuilder) -> SessionStateBuilder {
     builder
         .aggregate_functions()
         .get_or_insert_with(Vec::new)
-        .extend(rookery_udfs::aggregate_functions());
+        .extend(rookery_udfs::aggregate_functions(training));
     builder
         .with_physical_optimizer_rule(Arc::new(CapBatchesOverImages))
         .with_physical_optimizer_rule(Arc::new(AtomicLocalCopy))

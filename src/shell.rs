@@ -14,6 +14,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
+use rookery_udfs::cnn::control::TrainingControl;
+use rookery_udfs::cnn::train::EpochReport;
 use rookery_udfs::is_image_type;
 
 use crate::command::{help_text, Command};
@@ -47,6 +49,21 @@ pub struct Shell {
     /// Variables given on the command line, which `\set` does not change
     /// (so a script's `\set` is its default).
     pinned: HashSet<String>,
+    /// The session's `cnn_train` control: reset before each statement,
+    /// cancelled by the REPL's Ctrl-C.
+    pub training: TrainingControl,
+}
+
+/// One line per training epoch, as the CLI prints it on stderr.
+pub fn epoch_line(e: &EpochReport) -> String {
+    let validation = e
+        .validation_accuracy
+        .map(|v| format!(", validation accuracy {v:.3}"))
+        .unwrap_or_default();
+    format!(
+        "cnn_train: epoch {}/{}: loss {:.4}, train accuracy {:.3}{validation}, {:.0} samples/s",
+        e.epoch, e.epochs, e.loss, e.train_accuracy, e.samples_per_second
+    )
 }
 
 impl Shell {
@@ -60,6 +77,7 @@ impl Shell {
             show_progress: false,
             vars: HashMap::new(),
             pinned: HashSet::new(),
+            training: TrainingControl::default(),
         }
     }
 
@@ -141,6 +159,7 @@ impl Shell {
         let started = Instant::now();
         let rows = Arc::new(AtomicU64::new(0));
         let progress = self.show_progress.then(|| Progress::start(Arc::clone(&rows)));
+        self.training.reset();
         let result = run_statement(&self.ctx, &statement, Some(rows)).await;
         drop(progress);
         let result = result.map_err(located)?;

@@ -195,3 +195,40 @@ async fn rookery_options_are_session_options() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_reports_progress_and_stops_when_cancelled() {
+    use rookery_udfs::cnn::control::TrainingControl;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let fixture = Fixture::new();
+    let training = TrainingControl::default();
+    let epochs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&epochs);
+    training.on_progress(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    let builder = SessionStateBuilder::new().with_default_features();
+    let ctx = SessionContext::new_with_state(rookery::register_with_training(builder, &training).build());
+    let model = fixture.path("never.onnx");
+    // Far more epochs than the test waits for.
+    let query = format!(
+        "SELECT cnn_train(image, name, 'epochs=1000000, batch_size=1, validation=0, input_size=24, output={model}') FROM images('{}/')",
+        fixture.path("colours")
+    );
+    let run = tokio::spawn(async move { sql(&ctx, &query).await });
+    while epochs.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    training.cancel();
+    let cancelled = std::time::Instant::now();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), run)
+        .await
+        .expect("training stops after a cancel")
+        .expect("query task");
+    let err = result.expect_err("a cancelled training is an error");
+    assert!(err.to_string().contains("cnn_train cancelled in epoch"), "{err}");
+    eprintln!("stopped {:.3} s after the cancel", cancelled.elapsed().as_secs_f64());
+    assert!(cancelled.elapsed() < std::time::Duration::from_secs(1));
+    assert!(!std::path::Path::new(&model).exists());
+}

@@ -50,7 +50,10 @@ pub fn scalar_functions(memory: &ImageMemory) -> Vec<Arc<ScalarUDF>> {
     ]
 }
 
-/// Every aggregate function of this crate.
-pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
-    vec![Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::default()))]
+/// Every aggregate function of this crate; `cnn_train` reports to and
+/// obeys `training`.
+pub fn aggregate_functions(training: &cnn::control::TrainingControl) -> Vec<Arc<AggregateUDF>> {
+    vec![Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::new(
+        training.clone(),
+    )))]
 }

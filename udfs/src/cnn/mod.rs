@@ -5,6 +5,7 @@
 pub use candle_core as candle;
 
 pub mod adam;
+pub mod control;
 pub mod layers;
 pub mod model;
 pub mod onnx;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, D};
-use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result};
+use datafusion::common::{exec_datafusion_err, exec_err, plan_err, DataFusionError, Result};
 
 use super::adam::Adam;
 use super::model::{Kernels, SeedCnn};
@@ -385,6 +385,18 @@ pub fn train(
     kernels: Kernels,
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<(SeedCnn, TrainReport)> {
+    train_until(data, options, kernels, progress, &|| false)
+}
+
+/// [`train`], stopping with an error before the first batch after
+/// `cancelled` answers true.
+pub fn train_until(
+    data: &Dataset,
+    options: &TrainOptions,
+    kernels: Kernels,
+    progress: &mut dyn FnMut(&EpochReport),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(SeedCnn, TrainReport)> {
     let started = Instant::now();
     if data.is_empty() {
         return plan_err!("cnn_train got no rows with both an image and a label");
@@ -444,6 +456,12 @@ pub fn train(
         }
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         for batch in train_rows.chunks(options.batch_size) {
+            if cancelled() {
+                return exec_err!(
+                    "cnn_train cancelled in epoch {epoch} of {} (nothing was written)",
+                    options.epochs
+                );
+            }
             let x = batch_tensor(data, batch, Some((options, &mut rng))).map_err(candle_error)?;
             let batch_targets: Vec<u32> = batch.iter().map(|&r| targets[r] as u32).collect();
             let batch_weights: Vec<f32> = batch_targets.iter().map(|&t| weights[t as usize]).collect();

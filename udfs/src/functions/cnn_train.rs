@@ -11,9 +11,10 @@ use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Sig
 use datafusion_macros::user_doc;
 
 use crate::args::{coerce_args, ArgKind};
+use crate::cnn::control::TrainingControl;
 use crate::cnn::model::Kernels;
 use crate::cnn::onnx::write_model;
-use crate::cnn::train::{train, Dataset, EpochReport, TrainOptions};
+use crate::cnn::train::{train_until, Dataset, EpochReport, TrainOptions};
 use crate::image_value::ImageArray;
 use crate::pixels;
 
@@ -49,12 +50,21 @@ const SYNTAX: &str = "cnn_train(image, label [, options])";
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnTrain {
     signature: Signature,
+    control: TrainingControl,
 }
 
 impl Default for CnnTrain {
     fn default() -> Self {
+        Self::new(TrainingControl::default())
+    }
+}
+
+impl CnnTrain {
+    /// A `cnn_train` whose runs report to, and can be cancelled by, `control`.
+    pub fn new(control: TrainingControl) -> Self {
         Self {
             signature: Signature::user_defined(Volatility::Volatile),
+            control,
         }
     }
 }
@@ -96,7 +106,10 @@ impl AggregateUDFImpl for CnnTrain {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::<CnnTrainAccumulator>::default())
+        Ok(Box::new(CnnTrainAccumulator {
+            control: self.control.clone(),
+            ..Default::default()
+        }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -120,6 +133,7 @@ impl AggregateUDFImpl for CnnTrain {
 struct CnnTrainAccumulator {
     data: Option<Dataset>,
     options_text: Option<String>,
+    control: TrainingControl,
 }
 
 impl CnnTrainAccumulator {
@@ -251,17 +265,11 @@ impl Accumulator for CnnTrainAccumulator {
             .data
             .take()
             .unwrap_or_else(|| Dataset::new(options.input_size, options.input_size, 3));
-        let mut progress = |e: &EpochReport| {
-            let validation = e
-                .validation_accuracy
-                .map(|v| format!(", validation accuracy {v:.3}"))
-                .unwrap_or_default();
-            eprintln!(
-                "cnn_train: epoch {}/{}: loss {:.4}, train accuracy {:.3}{validation}, {:.0} samples/s",
-                e.epoch, e.epochs, e.loss, e.train_accuracy, e.samples_per_second
-            );
-        };
-        let (model, report) = train(&data, &options, Kernels::Fast, &mut progress)?;
+        let control = self.control.clone();
+        let mut progress = |e: &EpochReport| control.report(e);
+        let (model, report) = train_until(&data, &options, Kernels::Fast, &mut progress, &|| {
+            self.control.is_cancelled()
+        })?;
         write_model(&model, &report.classes, &options.output)?;
         let classes: Vec<ScalarValue> = report
             .classes
