@@ -93,9 +93,13 @@ enum Subcommand {
     },
     /// Serve over HTTP: POST an image file to /classify for {"label",
     /// "scores"} as JSON (with --model), POST SQL to /sql for its rows
-    /// (CSV, JSON or Arrow by Accept), GET /health. Scripts given with -f
-    /// run first (to define tables). Ctrl-C stops it gracefully.
+    /// (CSV, JSON or Arrow by Accept), GET /health. Ctrl-C stops it
+    /// gracefully.
     Serve {
+        /// SQL scripts to run first, in the server's session (to define
+        /// tables); may repeat.
+        #[arg(long = "init")]
+        init: Vec<PathBuf>,
         /// The .onnx model for /classify.
         #[arg(long)]
         model: Option<PathBuf>,
@@ -315,6 +319,7 @@ fn run(args: Args) -> Result<()> {
         return runtime.block_on(rookery::demo::run_demo(&mut shell, out));
     }
     if let Some(Subcommand::Serve {
+        init,
         model,
         addr,
         options,
@@ -343,7 +348,7 @@ fn run(args: Args) -> Result<()> {
             ..defaults
         };
         return runtime.block_on(async {
-            for file in &args.files {
+            for file in init {
                 let text = read_script(file)?;
                 shell.run_text(&text, Some(&file.display().to_string())).await?;
             }
