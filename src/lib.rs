@@ -5,10 +5,11 @@
 //! - [`exec`]: running SQL scripts statement by statement;
 //! - [`shell`] and [`repl`]: the command line and the interactive REPL;
 //! - [`display`]: results as tables, CSV or JSON, with compact image cells;
-//! - [`sealions`]: the generated sea-lion sample set;
+//! - [`sealions`], [`frames`]: the data generators (crate `rookery-gen`);
 //! - [`demo`]: the sea-lion pipeline end to end (`rookery demo`);
 //! - [`classify`]: `rookery classify`, a model on image files;
-//! - [`serve`]: `rookery serve`, a model behind HTTP.
+//! - [`serve`]: `rookery serve`, a model and SQL behind HTTP;
+//! - [`register`]: everything above added to a `SessionStateBuilder`.
 
 pub mod atomic_copy;
 pub mod classify;
@@ -16,15 +17,15 @@ pub mod command;
 pub mod demo;
 pub mod display;
 pub mod exec;
-pub mod frames;
 pub mod functions;
 pub mod images;
 pub mod read_blob;
 pub mod repl;
-pub mod sealions;
 pub mod serve;
 pub mod session;
 pub mod shell;
 pub mod tsv;
 
+/// The data generators (crate `rookery-gen`), where they always were.
+pub use rookery_gen::{frames, sealions};
 pub use session::{new_session, register, register_with_training, EngineOptions};

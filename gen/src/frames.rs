@@ -11,7 +11,7 @@ use std::path::Path;
 use image::RgbImage;
 use rookery_udfs::rng::Rng;
 
-use crate::sealions::generate::jpeg;
+use crate::sealions::jpeg;
 
 /// Frames of `width` x `height`; about `interesting` of them interesting.
 #[derive(Debug, Clone)]
