@@ -9,23 +9,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{internal_err, Result, Statistics};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::Result;
 use datafusion::datasource::file_format::csv::CsvSink;
 use datafusion::datasource::file_format::json::JsonSink;
 use datafusion::datasource::file_format::parquet::ParquetSink;
 use datafusion::datasource::physical_plan::{FileSink, FileSinkConfig};
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    ChildStats, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream, StatisticsArgs,
-};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::images::ImageSink;
+use crate::pass_through::{AroundInput, PassThroughExec};
 
 /// The configuration of a file-writing sink, for the formats there are.
 fn file_sink_config(sink: &dyn DataSink) -> Option<&FileSinkConfig> {
@@ -66,10 +64,10 @@ impl PhysicalOptimizerRule for AtomicLocalCopy {
                 return Ok(Transformed::no(node));
             };
             match file_sink_config(sink.sink()).and_then(local_target) {
-                Some(target) => Ok(Transformed::yes(Arc::new(RemoveTargetOnError {
-                    input: Arc::clone(&node),
-                    target,
-                }) as Arc<dyn ExecutionPlan>)),
+                Some(target) => Ok(Transformed::yes(Arc::new(RemoveTargetOnError::new(
+                    Arc::clone(&node),
+                    TargetToRemove { target },
+                )) as Arc<dyn ExecutionPlan>)),
                 None => Ok(Transformed::no(node)),
             }
         })
@@ -87,16 +85,12 @@ impl PhysicalOptimizerRule for AtomicLocalCopy {
 
 /// Runs a sink; if it fails, removes its target when the target did not
 /// exist when the sink started.
-#[derive(Debug)]
-pub struct RemoveTargetOnError {
-    input: Arc<dyn ExecutionPlan>,
-    target: PathBuf,
-}
+pub type RemoveTargetOnError = PassThroughExec<TargetToRemove>;
 
-impl DisplayAs for RemoveTargetOnError {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "RemoveTargetOnError: target={}", self.target.display())
-    }
+/// The local file or folder a [`RemoveTargetOnError`] guards.
+#[derive(Debug, Clone)]
+pub struct TargetToRemove {
+    target: PathBuf,
 }
 
 fn remove_path(path: &std::path::Path) {
@@ -107,44 +101,22 @@ fn remove_path(path: &std::path::Path) {
     };
 }
 
-impl ExecutionPlan for RemoveTargetOnError {
-    fn name(&self) -> &str {
-        "RemoveTargetOnError"
+impl AroundInput for TargetToRemove {
+    const NAME: &'static str = "RemoveTargetOnError";
+
+    fn fmt_details(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "target={}", self.target.display())
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
+    fn execute(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        match <[_; 1]>::try_from(children) {
-            Ok([input]) => Ok(Arc::new(Self {
-                input,
-                target: self.target.clone(),
-            })),
-            Err(_) => internal_err!("RemoveTargetOnError has one child"),
-        }
-    }
-
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        input: &Arc<dyn ExecutionPlan>,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let existed = self.target.exists();
         let target = self.target.clone();
-        let stream = self.input.execute(partition, context)?;
+        let stream = input.execute(partition, context)?;
         let schema = stream.schema();
         let guarded = stream.inspect_err(move |_| {
             if !existed {
@@ -152,20 +124,5 @@ impl ExecutionPlan for RemoveTargetOnError {
             }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded.boxed())))
-    }
-
-    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
-        vec![ChildStats::At(partition)]
-    }
-
-    fn statistics_from_inputs(
-        &self,
-        input_stats: &[Arc<Statistics>],
-        _args: &StatisticsArgs,
-    ) -> Result<Arc<Statistics>> {
-        match input_stats {
-            [input] => Ok(Arc::clone(input)),
-            _ => internal_err!("RemoveTargetOnError has one child"),
-        }
     }
 }

@@ -19,6 +19,7 @@ pub mod display;
 pub mod exec;
 pub mod functions;
 pub mod images;
+pub mod pass_through;
 pub mod read_blob;
 pub mod repl;
 pub mod serve;

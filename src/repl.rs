@@ -167,7 +167,7 @@ pub fn run_repl(runtime: &Runtime, shell: &mut Shell) -> Result<()> {
         if is_blank_sql(&buffer) && line.trim_start().starts_with('\\') {
             let _ = editor.add_history_entry(line.trim());
             buffer.clear();
-            match runtime.block_on(cancellable(&shell.training.clone(), shell.run_command(line.trim()))) {
+            match runtime.block_on(cancellable(shell.training.clone(), shell.run_command(line.trim()))) {
                 Ok(Flow::Quit) => break,
                 Ok(Flow::Continue) => {}
                 Err(e) => eprintln!("Error: {e}"),
@@ -185,7 +185,7 @@ pub fn run_repl(runtime: &Runtime, shell: &mut Shell) -> Result<()> {
         let text = buffer[..buffer.len() - rest.len()].to_string();
         buffer = if is_blank_sql(&rest) { String::new() } else { rest };
         let _ = editor.add_history_entry(text.trim());
-        if let Err(e) = runtime.block_on(cancellable(&shell.training.clone(), shell.run_text(&text, None))) {
+        if let Err(e) = runtime.block_on(cancellable(shell.training.clone(), shell.run_text(&text, None))) {
             eprintln!("Error: {e}");
         }
         runtime.block_on(refresh_names(shell, &names));
@@ -202,8 +202,7 @@ pub fn run_repl(runtime: &Runtime, shell: &mut Shell) -> Result<()> {
 /// cancels the query's streams, and the training control stops a
 /// `cnn_train` that is busy computing (from a task of its own, which runs
 /// even while training holds the thread that polls `work`).
-async fn cancellable<T>(training: &TrainingControl, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let control = training.clone();
+async fn cancellable<T>(control: TrainingControl, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     let listener = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             control.cancel();

@@ -13,16 +13,14 @@ use std::fmt;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{internal_err, Result, Statistics};
+use datafusion::common::Result;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::{
-    ChildStats, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream, StatisticsArgs,
-};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 
 use super::{ImageScanExec, TileExec};
+use crate::pass_through::{AroundInput, PassThroughExec};
 
 /// The smallest batch size of the scans in `plan` that read image content
 /// (`content` or `image`); `None` when there are none. A tile table counts
@@ -75,7 +73,7 @@ impl PhysicalOptimizerRule for CapBatchesOverImages {
             return Ok(plan);
         }
         match image_batch_rows(&plan) {
-            Some(rows) => Ok(Arc::new(ImageBatchSizeExec::new(plan, rows))),
+            Some(rows) => Ok(Arc::new(ImageBatchSizeExec::new(plan, BatchSizeCap::new(rows)))),
             None => Ok(plan),
         }
     }
@@ -91,16 +89,17 @@ impl PhysicalOptimizerRule for CapBatchesOverImages {
 
 /// Runs its input with `datafusion.execution.batch_size` at most
 /// `batch_rows`; otherwise transparent (same schema, partitions, order).
-#[derive(Debug)]
-pub struct ImageBatchSizeExec {
-    input: Arc<dyn ExecutionPlan>,
+pub type ImageBatchSizeExec = PassThroughExec<BatchSizeCap>;
+
+/// The batch size an [`ImageBatchSizeExec`] runs its input with.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSizeCap {
     batch_rows: usize,
 }
 
-impl ImageBatchSizeExec {
-    pub fn new(input: Arc<dyn ExecutionPlan>, batch_rows: usize) -> Self {
+impl BatchSizeCap {
+    pub fn new(batch_rows: usize) -> Self {
         Self {
-            input,
             batch_rows: batch_rows.max(1),
         }
     }
@@ -110,51 +109,22 @@ impl ImageBatchSizeExec {
     }
 }
 
-impl DisplayAs for ImageBatchSizeExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "ImageBatchSizeExec: batch_rows={}", self.batch_rows)
-    }
-}
+impl AroundInput for BatchSizeCap {
+    const NAME: &'static str = "ImageBatchSizeExec";
 
-impl ExecutionPlan for ImageBatchSizeExec {
-    fn name(&self) -> &str {
-        "ImageBatchSizeExec"
+    fn fmt_details(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "batch_rows={}", self.batch_rows)
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
+    fn execute(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![false]
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        match <[_; 1]>::try_from(children) {
-            Ok([input]) => Ok(Arc::new(Self::new(input, self.batch_rows))),
-            Err(_) => internal_err!("ImageBatchSizeExec has one child"),
-        }
-    }
-
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        input: &Arc<dyn ExecutionPlan>,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let config = context.session_config();
         if config.batch_size() <= self.batch_rows {
-            return self.input.execute(partition, context);
+            return input.execute(partition, context);
         }
         let capped = TaskContext::new(
             context.task_id(),
@@ -166,25 +136,6 @@ impl ExecutionPlan for ImageBatchSizeExec {
             context.window_functions().clone(),
             context.runtime_env(),
         );
-        self.input.execute(partition, Arc::new(capped))
-    }
-
-    fn supports_limit_pushdown(&self) -> bool {
-        true
-    }
-
-    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
-        vec![ChildStats::At(partition)]
-    }
-
-    fn statistics_from_inputs(
-        &self,
-        input_stats: &[Arc<Statistics>],
-        _args: &StatisticsArgs,
-    ) -> Result<Arc<Statistics>> {
-        match input_stats {
-            [input] => Ok(Arc::clone(input)),
-            _ => internal_err!("ImageBatchSizeExec has one child"),
-        }
+        input.execute(partition, Arc::new(capped))
     }
 }

@@ -32,7 +32,7 @@ use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
-pub use batching::{image_batch_rows, CapBatchesOverImages, ImageBatchSizeExec};
+pub use batching::{image_batch_rows, BatchSizeCap, CapBatchesOverImages, ImageBatchSizeExec};
 pub use options::ImageOptions;
 pub use scan::{ImageScanExec, SCAN_PROGRESS};
 pub use sink::{ImageFileFormat, ImageFileFormatFactory, ImageSink, ImageWriteOptions, IMAGES_FORMAT};

@@ -27,7 +27,7 @@ use datafusion::datasource::file_format::{FileFormat, FileFormatFactory};
 use datafusion::datasource::physical_plan::{FileScanConfig, FileSinkConfig, FileSource};
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::datasource::table_schema::TableSchema;
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::LexRequirement;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
@@ -272,12 +272,21 @@ impl ImageSink {
     }
 
     /// The encoded file of row `row`, with its extension; `None` for NULL.
-    fn encoded_file(&self, column: &dyn Array, row: usize) -> Result<Option<(Vec<u8>, &'static str)>> {
-        if is_image_type(column.data_type()) {
-            let images = ImageArray::try_new(column).map_err(|e| DataFusionError::Execution(e.to_string()))?;
+    /// `images` is the column read as image values, when it holds them.
+    /// The reservation grows to the row's pixels (or bytes) first:
+    /// encoding needs about that much again.
+    fn encoded_file(
+        &self,
+        images: Option<&ImageArray>,
+        column: &dyn Array,
+        row: usize,
+        reservation: &MemoryReservation,
+    ) -> Result<Option<(Vec<u8>, &'static str)>> {
+        if let Some(images) = images {
             let Some(image) = images.get(row).map_err(|e| DataFusionError::Execution(e.to_string()))? else {
                 return Ok(None);
             };
+            reservation.try_resize(image.data.len())?;
             let bytes = encode(image, self.options.format, self.options.quality)
                 .map_err(|e| DataFusionError::Execution(e.to_string()))?;
             return Ok(Some((bytes, self.options.extension())));
@@ -285,6 +294,7 @@ impl ImageSink {
         let Some(bytes) = binary_value(column, row) else {
             return Ok(None);
         };
+        reservation.try_resize(bytes.len())?;
         let ext = match sniff_format(bytes).map(format_name) {
             Some("jpeg") => "jpg",
             Some(other) => other,
@@ -301,7 +311,6 @@ impl ImageSink {
         written: &mut Vec<StorePath>,
     ) -> Result<u64> {
         let prefix = self.config.table_paths[0].prefix();
-        // Encoding a frame needs about its decoded size again.
         let reservation = MemoryConsumer::new("ImageSink").register(context.memory_pool());
         let mut count = 0;
         while let Some(batch) = data.next().await {
@@ -309,13 +318,17 @@ impl ImageSink {
             let names = datafusion::arrow::compute::cast(batch.column(self.name_column), &DataType::Utf8)?;
             let names = names.as_string::<i32>();
             let pictures = batch.column(self.picture_column);
+            let images = is_image_type(pictures.data_type())
+                .then(|| ImageArray::try_new(pictures.as_ref()))
+                .transpose()
+                .map_err(|e| DataFusionError::Execution(e.to_string()))?;
             for row in 0..batch.num_rows() {
                 if names.is_null(row) {
                     return exec_err!("COPY ... STORED AS IMAGES: row {count} has a NULL name");
                 }
                 let stem = safe_file_stem(names.value(row))?;
-                reservation.try_resize(picture_bytes(pictures.as_ref(), row))?;
-                let Some((bytes, ext)) = self.encoded_file(pictures.as_ref(), row)? else {
+                let Some((bytes, ext)) = self.encoded_file(images.as_ref(), pictures.as_ref(), row, &reservation)?
+                else {
                     continue;
                 };
                 let path = prefix.clone().join(format!("{stem}.{ext}"));
@@ -326,17 +339,6 @@ impl ImageSink {
         }
         Ok(count)
     }
-}
-
-/// The bytes an encoded copy of row `row` may take: its pixels (or bytes).
-fn picture_bytes(column: &dyn Array, row: usize) -> usize {
-    if is_image_type(column.data_type()) {
-        return ImageArray::try_new(column)
-            .ok()
-            .and_then(|images| images.get(row).ok().flatten())
-            .map_or(0, |image| image.data.len());
-    }
-    binary_value(column, row).map_or(0, <[u8]>::len)
 }
 
 impl DisplayAs for ImageSink {
