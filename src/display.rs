@@ -1,56 +1,24 @@
-//! Turning result batches into text for people: table, CSV or JSON.
+//! Values as text for people, shared by every front end (the CLI's
+//! tables, CSV and JSON, the HTTP server, the sqllogictest runner).
 //!
 //! Encoded files and pixel buffers are never dumped as hex: a binary cell
 //! prints as `<jpeg 4.1 MB>`, an image value as `<image 4992x3328x3>`, and
 //! long lists show their first items and their length.
 
 use std::fmt::Write as _;
-use std::io::Write;
-use std::str::FromStr;
+use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::{DataFusionError, Result};
 use rookery_udfs::args::binary_value;
 use rookery_udfs::codec::{format_name, sniff_format};
 use rookery_udfs::{is_image_type, ImageArray};
 
 /// Items of a list cell shown before `…`.
 const LIST_ITEMS_SHOWN: usize = 5;
-
-/// Output format of query results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OutputFormat {
-    #[default]
-    Table,
-    Csv,
-    Json,
-}
-
-impl FromStr for OutputFormat {
-    type Err = DataFusionError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "table" => Ok(Self::Table),
-            "csv" => Ok(Self::Csv),
-            "json" => Ok(Self::Json),
-            other => plan_err!("unknown format '{other}' (expected table, csv or json)"),
-        }
-    }
-}
-
-impl std::fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Table => "table",
-            Self::Csv => "csv",
-            Self::Json => "json",
-        })
-    }
-}
 
 /// `4.1 MB`, `12 B`: decimal units, as file browsers show them.
 pub fn human_bytes(n: usize) -> String {
@@ -229,136 +197,68 @@ pub fn cell_to_string(array: &ArrayRef, row: usize) -> Result<String> {
     Ok(out)
 }
 
-/// How results are laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
-    pub format: OutputFormat,
-    /// Rows shown in table format; all when `None`.
-    pub max_rows: Option<usize>,
-    /// A `(N rows)` line under tables.
-    pub footer: bool,
-}
-
-impl Layout {
-    pub fn new(format: OutputFormat) -> Self {
-        Self {
-            format,
-            max_rows: None,
-            footer: true,
+/// True for types that writers would dump whole (images, bytes) or, with
+/// `nested_as_text`, cannot write at all (lists and structs, for CSV).
+fn needs_text(data_type: &DataType, nested_as_text: bool) -> bool {
+    if is_image_type(data_type) {
+        return true;
+    }
+    match data_type {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => true,
+        DataType::Struct(fields) => nested_as_text || fields.iter().any(|f| needs_text(f.data_type(), false)),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            nested_as_text || needs_text(f.data_type(), false)
         }
+        DataType::Map(..) | DataType::Union(..) | DataType::Dictionary(..) => nested_as_text,
+        _ => false,
     }
 }
 
-/// Writes results as `layout` says.
-pub fn write_results(out: &mut dyn Write, schema: &Schema, batches: &[RecordBatch], layout: Layout) -> Result<()> {
-    match layout.format {
-        OutputFormat::Table => write_table(out, schema, batches, layout.max_rows, layout.footer),
-        OutputFormat::Csv => write_csv(out, schema, batches),
-        OutputFormat::Json => write_json(out, batches),
+/// `batch` ready for a text writer (Arrow's CSV and JSON writers): image,
+/// binary and (with `nested_as_text`) nested columns become text columns of
+/// their compact cells, NULLs kept; other columns are shared unchanged.
+pub fn compact_for_text(batch: &RecordBatch, nested_as_text: bool) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| needs_text(f.data_type(), nested_as_text))
+    {
+        return Ok(batch.clone());
     }
-}
-
-fn write_table(
-    out: &mut dyn Write,
-    schema: &Schema,
-    batches: &[RecordBatch],
-    max_rows: Option<usize>,
-    footer: bool,
-) -> Result<()> {
-    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let limit = max_rows.unwrap_or(usize::MAX);
-    let mut table = comfy_table::Table::new();
-    table.load_preset("||--+-++|    ++++++");
-    table.set_header(schema.fields().iter().map(|f| f.name().clone()));
-    let mut shown = 0;
-    'batches: for batch in batches {
-        for row in batch_to_strings(batch, "NULL")? {
-            if shown == limit {
-                break 'batches;
+    let options = FormatOptions::default();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if !needs_text(field.data_type(), nested_as_text) {
+            fields.push(Arc::clone(field));
+            columns.push(Arc::clone(column));
+            continue;
+        }
+        let formatter = CellFormatter::try_new(column.as_ref(), &options)?;
+        let mut text = StringBuilder::with_capacity(column.len(), column.len() * 16);
+        let mut cell = String::new();
+        for row in 0..column.len() {
+            if formatter.is_null(row) {
+                text.append_null();
+            } else {
+                cell.clear();
+                formatter.write(row, &mut cell, "")?;
+                text.append_value(&cell);
             }
-            table.add_row(row);
-            shown += 1;
         }
+        fields.push(Arc::new(Field::new(field.name(), DataType::Utf8, true)));
+        columns.push(Arc::new(text.finish()) as ArrayRef);
     }
-    if schema.fields().is_empty() {
-        writeln!(out, "OK").map_err(DataFusionError::from)?;
-        return Ok(());
-    }
-    writeln!(out, "{table}")?;
-    if !footer {
-        return Ok(());
-    }
-    let noun = if total == 1 { "row" } else { "rows" };
-    if shown < total {
-        writeln!(out, "({total} {noun}, first {shown} shown; \\pset maxrows N to change)")?;
-    } else {
-        writeln!(out, "({total} {noun})")?;
-    }
-    Ok(())
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
-fn write_csv(out: &mut dyn Write, schema: &Schema, batches: &[RecordBatch]) -> Result<()> {
-    let header: Vec<String> = schema.fields().iter().map(|f| csv_field(f.name())).collect();
-    writeln!(out, "{}", header.join(","))?;
-    for batch in batches {
-        for row in batch_to_strings(batch, "")? {
-            let fields: Vec<String> = row.iter().map(|c| csv_field(c)).collect();
-            writeln!(out, "{}", fields.join(","))?;
-        }
-    }
-    Ok(())
-}
-
-fn is_json_literal(data_type: &DataType) -> bool {
-    data_type.is_numeric() || matches!(data_type, DataType::Boolean)
-}
-
-fn write_json(out: &mut dyn Write, batches: &[RecordBatch]) -> Result<()> {
-    writeln!(out, "[")?;
-    let mut first = true;
-    for batch in batches {
-        let schema = batch.schema();
-        for (row_index, row) in batch_to_strings(batch, "null")?.into_iter().enumerate() {
-            if !first {
-                writeln!(out, ",")?;
-            }
-            first = false;
-            let mut object = serde_json::Map::new();
-            for ((field, cell), column) in schema.fields().iter().zip(row).zip(batch.columns()) {
-                let value = if column.is_null(row_index) {
-                    serde_json::Value::Null
-                } else if is_json_literal(field.data_type()) {
-                    serde_json::from_str(&cell).unwrap_or(serde_json::Value::String(cell))
-                } else {
-                    serde_json::Value::String(cell)
-                };
-                object.insert(field.name().clone(), value);
-            }
-            write!(out, "  {}", serde_json::Value::Object(object))?;
-        }
-    }
-    if !first {
-        writeln!(out)?;
-    }
-    writeln!(out, "]")?;
-    Ok(())
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(DataFusionError::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int32Array, LargeBinaryArray, ListArray, StringArray};
-    use datafusion::arrow::datatypes::{Field, Int32Type};
+    use datafusion::arrow::array::{Int32Array, LargeBinaryArray, ListArray};
+    use datafusion::arrow::datatypes::Int32Type;
     use rookery_udfs::{Image, ImageArrayBuilder};
-    use std::sync::Arc;
 
     #[test]
     fn binaries_and_images_print_compactly() {
@@ -395,38 +295,32 @@ mod tests {
     }
 
     #[test]
-    fn table_csv_and_json() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("n", DataType::Int32, true),
-            Field::new("s", DataType::Utf8, true),
+    fn compact_columns_for_text_writers() {
+        let mut builder = ImageArrayBuilder::with_capacity(2);
+        builder
+            .append(Image::new(2, 2, 3, vec![0; 12]).unwrap().view())
+            .unwrap();
+        builder.append_null();
+        let images: ArrayRef = Arc::new(builder.finish());
+        let numbers: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), None]));
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            None,
         ]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![
-                Arc::new(Int32Array::from(vec![Some(1), None])),
-                Arc::new(StringArray::from(vec![Some("a,b"), Some("c")])),
-            ],
-        )
-        .unwrap();
-        let render = |format, max_rows| {
-            let mut out = Vec::new();
-            let layout = Layout {
-                format,
-                max_rows,
-                footer: true,
-            };
-            write_results(&mut out, &schema, std::slice::from_ref(&batch), layout).unwrap();
-            String::from_utf8(out).unwrap()
-        };
-        let table = render(OutputFormat::Table, None);
-        assert!(table.contains("| n    | s   |"), "{table}");
-        assert!(table.ends_with("(2 rows)\n"), "{table}");
-        assert!(render(OutputFormat::Table, Some(1)).contains("(2 rows, first 1 shown"));
-        assert_eq!(render(OutputFormat::Csv, None), "n,s\n1,\"a,b\"\n,c\n");
-        assert_eq!(
-            render(OutputFormat::Json, None),
-            "[\n  {\"n\":1,\"s\":\"a,b\"},\n  {\"n\":null,\"s\":\"c\"}\n]\n"
+        let batch = RecordBatch::try_from_iter(vec![("i", images), ("n", Arc::clone(&numbers)), ("l", list)]).unwrap();
+
+        let json = compact_for_text(&batch, false).unwrap();
+        assert_eq!(json.column(0).as_string::<i32>().value(0), "<image 2x2x3>");
+        assert!(json.column(0).is_null(1));
+        assert!(Arc::ptr_eq(json.column(1), &numbers), "plain columns are shared");
+        assert!(
+            matches!(json.schema().field(2).data_type(), DataType::List(_)),
+            "JSON keeps lists"
         );
+
+        let csv = compact_for_text(&batch, true).unwrap();
+        assert_eq!(csv.column(2).as_string::<i32>().value(0), "[1, 2]");
+        assert!(csv.column(2).is_null(1));
     }
 
     #[test]

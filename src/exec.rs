@@ -1,4 +1,5 @@
-//! Running SQL text: one statement at a time, collecting results.
+//! Running SQL text: split into statements, each planned and run as a
+//! stream of batches (or collected), a panic in a query made its error.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
-use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::{execute_stream, SendableRecordBatchStream};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use futures::{FutureExt, StreamExt};
 
@@ -148,45 +149,55 @@ pub fn panic_error(payload: &(dyn std::any::Any + Send)) -> DataFusionError {
     ))
 }
 
-/// Runs one statement to completion; `rows_seen` counts rows as they arrive
-/// (for progress display).
-pub async fn run_statement(
-    ctx: &SessionContext,
-    statement: &ParsedStatement,
-    rows_seen: Option<Arc<AtomicU64>>,
-) -> Result<StatementResult> {
-    let work = collect_statement(ctx, statement, rows_seen);
-    // A panic anywhere in the query (DataFusion re-raises those of its
-    // tasks here) is an error of this statement; the process goes on.
+/// Runs `work`, turning a panic anywhere in it (DataFusion re-raises those
+/// of its tasks where the stream is polled) into this statement's error, so
+/// the process goes on.
+pub async fn catching_panics<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     match AssertUnwindSafe(work).catch_unwind().await {
         Ok(result) => result,
         Err(payload) => Err(panic_error(payload.as_ref())),
     }
 }
 
-async fn collect_statement(
+/// Plans one statement and starts it: the schema of its results and the
+/// stream of their batches, to be consumed as they come (inside
+/// [`catching_panics`]). DDL and COPY run here too and stream their one
+/// row (or none).
+pub async fn stream_statement(
     ctx: &SessionContext,
     statement: &ParsedStatement,
-    rows_seen: Option<Arc<AtomicU64>>,
-) -> Result<StatementResult> {
+) -> Result<(SchemaRef, SendableRecordBatchStream)> {
     let state = ctx.state();
     let plan = state.statement_to_plan(statement.statement.clone()).await?;
     let frame = ctx.execute_logical_plan(plan).await?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let task = Arc::new(frame.task_ctx());
     let plan = frame.create_physical_plan().await?;
-    let mut stream = execute_stream(plan, task)?;
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        if let Some(counter) = &rows_seen {
-            counter.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+    Ok((schema, execute_stream(plan, task)?))
+}
+
+/// Runs one statement to completion, collecting its batches; `rows_seen`
+/// counts rows as they arrive (for progress display).
+pub async fn run_statement(
+    ctx: &SessionContext,
+    statement: &ParsedStatement,
+    rows_seen: Option<Arc<AtomicU64>>,
+) -> Result<StatementResult> {
+    catching_panics(async {
+        let (schema, mut stream) = stream_statement(ctx, statement).await?;
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if let Some(counter) = &rows_seen {
+                counter.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            }
+            if batch.num_rows() > 0 {
+                batches.push(batch);
+            }
         }
-        if batch.num_rows() > 0 {
-            batches.push(batch);
-        }
-    }
-    Ok(StatementResult { schema, batches })
+        Ok(StatementResult { schema, batches })
+    })
+    .await
 }
 
 /// Runs every statement of `sql` in order, stopping at the first error; a

@@ -87,7 +87,7 @@ pub static IMAGES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
         "images(location [, options])",
     )
     .with_argument("location", "A folder ('data/Train/'), a glob ('data/Train/*.jpg') or one file; a local path or an object store URL such as 's3://bucket/prefix/'.")
-    .with_argument("options", "Optional 'key=value, ...' text: drop_invalid=true skips unreadable files, batch_rows=N sets images per batch (default 4), max_pixels=N refuses larger images (default 200000000).")
+    .with_argument("options", "Optional 'key=value, ...' text: drop_invalid=true skips unreadable files, batch_rows=N sets images per batch (default 4), max_pixels=N refuses larger images (default 200000000). Options not given come from the session: SET images.drop_invalid = true, SET images.batch_rows = 8, SET images.max_pixels = N.")
     .with_sql_example(
         "```sql\n> SELECT name, width, height FROM images('data/sealions/Train/*.jpg') ORDER BY name LIMIT 2;\n+------+-------+--------+\n| name | width | height |\n+------+-------+--------+\n| 0    | 960   | 640    |\n| 1    | 960   | 640    |\n+------+-------+--------+\n```",
     )

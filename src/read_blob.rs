@@ -5,20 +5,25 @@
 //! read pixels only for the rows that survive, instead of joining decoded
 //! images (a hash join holds its whole build side in memory).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, BinaryViewBuilder};
 use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{exec_datafusion_err, exec_err, Result};
+use datafusion::common::{exec_datafusion_err, internal_err, DataFusionError, Result};
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
 use datafusion::logical_expr::{
-    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
-use rookery_udfs::args::{arg_arrays, coerce_args, text_arg, ArgKind};
+use rookery_udfs::args::{arg_arrays, signature, text_arg, ArgKind};
 use rookery_udfs::image_value::append_buffer;
 
 const SYNTAX: &str = "read_blob(path)";
@@ -41,50 +46,86 @@ static DOCUMENTATION: std::sync::LazyLock<Documentation> = std::sync::LazyLock::
     .build()
 });
 
-/// Reads files through the object stores of the session it was made for.
+/// Reads files through the object stores of the session it was made for,
+/// as an async function: DataFusion runs it in an `AsyncFuncExec`, so no
+/// runtime thread blocks on a read.
 #[derive(Debug)]
 pub struct ReadBlob {
     signature: Signature,
     runtime: Arc<RuntimeEnv>,
 }
 
+/// Object store reads in flight per batch.
+const CONCURRENT_READS: usize = 16;
+
 impl ReadBlob {
     pub fn new(runtime: Arc<RuntimeEnv>) -> Self {
         Self {
-            // Volatile: a file may change between two reads.
-            signature: Signature::user_defined(Volatility::Volatile),
+            // Volatile: a file may change between two reads, and the
+            // planner must not read one while folding constants.
+            signature: signature(&[ArgKind::Text], &[], Volatility::Volatile),
             runtime,
         }
     }
 
-    fn read(&self, path: &str) -> Result<Bytes> {
-        let url = ListingTableUrl::parse(path)?;
-        // Local files are read here, on this thread: moving the runtime off
-        // it with block_in_place per row churned threads, and the allocator
-        // kept each retired thread's freed frames (1.8 GB for 32 decoded
-        // full-size frames, against 0.5 GB this way).
-        if url.scheme() == "file" {
-            let local = std::path::PathBuf::from("/").join(url.prefix().as_ref());
-            return match std::fs::read(&local) {
-                Ok(bytes) => Ok(Bytes::from(bytes)),
-                Err(e) => exec_err!("read_blob: cannot read '{path}': {e}"),
-            };
+    /// `read_blob` as the `ScalarUDF` to register.
+    pub fn udf(runtime: Arc<RuntimeEnv>) -> ScalarUDF {
+        AsyncScalarUDF::new(Arc::new(Self::new(runtime))).into_scalar_udf()
+    }
+
+    /// Reads local `paths` (None for NULL rows) in one blocking task: a
+    /// hop to a blocking thread per file would churn threads for nothing.
+    /// Each file's size is reserved before it is read.
+    async fn read_local(
+        &self,
+        paths: Vec<Option<(String, PathBuf)>>,
+        reservation: &MemoryReservation,
+    ) -> Result<(Vec<Option<Bytes>>, MemoryReservation)> {
+        let reserved = reservation.new_empty();
+        let read = move || -> Result<(Vec<Option<Bytes>>, MemoryReservation)> {
+            let mut out = Vec::with_capacity(paths.len());
+            for entry in paths {
+                let Some((shown, local)) = entry else {
+                    out.push(None);
+                    continue;
+                };
+                let cannot = |e: std::io::Error| exec_datafusion_err!("read_blob: cannot read '{shown}': {e}");
+                let size = std::fs::metadata(&local).map_err(cannot)?.len();
+                reserved.try_grow(usize::try_from(size).unwrap_or(usize::MAX))?;
+                out.push(Some(Bytes::from(std::fs::read(&local).map_err(cannot)?)));
+            }
+            Ok((out, reserved))
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+    }
+
+    async fn read_entry(
+        &self,
+        entry: Option<&(String, ListingTableUrl)>,
+        reservation: &MemoryReservation,
+    ) -> Result<Option<(Bytes, MemoryReservation)>> {
+        match entry {
+            Some((shown, url)) => self.read_object(shown, url, reservation).await.map(Some),
+            None => Ok(None),
         }
+    }
+
+    /// Reads one object, reserving its size (known from the response's
+    /// metadata) before its body is read.
+    async fn read_object(
+        &self,
+        path: &str,
+        url: &ListingTableUrl,
+        reservation: &MemoryReservation,
+    ) -> Result<(Bytes, MemoryReservation)> {
+        let cannot = |e: object_store::Error| exec_datafusion_err!("read_blob: cannot read '{path}': {e}");
         let store = self.runtime.object_store(url.object_store())?;
-        let location = url.prefix().clone();
-        // UDFs are synchronous; the read waits on the runtime's own I/O.
-        let read = async move {
-            let result = store.get(&location).await?;
-            result.bytes().await
-        };
-        let bytes = match tokio::runtime::Handle::try_current() {
-            Ok(handle) => tokio::task::block_in_place(|| handle.block_on(read)),
-            Err(_) => futures::executor::block_on(read),
-        };
-        match bytes {
-            Ok(bytes) => Ok(bytes),
-            Err(e) => exec_err!("read_blob: cannot read '{path}': {e}"),
-        }
+        let result = store.get(url.prefix()).await.map_err(cannot)?;
+        let reserved = reservation.new_empty();
+        reserved.try_grow(usize::try_from(result.meta.size).unwrap_or(usize::MAX))?;
+        Ok((result.bytes().await.map_err(cannot)?, reserved))
     }
 }
 
@@ -111,32 +152,75 @@ impl ScalarUDFImpl for ReadBlob {
         &self.signature
     }
 
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Text], &[])
-    }
-
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::BinaryView)
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let paths = text_arg(self.name(), &arrays, 0)?;
-        let mut out = BinaryViewBuilder::new();
-        for row in 0..paths.len() {
-            if paths.is_null(row) {
-                out.append_null();
-            } else {
-                // The bytes as read become the array's buffer, uncopied.
-                let bytes = self.read(paths.value(row))?;
-                append_buffer(&mut out, Buffer::from(bytes))
-                    .map_err(|e| exec_datafusion_err!("read_blob: '{}': {e}", paths.value(row)))?;
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        internal_err!("read_blob is an async function: DataFusion calls invoke_async_with_args")
     }
 
     fn documentation(&self) -> Option<&Documentation> {
         Some(&DOCUMENTATION)
+    }
+}
+
+#[async_trait]
+impl AsyncScalarUDFImpl for ReadBlob {
+    /// Reads a batch's files: local ones in one blocking task, object
+    /// store ones 16 at a time. Every file's bytes are reserved in the
+    /// session's pool before they are read, and handed on uncopied.
+    async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let paths = text_arg(self.name(), &arrays, 0)?;
+        let reservation = MemoryConsumer::new("read_blob").register(&self.runtime.memory_pool);
+        let urls = (0..paths.len())
+            .map(|row| {
+                paths
+                    .is_valid(row)
+                    .then(|| Ok((paths.value(row).to_string(), ListingTableUrl::parse(paths.value(row))?)))
+                    .transpose()
+            })
+            .collect::<Result<Vec<Option<(String, ListingTableUrl)>>>>()?;
+        let all_local = urls.iter().flatten().all(|(_, url)| url.scheme() == "file");
+        // The reservations live until the batch is built.
+        let (bytes, _reserved): (Vec<Option<Bytes>>, Vec<MemoryReservation>) = if all_local {
+            let local = urls
+                .into_iter()
+                .map(|entry| entry.map(|(shown, url)| (shown, PathBuf::from("/").join(url.prefix().as_ref()))))
+                .collect();
+            let (bytes, reserved) = self.read_local(local, &reservation).await?;
+            (bytes, vec![reserved])
+        } else {
+            let reads: Vec<_> = urls
+                .iter()
+                .map(|entry| self.read_entry(entry.as_ref(), &reservation))
+                .collect();
+            let read: Vec<Option<(Bytes, MemoryReservation)>> = futures::stream::iter(reads)
+                .buffered(CONCURRENT_READS)
+                .try_collect()
+                .await?;
+            read.into_iter()
+                .map(|r| match r {
+                    Some((bytes, reserved)) => (Some(bytes), Some(reserved)),
+                    None => (None, None),
+                })
+                .fold((Vec::new(), Vec::new()), |(mut b, mut r), (bytes, reserved)| {
+                    b.push(bytes);
+                    r.extend(reserved);
+                    (b, r)
+                })
+        };
+        let mut out = BinaryViewBuilder::with_capacity(bytes.len());
+        for (row, value) in bytes.into_iter().enumerate() {
+            match value {
+                // The bytes as read become the array's buffer, uncopied.
+                Some(bytes) => append_buffer(&mut out, Buffer::from(bytes))
+                    .map_err(|e| exec_datafusion_err!("read_blob: '{}': {e}", paths.value(row)))?,
+                None => out.append_null(),
+            }
+        }
+        // What was read is now the next operator's to account for.
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }

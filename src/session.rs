@@ -13,11 +13,11 @@ use datafusion::prelude::SessionConfig;
 
 use crate::atomic_copy::AtomicLocalCopy;
 use crate::images::{
-    CapBatchesOverImages, ImageFileFormatFactory, ImageTableFactory, ImageTilesTableFunction, ImagesTableFunction,
+    CapBatchesOverImages, ImageConfig, ImageFileFormatFactory, ImageTableFactory, ImageTilesTableFunction,
+    ImagesTableFunction,
 };
 use crate::read_blob::ReadBlob;
 use crate::tsv::TsvTableFactory;
-use datafusion::logical_expr::ScalarUDF;
 use rookery_udfs::cnn::control::TrainingControl;
 use rookery_udfs::{ImageMemory, RookeryConfig};
 
@@ -94,6 +94,9 @@ pub fn register_with_training(mut builder: SessionStateBuilder, training: &Train
     if config.options().extensions.get::<RookeryConfig>().is_none() {
         config.options_mut().extensions.insert(RookeryConfig::default());
     }
+    if config.options().extensions.get::<ImageConfig>().is_none() {
+        config.options_mut().extensions.insert(ImageConfig::default());
+    }
     let factories = builder.table_factories().get_or_insert_with(HashMap::new);
     factories.insert("IMAGES".to_string(), Arc::new(ImageTableFactory));
     factories.insert("TSV".to_string(), Arc::new(TsvTableFactory::default()));
@@ -112,7 +115,7 @@ pub fn register_with_training(mut builder: SessionStateBuilder, training: &Train
     let memory = ImageMemory::new(Arc::clone(&runtime.memory_pool));
     let scalars = builder.scalar_functions().get_or_insert_with(Vec::new);
     scalars.extend(rookery_udfs::scalar_functions(&memory));
-    scalars.push(Arc::new(ScalarUDF::new_from_impl(ReadBlob::new(runtime))));
+    scalars.push(Arc::new(ReadBlob::udf(runtime)));
     builder
         .aggregate_functions()
         .get_or_insert_with(Vec::new)
@@ -170,18 +173,6 @@ pub fn parse_byte_size(text: &str) -> Result<usize> {
         Ok(n) if n > 0.0 && n.is_finite() => Ok((n * scale as f64) as usize),
         _ => plan_err!("'{trimmed}' is not a size (examples: 4G, 512M, 1048576)"),
     }
-}
-
-/// Asks the global allocator (mimalloc, in the `rookery` binary) to keep
-/// freed memory for a second before returning it to the system: training
-/// frees and re-allocates tensors of tens of megabytes every step, and
-/// mimalloc's default 10 ms meant zeroing fresh pages for a quarter of the
-/// time (measured with perf). Without mimalloc as the allocator this only
-/// sets an option nobody reads.
-pub fn tune_allocator() {
-    // mi_option_purge_delay: the same position (15) in mimalloc v2 and v3.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000) };
 }
 
 #[cfg(test)]

@@ -5,8 +5,11 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_plan::ExecutionPlanProperties;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 struct Fixture {
@@ -194,6 +197,114 @@ async fn rookery_options_are_session_options() {
         err.to_string().contains("is larger than rookery.max_pixels (100)"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_table_options_default_to_session_settings() {
+    let fixture = Fixture::new();
+    let ctx = library_session();
+    let good = fixture.path("good");
+    let sizes = |batches: &[RecordBatch]| batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>();
+    let query = format!("SELECT name, content FROM images('{good}/')");
+
+    sql(&ctx, "SET images.batch_rows = 3").await.unwrap();
+    let batches = sql(&ctx, &query).await.unwrap();
+    assert_eq!(rows(&batches), 7);
+    assert!(batches.iter().all(|b| b.num_rows() <= 3), "{:?}", sizes(&batches));
+    assert!(batches.iter().any(|b| b.num_rows() == 3), "{:?}", sizes(&batches));
+
+    // The table's own option wins over the session's.
+    let own = format!("SELECT name, content FROM images('{good}/', 'batch_rows=1')");
+    assert!(sql(&ctx, &own).await.unwrap().iter().all(|b| b.num_rows() == 1));
+
+    // A table created before the SET follows the session when queried.
+    sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE mixed STORED AS IMAGES LOCATION '{}/'",
+            fixture.path("mixed")
+        ),
+    )
+    .await
+    .unwrap();
+    let all = rows(&sql(&ctx, "SELECT name FROM mixed").await.unwrap());
+    sql(&ctx, "SET images.drop_invalid = true").await.unwrap();
+    let valid = rows(&sql(&ctx, "SELECT name FROM mixed").await.unwrap());
+    assert!(valid < all, "{valid} of {all}");
+
+    let err = sql(&ctx, "SET images.batch_rows = 'many'").await.unwrap_err();
+    assert!(err.to_string().contains("many"), "{err}");
+    sql(&ctx, "SET images.batch_rows = 0").await.unwrap();
+    let err = sql(&ctx, &query).await.unwrap_err();
+    assert!(err.to_string().contains("images.batch_rows"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_reach_the_scan_and_counts_come_from_the_listing() {
+    let fixture = Fixture::new();
+    let ctx = library_session();
+    let good = fixture.path("good");
+    sql(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE good STORED AS IMAGES LOCATION '{good}/'"),
+    )
+    .await
+    .unwrap();
+    let explain = |query: &str| {
+        let ctx = ctx.clone();
+        let query = format!("EXPLAIN {query}");
+        async move {
+            let plan = sql(&ctx, &query).await.unwrap();
+            datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+                .unwrap()
+                .to_string()
+        }
+    };
+    // with_fetch: a scan told to stop after one row per partition.
+    let plan = ctx
+        .sql("SELECT name, content FROM good")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let mut scans = Vec::new();
+    datafusion::common::tree_node::TreeNode::apply(&plan, |node| {
+        if node.downcast_ref::<rookery::images::ImageScanExec>().is_some() {
+            scans.push(Arc::clone(node));
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })
+    .unwrap();
+    let [scan] = scans.as_slice() else {
+        panic!("one scan expected: {scans:?}")
+    };
+    assert_eq!(scan.fetch(), None);
+    let fetched = scan.with_fetch(Some(1)).expect("the image scan takes a fetch");
+    assert_eq!(fetched.fetch(), Some(1));
+    let partitions = fetched.output_partitioning().partition_count();
+    let batches = datafusion::physical_plan::collect(fetched, ctx.task_ctx())
+        .await
+        .unwrap();
+    assert_eq!(rows(&batches), partitions.min(7));
+
+    let text = explain("SELECT name, content FROM good LIMIT 2").await;
+    assert!(text.contains("limit=2"), "{text}");
+    let batches = sql(&ctx, "SELECT name, content FROM good LIMIT 2").await.unwrap();
+    assert_eq!(rows(&batches), 2);
+
+    // Without a filter every listed file is a row: COUNT(*) is answered
+    // from the scan's exact statistics, reading nothing.
+    let text = explain("SELECT count(*) FROM good").await;
+    assert!(!text.contains("ImageScanExec"), "{text}");
+    let count = sql(&ctx, "SELECT count(*) AS n FROM good").await.unwrap();
+    let n = count[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(n, 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,7 @@ use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPus
 use datafusion::physical_plan::ExecutionPlan;
 
 pub use batching::{image_batch_rows, BatchSizeCap, CapBatchesOverImages, ImageBatchSizeExec};
-pub use options::ImageOptions;
+pub use options::{ImageConfig, ImageOptions, ScanOptions, DEFAULT_BATCH_ROWS};
 pub use scan::{ImageScanExec, SCAN_PROGRESS};
 pub use sink::{ImageFileFormat, ImageFileFormatFactory, ImageSink, ImageWriteOptions, IMAGES_FORMAT};
 pub use tiles::{tile_table_schema, ImageTileTable, ImageTilesTableFunction, TileExec, TileSpec};
@@ -144,7 +144,7 @@ impl TableProvider for ImageTable {
         let exec = ImageScanExec::try_new(
             state,
             &self.location,
-            self.options.clone(),
+            &self.options,
             Arc::clone(&self.schema),
             projection.cloned(),
             filters,

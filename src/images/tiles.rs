@@ -144,23 +144,24 @@ impl TableProvider for ImageTileTable {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         // One frame per batch: the tiles of a frame are cut from it alone.
         let options = ImageOptions {
-            batch_rows: 1,
+            batch_rows: Some(1),
             ..self.options.clone()
         };
         let scan = ImageScanExec::try_new(
             state,
             &self.location,
-            options,
+            &options,
             frames,
             Some(frame_projection),
             filters,
             None,
         )
         .await?;
+        let drop_invalid = scan.drops_invalid();
         Ok(Arc::new(TileExec::new(
             Arc::new(scan),
             self.spec,
-            self.options.drop_invalid,
+            drop_invalid,
             Arc::new(self.schema.project(&projection)?),
             projection,
         )))
@@ -547,7 +548,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(location, "data/");
-        assert!(options.drop_invalid);
+        assert_eq!(options.drop_invalid, Some(true));
         assert_eq!(
             spec,
             TileSpec {

@@ -96,7 +96,7 @@ pub fn write_fixtures(root: &Path) {
         &encode(&solid(16, 16, [20, 30, 210]), ImageFormat::Png),
     );
     for model in ["colour_classifier.onnx", "not_an_image.onnx"] {
-        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(model);
+        let committed = fixtures_dir().join(model);
         write(
             root.join("models").join(model),
             &std::fs::read(committed).expect("committed model fixture"),
@@ -111,4 +111,14 @@ pub fn write_fixtures(root: &Path) {
         root.join("labels.tsv"),
         b"index\tfilename\tlabel\n0\t0.png\tinteresting\n1\t1.jpg\tnot_interesting\n2\t2.png\tinteresting\n",
     );
+}
+
+/// The committed `tests/fixtures/` of the workspace, from the engine's
+/// tests or the CLI crate's (which include this file).
+pub fn fixtures_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("tests/fixtures"))
+        .find(|dir| dir.is_dir())
+        .expect("tests/fixtures in the workspace")
 }

@@ -10,10 +10,11 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BinaryViewArray, Float64Array, Int64Array, ListArray, StringArray, StructArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::types::{logical_binary, logical_float64, logical_int64, logical_string, NativeType};
 use datafusion::common::{exec_err, plan_err, DataFusionError, Result};
-use datafusion::logical_expr::ColumnarValue;
+use datafusion::logical_expr::{Coercion, ColumnarValue, Signature, TypeSignature, TypeSignatureClass, Volatility};
 
-use crate::image_value::{image_type, is_image_type, ImageArray};
+use crate::image_value::{hand_built_image_logical_type, image_logical_type, image_type, is_image_type, ImageArray};
 
 /// What an argument must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,56 @@ impl ArgKind {
     }
 }
 
+impl ArgKind {
+    /// How DataFusion's planner checks and casts an argument of this kind;
+    /// `None` where a signature cannot say it (a list of dots with any
+    /// integer widths).
+    fn coercion(&self) -> Option<Coercion> {
+        use TypeSignatureClass as Class;
+        Some(match self {
+            // Images pass as they are: the hand-built kind's cast keeps
+            // the value's own types.
+            Self::Image => Coercion::new_implicit(
+                Class::Native(image_logical_type()),
+                vec![Class::Native(hand_built_image_logical_type())],
+                hand_built_image_logical_type().native().clone(),
+            ),
+            Self::Integer => {
+                Coercion::new_implicit(Class::Native(logical_int64()), vec![Class::Integer], NativeType::Int64)
+            }
+            Self::Float => Coercion::new_implicit(
+                Class::Native(logical_float64()),
+                vec![Class::Numeric],
+                NativeType::Float64,
+            ),
+            Self::Text => Coercion::new_exact(Class::Native(logical_string())),
+            Self::Binary => {
+                Coercion::new_implicit(Class::Native(logical_binary()), vec![Class::Binary], NativeType::Binary)
+            }
+            Self::Dots => return None,
+        })
+    }
+}
+
+/// The signature of a function taking `required` arguments and then up to
+/// `optional.len()` more. Declarative (DataFusion's planner checks and
+/// casts the arguments, `information_schema.parameters` lists them) unless
+/// an argument is a list of dots: then user-defined, checked by the
+/// function's `coerce_types` with [`coerce_args`].
+pub fn signature(required: &[ArgKind], optional: &[ArgKind], volatility: Volatility) -> Signature {
+    let all: Option<Vec<Coercion>> = required.iter().chain(optional).map(ArgKind::coercion).collect();
+    let Some(all) = all else {
+        return Signature::user_defined(volatility);
+    };
+    if optional.is_empty() {
+        return Signature::coercible(all, volatility);
+    }
+    let arities = (required.len()..=all.len())
+        .map(|n| TypeSignature::Coercible(all[..n].to_vec()))
+        .collect();
+    Signature::one_of(arities, volatility)
+}
+
 /// Checks argument types for `coerce_types`: `required` kinds first, then
 /// up to `optional.len()` more.
 pub fn coerce_args(
@@ -107,9 +158,21 @@ pub fn coerce_args(
         .collect()
 }
 
-/// The arguments of one call as arrays of `number_rows` rows.
+/// The arguments of one call as arrays of `number_rows` rows, text as
+/// Utf8 and bytes as BinaryView whatever the planner kept (a signature
+/// accepts every string and binary type as it is).
 pub fn arg_arrays(args: &[ColumnarValue], number_rows: usize) -> Result<Vec<ArrayRef>> {
-    args.iter().map(|a| a.to_array(number_rows)).collect()
+    args.iter().map(|a| normalized(a.to_array(number_rows)?)).collect()
+}
+
+/// `array` with text as Utf8 and bytes as BinaryView; others unchanged.
+pub fn normalized(array: ArrayRef) -> Result<ArrayRef> {
+    let normal = match array.data_type() {
+        DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        DataType::Binary | DataType::LargeBinary | DataType::FixedSizeBinary(_) => DataType::BinaryView,
+        _ => return Ok(array),
+    };
+    Ok(datafusion::arrow::compute::cast(&array, &normal)?)
 }
 
 fn downcast<'a, T: 'static>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a T> {
@@ -290,4 +353,151 @@ pub fn key_value_list(what: &str, known: &str, text: &str) -> Result<Vec<(String
         pairs.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
     Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::test_util::coerced_types;
+    use crate::functions::{Crop, ImageDecode, ImageEncode};
+    use datafusion::logical_expr::ScalarUDFImpl;
+
+    fn old_image_type(data: DataType) -> DataType {
+        let fields: Vec<Field> = crate::image_value::image_fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                crate::image_value::DATA => Field::new(f.name(), data.clone(), false),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        DataType::Struct(Fields::from(fields))
+    }
+
+    #[test]
+    fn images_of_any_binary_data_pass_unchanged_and_integers_widen() {
+        let crop = Crop::default();
+        for image in [
+            image_type(),
+            old_image_type(DataType::LargeBinary),
+            old_image_type(DataType::Binary),
+        ] {
+            let types = [
+                image.clone(),
+                DataType::UInt32,
+                DataType::Int8,
+                DataType::Int64,
+                DataType::Null,
+            ];
+            let coerced = coerced_types(&crop, &types).unwrap();
+            assert_eq!(coerced[0], image);
+            assert!(coerced[1..].iter().all(|t| t == &DataType::Int64), "{coerced:?}");
+        }
+        // A hand-built image (fields nullable in its type) passes as it is.
+        let hand_built = DataType::Struct(Fields::from(
+            crate::image_value::image_fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
+        let types = [
+            hand_built.clone(),
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Int64,
+        ];
+        assert_eq!(coerced_types(&crop, &types).unwrap()[0], hand_built);
+        // A NULL image is an image.
+        let nulls = coerced_types(
+            &crop,
+            &[
+                DataType::Null,
+                DataType::Int64,
+                DataType::Int64,
+                DataType::Int64,
+                DataType::Int64,
+            ],
+        );
+        assert!(is_image_type(&nulls.unwrap()[0]));
+    }
+
+    #[test]
+    fn wrong_kinds_and_counts_are_planning_errors() {
+        let crop = Crop::default();
+        let err = coerced_types(
+            &crop,
+            &[
+                image_type(),
+                DataType::Utf8,
+                DataType::Int64,
+                DataType::Int64,
+                DataType::Int64,
+            ],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("crop"), "{err}");
+        let err = coerced_types(&crop, &vec![DataType::Utf8; 5]).unwrap_err();
+        assert!(err.to_string().contains("image"), "{err}");
+        let err = coerced_types(&crop, &[image_type()]).unwrap_err();
+        assert!(err.to_string().contains("crop"), "{err}");
+    }
+
+    #[test]
+    fn optional_arguments_and_text_and_bytes() {
+        let encode = ImageEncode::default();
+        assert_eq!(
+            coerced_types(&encode, &[image_type(), DataType::Utf8View]).unwrap()[1],
+            DataType::Utf8View
+        );
+        assert_eq!(
+            coerced_types(&encode, &[image_type(), DataType::Utf8, DataType::UInt8]).unwrap()[2],
+            DataType::Int64
+        );
+        assert!(coerced_types(
+            &encode,
+            &[image_type(), DataType::Utf8, DataType::Int64, DataType::Int64]
+        )
+        .is_err());
+        let decode = ImageDecode::default();
+        for bytes in [
+            DataType::Binary,
+            DataType::BinaryView,
+            DataType::LargeBinary,
+            DataType::FixedSizeBinary(4),
+        ] {
+            assert!(coerced_types(&decode, &[bytes.clone()]).is_ok(), "{bytes}");
+        }
+        assert!(coerced_types(&decode, &[DataType::Int64]).is_err());
+    }
+
+    #[test]
+    fn signatures_are_declarative_except_for_dots() {
+        let declared = signature(
+            &[ArgKind::Image, ArgKind::Integer],
+            &[ArgKind::Text],
+            Volatility::Immutable,
+        );
+        assert!(matches!(declared.type_signature, TypeSignature::OneOf(ref v) if v.len() == 2));
+        assert!(matches!(
+            signature(&[ArgKind::Image], &[], Volatility::Immutable).type_signature,
+            TypeSignature::Coercible(_)
+        ));
+        assert_eq!(
+            signature(&[ArgKind::Image, ArgKind::Dots], &[], Volatility::Immutable).type_signature,
+            TypeSignature::UserDefined
+        );
+        assert_eq!(Crop::default().signature().volatility, Volatility::Immutable);
+    }
+
+    #[test]
+    fn text_and_bytes_arrive_as_utf8_and_binary_view() {
+        use datafusion::arrow::array::{LargeBinaryArray, StringViewArray};
+        let args = [
+            ColumnarValue::Array(Arc::new(StringViewArray::from(vec!["a"]))),
+            ColumnarValue::Array(Arc::new(LargeBinaryArray::from(vec![&b"x"[..]]))),
+        ];
+        let arrays = arg_arrays(&args, 1).unwrap();
+        assert_eq!(text_arg("f", &arrays, 0).unwrap().value(0), "a");
+        assert_eq!(binary_arg("f", &arrays, 1).unwrap().value(0), b"x");
+    }
 }

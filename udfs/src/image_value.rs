@@ -23,13 +23,14 @@
 //! `LargeBinary` (older Parquet files, hand-built values) are read as images
 //! too.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryViewBuilder, StructArray, UInt32Array, UInt32Builder, UInt8Array, UInt8Builder,
 };
 use datafusion::arrow::buffer::{Buffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::types::{LogicalType, LogicalTypeRef, NativeType, TypeSignature as LogicalTypeSignature};
 
 use crate::error::{ImageError, Result};
 
@@ -51,6 +52,56 @@ pub fn image_fields() -> Fields {
 /// The Arrow type of an image value.
 pub fn image_type() -> DataType {
     DataType::Struct(image_fields())
+}
+
+/// The image value as a logical type for DataFusion's planner: any struct
+/// of the image's fields (whatever binary type `data` has) matches it, and
+/// signatures, `information_schema` and planning errors call it `image`.
+#[derive(Debug)]
+pub struct ImageLogicalType {
+    native: NativeType,
+}
+
+impl LogicalType for ImageLogicalType {
+    fn native(&self) -> &NativeType {
+        &self.native
+    }
+
+    fn signature(&self) -> LogicalTypeSignature<'_> {
+        LogicalTypeSignature::Extension {
+            name: "image",
+            parameters: &[],
+        }
+    }
+}
+
+static IMAGE_LOGICAL_TYPE: LazyLock<LogicalTypeRef> = LazyLock::new(|| {
+    Arc::new(ImageLogicalType {
+        native: NativeType::from(&image_type()),
+    })
+});
+
+/// An image struct built by hand (`named_struct(...)`), whose fields may
+/// be NULL as far as its type says.
+static HAND_BUILT_IMAGE_LOGICAL_TYPE: LazyLock<LogicalTypeRef> = LazyLock::new(|| {
+    let fields: Vec<Field> = image_fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    Arc::new(ImageLogicalType {
+        native: NativeType::from(&DataType::Struct(Fields::from(fields))),
+    })
+});
+
+/// The shared [`ImageLogicalType`] of the values image functions make.
+pub fn image_logical_type() -> LogicalTypeRef {
+    Arc::clone(&IMAGE_LOGICAL_TYPE)
+}
+
+/// The [`ImageLogicalType`] of image structs whose type lets fields be NULL
+/// (hand-built values); functions take them as they are.
+pub fn hand_built_image_logical_type() -> LogicalTypeRef {
+    Arc::clone(&HAND_BUILT_IMAGE_LOGICAL_TYPE)
 }
 
 /// True when `data_type` is an image struct: the field names and types of

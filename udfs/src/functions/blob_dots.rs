@@ -12,10 +12,8 @@ use datafusion_macros::user_doc;
 use crate::memory::ImageMemory;
 
 use super::named;
-use crate::args::{arg_arrays, coerce_args, dot_fields, dots_type, image_arg, ArgKind};
+use crate::args::{arg_arrays, dot_fields, dots_type, image_arg};
 use crate::dots::{find_dots, working_bytes, DotParams, CLASSES};
-
-const SYNTAX: &str = "blob_dots(dotted, plain)";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -41,7 +39,7 @@ pub struct BlobDots {
     memory: ImageMemory,
 }
 
-memory_constructors!(BlobDots);
+memory_constructors!(BlobDots, [Image, Image], []);
 
 impl ScalarUDFImpl for BlobDots {
     fn name(&self) -> &str {
@@ -50,10 +48,6 @@ impl ScalarUDFImpl for BlobDots {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image, ArgKind::Image], &[])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -11,11 +11,9 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{coerce_args, ArgKind};
+use crate::args::{signature, ArgKind};
 use crate::cnn::classify_rows;
 use crate::cnn::runtime::best;
-
-pub(crate) const SYNTAX: &str = "cnn_classify(model, image [, options])";
 
 #[user_doc(
     doc_section(label = "Model Functions"),
@@ -48,7 +46,7 @@ pub struct CnnClassify {
 impl Default for CnnClassify {
     fn default() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
         }
     }
 }
@@ -60,16 +58,6 @@ impl ScalarUDFImpl for CnnClassify {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(
-            self.name(),
-            SYNTAX,
-            arg_types,
-            &[ArgKind::Text, ArgKind::Image],
-            &[ArgKind::Text],
-        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -11,11 +11,9 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{coerce_args, ArgKind};
+use crate::args::{signature, ArgKind};
 use crate::cnn::classify_rows;
 use crate::cnn::runtime::ranked;
-
-const SYNTAX: &str = "cnn_scores(model, image [, options])";
 
 fn score_fields() -> Fields {
     Fields::from(vec![
@@ -58,7 +56,7 @@ pub struct CnnScores {
 impl Default for CnnScores {
     fn default() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
         }
     }
 }
@@ -70,16 +68,6 @@ impl ScalarUDFImpl for CnnScores {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(
-            self.name(),
-            SYNTAX,
-            arg_types,
-            &[ArgKind::Text, ArgKind::Image],
-            &[ArgKind::Text],
-        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

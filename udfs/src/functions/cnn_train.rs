@@ -10,15 +10,13 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 use datafusion_macros::user_doc;
 
-use crate::args::{coerce_args, ArgKind};
+use crate::args::{normalized, signature, ArgKind};
 use crate::cnn::control::TrainingControl;
 use crate::cnn::model::Kernels;
 use crate::cnn::onnx::write_model;
 use crate::cnn::train::{train_until, Dataset, EpochReport, TrainOptions};
 use crate::image_value::ImageArray;
 use crate::pixels;
-
-const SYNTAX: &str = "cnn_train(image, label [, options])";
 
 #[user_doc(
     doc_section(label = "Model Functions"),
@@ -63,7 +61,7 @@ impl CnnTrain {
     /// A `cnn_train` whose runs report to, and can be cancelled by, `control`.
     pub fn new(control: TrainingControl) -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Volatile),
+            signature: signature(&[ArgKind::Image, ArgKind::Text], &[ArgKind::Text], Volatility::Volatile),
             control,
         }
     }
@@ -89,16 +87,6 @@ impl AggregateUDFImpl for CnnTrain {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(
-            self.name(),
-            SYNTAX,
-            arg_types,
-            &[ArgKind::Image, ArgKind::Text],
-            &[ArgKind::Text],
-        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -168,6 +156,8 @@ impl CnnTrainAccumulator {
 
 impl Accumulator for CnnTrainAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        // Text arrives as the planner kept it (Utf8View from Parquet, say).
+        let values: Vec<ArrayRef> = values.iter().cloned().map(normalized).collect::<Result<_>>()?;
         let images = ImageArray::try_new(values[0].as_ref()).map_err(|e| exec_datafusion_err!("cnn_train: {e}"))?;
         let labels = values[1]
             .as_any()

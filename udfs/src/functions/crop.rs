@@ -9,11 +9,9 @@ use crate::memory::ImageMemory;
 
 use super::image_resize::size_value;
 use super::map_images;
-use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
+use crate::args::{arg_arrays, image_arg, int_arg, int_at};
 use crate::image_value::image_type;
 use crate::pixels;
-
-const SYNTAX: &str = "crop(image, x, y, width, height)";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -46,7 +44,7 @@ pub struct Crop {
     memory: ImageMemory,
 }
 
-memory_constructors!(Crop);
+memory_constructors!(Crop, [Image, Integer, Integer, Integer, Integer], []);
 
 impl ScalarUDFImpl for Crop {
     fn name(&self) -> &str {
@@ -55,17 +53,6 @@ impl ScalarUDFImpl for Crop {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        use ArgKind::{Image, Integer};
-        coerce_args(
-            self.name(),
-            SYNTAX,
-            arg_types,
-            &[Image, Integer, Integer, Integer, Integer],
-            &[],
-        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

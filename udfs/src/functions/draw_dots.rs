@@ -41,7 +41,9 @@ pub struct DrawDots {
     memory: ImageMemory,
 }
 
-memory_constructors!(DrawDots);
+// A list of dots with any integer widths is more than a signature can
+// say: user-defined, checked by coerce_types.
+memory_constructors!(DrawDots, [Image, Dots], []);
 
 impl ScalarUDFImpl for DrawDots {
     fn name(&self) -> &str {

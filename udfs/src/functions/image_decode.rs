@@ -9,12 +9,10 @@ use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs,
 use datafusion_macros::user_doc;
 
 use super::named;
-use crate::args::{arg_arrays, binary_arg, coerce_args, text_arg, ArgKind};
+use crate::args::{arg_arrays, binary_arg, text_arg};
 use crate::codec::{decode, read_header};
 use crate::image_value::{image_type, Image, ImageArrayBuilder};
 use crate::memory::{ImageMemory, PixelReservation};
-
-const SYNTAX: &str = "image_decode(bytes [, on_error])";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -44,7 +42,7 @@ pub struct ImageDecode {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageDecode);
+memory_constructors!(ImageDecode, [Binary], [Text]);
 
 /// Decodes one file's bytes after reserving its pixels (at most four bytes
 /// a pixel) and checking its size against `rookery.max_pixels`. The outer
@@ -66,10 +64,6 @@ impl ScalarUDFImpl for ImageDecode {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Binary], &[ArgKind::Text])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -11,10 +11,8 @@ use datafusion_macros::user_doc;
 use crate::memory::ImageMemory;
 
 use super::named;
-use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, text_arg, ArgKind};
+use crate::args::{arg_arrays, image_arg, int_arg, int_at, text_arg};
 use crate::codec::encode;
-
-const SYNTAX: &str = "image_encode(image, format [, quality])";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -39,7 +37,7 @@ pub struct ImageEncode {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageEncode);
+memory_constructors!(ImageEncode, [Image, Text], [Integer]);
 
 impl ScalarUDFImpl for ImageEncode {
     fn name(&self) -> &str {
@@ -48,16 +46,6 @@ impl ScalarUDFImpl for ImageEncode {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(
-            self.name(),
-            SYNTAX,
-            arg_types,
-            &[ArgKind::Image, ArgKind::Text],
-            &[ArgKind::Integer],
-        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -36,7 +36,6 @@ mod tests {
     use crate::functions::test_util::{images, invoke, rgb3x2};
     use crate::ImageArray;
     use datafusion::arrow::datatypes::DataType;
-    use datafusion::logical_expr::ScalarUDFImpl;
 
     #[test]
     fn flips_and_keeps_nulls() {
@@ -51,10 +50,7 @@ mod tests {
 
     #[test]
     fn rejects_non_images() {
-        let err = ImageFlipH::default().coerce_types(&[DataType::Int64]).unwrap_err();
-        assert!(
-            err.to_string().contains("image_flip_h: argument 1 must be an image"),
-            "{err}"
-        );
+        let err = super::super::test_util::coerced_types(&ImageFlipH::default(), &[DataType::Int64]).unwrap_err();
+        assert!(err.to_string().contains("requires image"), "{err}");
     }
 }

@@ -36,7 +36,6 @@ mod tests {
     use crate::pixels;
     use crate::ImageArray;
     use datafusion::arrow::datatypes::DataType;
-    use datafusion::logical_expr::ScalarUDFImpl;
 
     #[test]
     fn greys_and_keeps_nulls() {
@@ -51,10 +50,7 @@ mod tests {
 
     #[test]
     fn rejects_non_images() {
-        let err = ImageGrey::default().coerce_types(&[DataType::Int64]).unwrap_err();
-        assert!(
-            err.to_string().contains("image_grey: argument 1 must be an image"),
-            "{err}"
-        );
+        let err = super::super::test_util::coerced_types(&ImageGrey::default(), &[DataType::Int64]).unwrap_err();
+        assert!(err.to_string().contains("requires image"), "{err}");
     }
 }

@@ -8,11 +8,9 @@ use datafusion_macros::user_doc;
 use crate::memory::ImageMemory;
 
 use super::{map_images, named};
-use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
+use crate::args::{arg_arrays, image_arg, int_arg, int_at};
 use crate::image_value::image_type;
 use crate::pixels;
-
-const SYNTAX: &str = "image_resize(image, width, height)";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -36,7 +34,7 @@ pub struct ImageResize {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageResize);
+memory_constructors!(ImageResize, [Image, Integer, Integer], []);
 
 /// A size argument: 1 to 65535 pixels.
 pub(crate) fn size_value(name: &str, what: &str, value: i64) -> Result<u32> {
@@ -54,16 +52,6 @@ impl ScalarUDFImpl for ImageResize {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(
-            self.name(),
-            SYNTAX,
-            arg_types,
-            &[ArgKind::Image, ArgKind::Integer, ArgKind::Integer],
-            &[],
-        )
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

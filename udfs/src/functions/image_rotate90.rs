@@ -8,11 +8,9 @@ use datafusion_macros::user_doc;
 use crate::memory::ImageMemory;
 
 use super::map_images;
-use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
+use crate::args::{arg_arrays, image_arg, int_arg, int_at};
 use crate::image_value::image_type;
 use crate::pixels;
-
-const SYNTAX: &str = "image_rotate90(image [, quarter_turns])";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -38,7 +36,7 @@ pub struct ImageRotate90 {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageRotate90);
+memory_constructors!(ImageRotate90, [Image], [Integer]);
 
 impl ScalarUDFImpl for ImageRotate90 {
     fn name(&self) -> &str {
@@ -47,10 +45,6 @@ impl ScalarUDFImpl for ImageRotate90 {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image], &[ArgKind::Integer])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -1,19 +1,18 @@
 //! The SQL image functions, one per module, named after the function.
 
-/// Implements `ScalarUDFImpl` (with `new(memory)` and `Default`) for a
-/// function of one image returning `$return_type`, computed per batch by
-/// `$compute`, a `fn(&str, &ImageArray, &mut PixelReservation) ->
-/// Result<ArrayRef>` given the function's name. The function's struct, with
-/// its `#[user_doc]` and fields `signature` and `memory`, stays in its own
-/// file.
 /// `new(memory)` and `Default` (a pool without limit, for tests) for an
 /// image function's struct of fields `signature` and `memory`.
+/// The signature is [`crate::args::signature`] of the required and
+/// optional argument kinds given (`[Image, Integer], [Text]`): immutable,
+/// declarative wherever DataFusion can say it.
 macro_rules! memory_constructors {
-    ($ty:ident) => {
+    ($ty:ident, [$($required:ident),*], [$($optional:ident),*]) => {
         impl $ty {
             pub fn new(memory: $crate::memory::ImageMemory) -> Self {
                 Self {
-                    signature: ::datafusion::logical_expr::Signature::user_defined(
+                    signature: $crate::args::signature(
+                        &[$($crate::args::ArgKind::$required),*],
+                        &[$($crate::args::ArgKind::$optional),*],
                         ::datafusion::logical_expr::Volatility::Immutable,
                     ),
                     memory,
@@ -29,9 +28,15 @@ macro_rules! memory_constructors {
     };
 }
 
+/// Implements `ScalarUDFImpl` (with `new(memory)` and `Default`) for a
+/// function of one image returning `$return_type`, computed per batch by
+/// `$compute`, a `fn(&str, &ImageArray, &mut PixelReservation) ->
+/// Result<ArrayRef>` given the function's name. The function's struct, with
+/// its `#[user_doc]` and fields `signature` and `memory`, stays in its own
+/// file.
 macro_rules! single_image_function {
     ($ty:ident, $name:literal, $return_type:expr, $compute:expr) => {
-        memory_constructors!($ty);
+        memory_constructors!($ty, [Image], []);
 
         impl ::datafusion::logical_expr::ScalarUDFImpl for $ty {
             fn name(&self) -> &str {
@@ -40,14 +45,6 @@ macro_rules! single_image_function {
 
             fn signature(&self) -> &::datafusion::logical_expr::Signature {
                 &self.signature
-            }
-
-            fn coerce_types(
-                &self,
-                arg_types: &[::datafusion::arrow::datatypes::DataType],
-            ) -> ::datafusion::common::Result<Vec<::datafusion::arrow::datatypes::DataType>> {
-                let syntax = concat!($name, "(image)");
-                $crate::args::coerce_args($name, syntax, arg_types, &[$crate::args::ArgKind::Image], &[])
             }
 
             fn return_type(
@@ -213,14 +210,46 @@ pub(crate) mod test_util {
     use std::sync::Arc;
 
     use datafusion::arrow::array::ArrayRef;
-    use datafusion::arrow::datatypes::Field;
+    use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
     use datafusion::common::config::ConfigOptions;
     use datafusion::common::Result;
-    use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl};
+    use datafusion::logical_expr::type_coercion::functions::{fields_with_udf, UDFCoercionExt};
+    use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
     use crate::image_value::{Image, ImageArrayBuilder};
 
-    /// Calls a function on arrays, after its own type coercion.
+    /// A function's impl as DataFusion's planner sees it for coercion.
+    struct Planned<'a>(&'a dyn ScalarUDFImpl);
+
+    impl UDFCoercionExt for Planned<'_> {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+
+        fn signature(&self) -> &Signature {
+            self.0.signature()
+        }
+
+        fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+            self.0.coerce_types(arg_types)
+        }
+    }
+
+    /// The argument types DataFusion's planner casts `types` to for `udf`
+    /// (its signature, or its `coerce_types` when user-defined), or the
+    /// planning error a query would get.
+    pub fn coerced_types(udf: &dyn ScalarUDFImpl, types: &[DataType]) -> Result<Vec<DataType>> {
+        let fields: Vec<FieldRef> = types
+            .iter()
+            .map(|t| Arc::new(Field::new("a", t.clone(), true)))
+            .collect();
+        Ok(fields_with_udf(&fields, &Planned(udf))?
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect())
+    }
+
+    /// Calls a function on arrays, after the planner's type coercion.
     pub fn invoke(udf: &dyn ScalarUDFImpl, args: Vec<ArrayRef>) -> Result<ArrayRef> {
         invoke_with_config(udf, args, Arc::new(ConfigOptions::default()))
     }
@@ -232,7 +261,7 @@ pub(crate) mod test_util {
         config_options: Arc<ConfigOptions>,
     ) -> Result<ArrayRef> {
         let types: Vec<_> = args.iter().map(|a| a.data_type().clone()).collect();
-        let coerced = udf.coerce_types(&types)?;
+        let coerced = coerced_types(udf, &types)?;
         let args: Vec<ArrayRef> = args
             .into_iter()
             .zip(&coerced)

@@ -9,11 +9,9 @@ use crate::memory::ImageMemory;
 
 use super::image_resize::size_value;
 use super::map_images;
-use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, ArgKind};
+use crate::args::{arg_arrays, image_arg, int_arg, int_at};
 use crate::image_value::image_type;
 use crate::pixels;
-
-const SYNTAX: &str = "thumbnail(image, cx, cy, size)";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -42,7 +40,7 @@ pub struct Thumbnail {
     memory: ImageMemory,
 }
 
-memory_constructors!(Thumbnail);
+memory_constructors!(Thumbnail, [Image, Integer, Integer, Integer], []);
 
 impl ScalarUDFImpl for Thumbnail {
     fn name(&self) -> &str {
@@ -51,11 +49,6 @@ impl ScalarUDFImpl for Thumbnail {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        use ArgKind::{Image, Integer};
-        coerce_args(self.name(), SYNTAX, arg_types, &[Image, Integer, Integer, Integer], &[])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -8,10 +8,8 @@ use datafusion_macros::user_doc;
 use crate::memory::ImageMemory;
 
 use super::tiles::tile_list;
-use crate::args::{arg_arrays, coerce_args, image_arg, tiles_type, ArgKind};
+use crate::args::{arg_arrays, image_arg, tiles_type};
 use crate::pixels::TileEdge;
-
-const SYNTAX: &str = "tile64(image)";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -36,7 +34,7 @@ pub struct Tile64 {
     memory: ImageMemory,
 }
 
-memory_constructors!(Tile64);
+memory_constructors!(Tile64, [Image], []);
 
 impl ScalarUDFImpl for Tile64 {
     fn name(&self) -> &str {
@@ -45,10 +43,6 @@ impl ScalarUDFImpl for Tile64 {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_args(self.name(), SYNTAX, arg_types, &[ArgKind::Image], &[])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -13,12 +13,10 @@ use crate::memory::ImageMemory;
 
 use super::image_resize::size_value;
 use super::named;
-use crate::args::{arg_arrays, coerce_args, image_arg, int_arg, int_at, text_arg, tile_fields, tiles_type, ArgKind};
+use crate::args::{arg_arrays, image_arg, int_arg, int_at, text_arg, tile_fields, tiles_type};
 use crate::image_value::{ImageArray, ImageArrayBuilder};
 use crate::memory::PixelReservation;
 use crate::pixels::{crop, TileEdge, TileGrid};
-
-const SYNTAX: &str = "tiles(image, size, stride [, edge])";
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -50,7 +48,7 @@ pub struct Tiles {
     memory: ImageMemory,
 }
 
-memory_constructors!(Tiles);
+memory_constructors!(Tiles, [Image, Integer, Integer], [Text]);
 
 /// Tiles of every image: per row `(size, stride, edge)` from `params`, or
 /// NULL when `params` gives `None`.
@@ -118,11 +116,6 @@ impl ScalarUDFImpl for Tiles {
 
     fn signature(&self) -> &Signature {
         &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        use ArgKind::{Image, Integer, Text};
-        coerce_args(self.name(), SYNTAX, arg_types, &[Image, Integer, Integer], &[Text])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

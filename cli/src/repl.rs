@@ -18,9 +18,9 @@ use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use tokio::runtime::Runtime;
 
 use crate::command::completion_words;
-use crate::exec::{is_blank_sql, split_sql};
-use crate::functions::list_functions;
 use crate::shell::{Flow, Shell};
+use rookery::exec::{is_blank_sql, split_sql};
+use rookery::functions::list_functions;
 use rookery_udfs::cnn::control::TrainingControl;
 
 const PROMPT: &str = "rookery> ";

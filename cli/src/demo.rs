@@ -14,32 +14,32 @@ pub const STEPS: [(&str, &str, &str); 6] = [
     (
         "01_tables.sql",
         "the data set as tables",
-        include_str!("../sql/sealions/01_tables.sql"),
+        include_str!("../../sql/sealions/01_tables.sql"),
     ),
     (
         "02_dots.sql",
         "dots found on the dotted images",
-        include_str!("../sql/sealions/02_dots.sql"),
+        include_str!("../../sql/sealions/02_dots.sql"),
     ),
     (
         "03_thumbnails.sql",
         "64x64 training thumbnails",
-        include_str!("../sql/sealions/03_thumbnails.sql"),
+        include_str!("../../sql/sealions/03_thumbnails.sql"),
     ),
     (
         "04_train.sql",
         "training the CNN, exported to ONNX",
-        include_str!("../sql/sealions/04_train.sql"),
+        include_str!("../../sql/sealions/04_train.sql"),
     ),
     (
         "05_count.sql",
         "counting the test images to sub.csv",
-        include_str!("../sql/sealions/05_count.sql"),
+        include_str!("../../sql/sealions/05_count.sql"),
     ),
     (
         "06_score.sql",
         "scoring the submissions",
-        include_str!("../sql/sealions/06_score.sql"),
+        include_str!("../../sql/sealions/06_score.sql"),
     ),
 ];
 

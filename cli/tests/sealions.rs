@@ -23,7 +23,7 @@ SELECT
 
 fn run(dir: &Path, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args([
             "--format",
             "csv",
@@ -105,7 +105,7 @@ fn committed_sample_set_is_reproducible() {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = rookery::sealions::sample_options(dir.path());
     generate(&options, 2, |_| {}).expect("generate");
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sealions");
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sealions");
     let mut compared = 0;
     for folder in ["Train", "TrainDotted", "Test", "truth", ""] {
         for entry in std::fs::read_dir(dir.path().join(folder)).expect("generated folder") {
@@ -144,7 +144,7 @@ fn full_size_demo_runs_in_a_2g_pool() {
     generate(&options, 2, |_| {}).expect("generate");
     let out = dir.path().join("out");
     let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(["--memory-limit", "2G", "demo", "--epochs", "1"])
         .arg("--data")
         .arg(&data)

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result};
 
-use crate::display::OutputFormat;
+use crate::output::OutputFormat;
 
 /// A parsed backslash command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,9 +71,9 @@ pub const COMMANDS: &[CommandInfo] = &[
     },
     CommandInfo {
         name: "\\pset",
-        arguments: "[format table|csv|json | maxrows N|all]",
+        arguments: "[format table|csv|json|ndjson | maxrows N|all]",
         description: "output format, rows shown in table format",
-        words: &["format", "maxrows", "table", "csv", "json", "all"],
+        words: &["format", "maxrows", "table", "csv", "json", "ndjson", "all"],
     },
     CommandInfo {
         name: "\\i",

@@ -47,7 +47,7 @@ fn samples_per_second(samples: usize, kernels: Kernels) -> f64 {
 }
 
 fn main() {
-    rookery::session::tune_allocator();
+    rookery_cli::tune_allocator();
     let (mut samples, mut candle_samples) = (2048usize, 256usize);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

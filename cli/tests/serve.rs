@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rookery::serve::{serve, App, ServeLimits};
 use rookery::{new_session, EngineOptions};
+use rookery_cli::serve::{serve, App, ServeLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -40,8 +40,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::display::{write_results, Layout, OutputFormat};
-use crate::exec::run_sql;
+use crate::output::{write_results, Layout, OutputFormat};
+use rookery::exec::run_sql;
 
 /// The server's bounds.
 #[derive(Debug, Clone)]

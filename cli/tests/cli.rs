@@ -1,6 +1,7 @@
 //! Drives the real `rookery` binary: `-c`, `-f`, and the REPL fed through
 //! stdin.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
@@ -271,7 +272,7 @@ fn labelled_folder_scripts_train_and_validate() {
         .status()
         .expect("run");
     assert!(status.success());
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/classify");
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql/classify");
     let output = rookery(dir.path())
         .args(["--format", "csv", "--set"])
         .arg(format!("data={}", data.display()))

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 use datafusion::common::Result;
-use rookery::display::OutputFormat;
-use rookery::serve::{serve_until_ctrl_c, App, ServeLimits};
 use rookery::session::{available_cores, new_session, parse_byte_size, EngineOptions};
-use rookery::shell::{epoch_line, is_interactive, read_script, Flow, Shell, DEFAULT_MAX_ROWS};
+use rookery_cli::output::OutputFormat;
+use rookery_cli::serve::{serve_until_ctrl_c, App, ServeLimits};
+use rookery_cli::shell::{epoch_line, is_interactive, read_script, Flow, Shell, DEFAULT_MAX_ROWS};
 use rookery_udfs::cnn::runtime::{threads_per_session, Classifier, ClassifyOptions};
 
 /// mimalloc, as datafusion-cli: it reuses freed memory where glibc unmaps and
@@ -31,7 +31,7 @@ struct Args {
     #[arg(short = 'c', long = "command", action = clap::ArgAction::Append, value_name = "SQL")]
     commands: Vec<String>,
 
-    /// Output format of query results.
+    /// Output format of query results: table, csv, json (an array) or ndjson.
     #[arg(long, default_value = "table", value_parser = parse_format)]
     format: OutputFormat,
 
@@ -214,7 +214,7 @@ fn parse_size(text: &str) -> std::result::Result<usize, String> {
 }
 
 fn main() -> ExitCode {
-    rookery::session::tune_allocator();
+    rookery_cli::tune_allocator();
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -226,7 +226,7 @@ fn main() -> ExitCode {
 }
 
 fn classify(model: &std::path::Path, images: Vec<PathBuf>, verbose: bool, options: &str) -> Result<bool> {
-    use rookery::classify::ImageSource;
+    use rookery_cli::classify::ImageSource;
     use std::io::Read;
     let sources = if images.is_empty() {
         let mut bytes = Vec::new();
@@ -236,7 +236,7 @@ fn classify(model: &std::path::Path, images: Vec<PathBuf>, verbose: bool, option
         images.into_iter().map(ImageSource::File).collect()
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    rookery::classify::classify(model, options, &sources, verbose, &mut out, &mut err)
+    rookery_cli::classify::classify(model, options, &sources, verbose, &mut out, &mut err)
 }
 
 fn run(args: Args) -> Result<()> {
@@ -316,7 +316,7 @@ fn run(args: Args) -> Result<()> {
             shell.pin_var("epochs", &epochs.to_string());
         }
         shell.show_progress = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
-        return runtime.block_on(rookery::demo::run_demo(&mut shell, out));
+        return runtime.block_on(rookery_cli::demo::run_demo(&mut shell, out));
     }
     if let Some(Subcommand::Serve {
         init,
@@ -370,7 +370,7 @@ fn run(args: Args) -> Result<()> {
         if interactive {
             shell.max_rows = Some(DEFAULT_MAX_ROWS);
         }
-        return rookery::repl::run_repl(&runtime, &mut shell);
+        return rookery_cli::repl::run_repl(&runtime, &mut shell);
     }
     runtime.block_on(async {
         for command in &args.commands {

@@ -31,7 +31,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> datafusion::common::Result<()> {
-    rookery::session::tune_allocator();
+    rookery_cli::tune_allocator();
     let mut model: Option<PathBuf> = None;
     let mut runs = 3usize;
     let mut args = std::env::args().skip(1);

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -19,10 +21,10 @@ use rookery_udfs::cnn::train::EpochReport;
 use rookery_udfs::is_image_type;
 
 use crate::command::{help_text, Command};
-use crate::display::{write_results, Layout, OutputFormat};
-use crate::exec::{is_blank_sql, parse_statement, run_statement, split_sql};
-use crate::functions::{list_functions, render_help};
-use crate::images::SCAN_PROGRESS;
+use crate::output::{write_results, Layout, OutputFormat, ResultWriter};
+use rookery::exec::{catching_panics, is_blank_sql, parse_statement, split_sql, stream_statement};
+use rookery::functions::{list_functions, render_help};
+use rookery::images::SCAN_PROGRESS;
 
 /// Rows shown by default in table format when interactive.
 pub const DEFAULT_MAX_ROWS: usize = 40;
@@ -160,18 +162,34 @@ impl Shell {
         let rows = Arc::new(AtomicU64::new(0));
         let progress = self.show_progress.then(|| Progress::start(Arc::clone(&rows)));
         self.training.reset();
-        let result = run_statement(&self.ctx, &statement, Some(rows)).await;
-        drop(progress);
-        let result = result.map_err(located)?;
-        let mut out = std::io::stdout().lock();
-        if result.schema.fields().is_empty() {
-            // DDL: a word for people, nothing in machine formats.
-            if !self.quiet && self.format == OutputFormat::Table {
-                writeln!(out, "OK")?;
+        let layout = self.layout();
+        let quiet = self.quiet;
+        // Rows are written as they arrive (a table when the last one has).
+        let result = catching_panics(async {
+            let (schema, mut stream) = stream_statement(&self.ctx, &statement).await?;
+            let mut out = std::io::stdout().lock();
+            if schema.fields().is_empty() {
+                // DDL: a word for people, nothing in machine formats.
+                while let Some(batch) = stream.next().await {
+                    batch?;
+                }
+                if !quiet && layout.format == OutputFormat::Table {
+                    writeln!(out, "OK")?;
+                }
+                return Ok(());
             }
-        } else {
-            write_results(&mut out, &result.schema, &result.batches, self.layout())?;
-        }
+            let mut writer = ResultWriter::new(&mut out, &schema, layout);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                writer.write(&batch)?;
+            }
+            writer.finish()
+        })
+        .await;
+        drop(progress);
+        result.map_err(located)?;
+        let mut out = std::io::stdout().lock();
         if self.timing {
             writeln!(out, "Time: {:.3} s", started.elapsed().as_secs_f64())?;
         }
@@ -350,7 +368,7 @@ impl Shell {
 }
 
 fn table_kind(provider: &dyn TableProvider) -> &'static str {
-    if provider.downcast_ref::<crate::images::ImageTable>().is_some() {
+    if provider.downcast_ref::<rookery::images::ImageTable>().is_some() {
         "images"
     } else {
         match provider.table_type() {
@@ -446,8 +464,8 @@ pub fn read_script(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::list_functions;
-    use crate::session::{new_session, EngineOptions};
+    use rookery::functions::list_functions;
+    use rookery::session::{new_session, EngineOptions};
 
     /// Every backslash command, with and without arguments, and `\h` of
     /// every registered function: each answers or fails cleanly.
