@@ -274,14 +274,19 @@ mod tests {
         assert_eq!(cell_to_string(&binary, 1).unwrap(), "<binary 3 B>");
         assert_eq!(cell_to_string(&binary, 2).unwrap(), "NULL");
 
+        let images = image_and_null();
+        assert_eq!(cell_to_string(&images, 0).unwrap(), "<image 2x2x3>");
+        assert_eq!(cell_to_string(&images, 1).unwrap(), "NULL");
+    }
+
+    /// A 2x2 RGB image, then NULL.
+    fn image_and_null() -> ArrayRef {
         let mut builder = ImageArrayBuilder::with_capacity(2);
         builder
             .append(Image::new(2, 2, 3, vec![0; 12]).unwrap().view())
             .unwrap();
         builder.append_null();
-        let images: ArrayRef = Arc::new(builder.finish());
-        assert_eq!(cell_to_string(&images, 0).unwrap(), "<image 2x2x3>");
-        assert_eq!(cell_to_string(&images, 1).unwrap(), "NULL");
+        Arc::new(builder.finish())
     }
 
     #[test]
@@ -296,12 +301,7 @@ mod tests {
 
     #[test]
     fn compact_columns_for_text_writers() {
-        let mut builder = ImageArrayBuilder::with_capacity(2);
-        builder
-            .append(Image::new(2, 2, 3, vec![0; 12]).unwrap().view())
-            .unwrap();
-        builder.append_null();
-        let images: ArrayRef = Arc::new(builder.finish());
+        let images = image_and_null();
         let numbers: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), None]));
         let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
             Some(vec![Some(1), Some(2)]),

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::{DocSection, Documentation};
+use datafusion::logical_expr::{DocSection, Documentation, Signature, TypeSignature};
 
 /// What kind of SQL function a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,6 +38,9 @@ pub struct FunctionInfo {
     pub documentation: Option<Documentation>,
     /// One of Rookery's own functions (not a DataFusion built-in).
     pub rookery: bool,
+    /// The argument types the planner accepts, one line per form
+    /// (`image, Int64`); empty when the function checks its own.
+    pub argument_types: Vec<String>,
 }
 
 impl FunctionInfo {
@@ -130,22 +133,27 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
         .collect();
     let state = ctx.state();
     let mut functions = Vec::new();
-    let mut push = |name: &String, kind, documentation: Option<&Documentation>| {
+    let mut push = |name: &String, kind, documentation: Option<&Documentation>, signature: Option<&Signature>| {
+        let argument_types = match signature.map(|s| &s.type_signature) {
+            None | Some(TypeSignature::UserDefined) => Vec::new(),
+            Some(types) => types.to_string_repr(),
+        };
         functions.push(FunctionInfo {
             name: name.clone(),
             kind,
             documentation: documentation.cloned(),
             rookery: own.contains(name),
+            argument_types,
         });
     };
     for (name, f) in state.scalar_functions() {
-        push(name, FunctionKind::Scalar, f.documentation());
+        push(name, FunctionKind::Scalar, f.documentation(), Some(f.signature()));
     }
     for (name, f) in state.aggregate_functions() {
-        push(name, FunctionKind::Aggregate, f.documentation());
+        push(name, FunctionKind::Aggregate, f.documentation(), Some(f.signature()));
     }
     for (name, f) in state.window_functions() {
-        push(name, FunctionKind::Window, f.documentation());
+        push(name, FunctionKind::Window, f.documentation(), Some(f.signature()));
     }
     for name in state.table_functions().keys() {
         let documentation = match name.as_str() {
@@ -153,7 +161,7 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
             "image_tiles" => Some(&*IMAGE_TILES_DOCUMENTATION),
             _ => None,
         };
-        push(name, FunctionKind::Table, documentation);
+        push(name, FunctionKind::Table, documentation, None);
     }
     functions.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.cmp(&b.kind)));
     functions
@@ -169,6 +177,12 @@ pub fn render_help(info: &FunctionInfo) -> String {
     };
     let _ = writeln!(out, "\n{}\n", doc.description.trim());
     let _ = writeln!(out, "Syntax:\n  {}", doc.syntax_example);
+    if !info.argument_types.is_empty() {
+        out.push_str("\nArgument types:\n");
+        for types in &info.argument_types {
+            let _ = writeln!(out, "  {}({types})", info.name);
+        }
+    }
     if let Some(arguments) = &doc.arguments {
         out.push_str("\nArguments:\n");
         for (name, text) in arguments {
@@ -219,5 +233,24 @@ mod tests {
             }
             assert!(render_help(info).starts_with(&info.name));
         }
+    }
+
+    #[test]
+    fn help_shows_the_argument_types_the_planner_accepts() {
+        let ctx = crate::new_session(&crate::EngineOptions::default()).unwrap();
+        let functions = list_functions(&ctx);
+        let help = |name: &str| render_help(functions.iter().find(|f| f.name == name).unwrap());
+        assert!(
+            help("crop").contains("crop(image, Int64, Int64, Int64, Int64)"),
+            "{}",
+            help("crop")
+        );
+        let classify = help("cnn_classify");
+        assert!(
+            classify.contains("cnn_classify(String, image)\n  cnn_classify(String, image, String)"),
+            "{classify}"
+        );
+        // draw_dots checks its own arguments: no types to show.
+        assert!(!help("draw_dots").contains("Argument types"));
     }
 }

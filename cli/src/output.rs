@@ -104,12 +104,12 @@ enum Sink<'a> {
         layout: Layout,
     },
     Csv {
-        writer: csv::Writer<&'a mut dyn Write>,
+        writer: Box<csv::Writer<&'a mut dyn Write>>,
         schema: SchemaRef,
         wrote: bool,
     },
-    Json(JsonWriter<&'a mut dyn Write, JsonRowPerLine>),
-    NdJson(JsonWriter<&'a mut dyn Write, LineDelimited>),
+    Json(Box<JsonWriter<&'a mut dyn Write, JsonRowPerLine>>),
+    NdJson(Box<JsonWriter<&'a mut dyn Write, LineDelimited>>),
 }
 
 /// Writes one statement's results batch by batch; call [`finish`] after
@@ -132,12 +132,12 @@ impl<'a> ResultWriter<'a> {
                 layout,
             },
             OutputFormat::Csv => Sink::Csv {
-                writer: csv::WriterBuilder::new().with_header(true).build(out),
+                writer: Box::new(csv::WriterBuilder::new().with_header(true).build(out)),
                 schema: std::sync::Arc::new(schema.clone()),
                 wrote: false,
             },
-            OutputFormat::Json => Sink::Json(json().build::<_, JsonRowPerLine>(out)),
-            OutputFormat::NdJson => Sink::NdJson(json().build::<_, LineDelimited>(out)),
+            OutputFormat::Json => Sink::Json(Box::new(json().build::<_, JsonRowPerLine>(out))),
+            OutputFormat::NdJson => Sink::NdJson(Box::new(json().build::<_, LineDelimited>(out))),
         };
         Self { sink }
     }

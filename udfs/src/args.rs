@@ -465,7 +465,7 @@ mod tests {
             DataType::LargeBinary,
             DataType::FixedSizeBinary(4),
         ] {
-            assert!(coerced_types(&decode, &[bytes.clone()]).is_ok(), "{bytes}");
+            assert!(coerced_types(&decode, std::slice::from_ref(&bytes)).is_ok(), "{bytes}");
         }
         assert!(coerced_types(&decode, &[DataType::Int64]).is_err());
     }

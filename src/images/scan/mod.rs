@@ -13,8 +13,10 @@
 //! means one-row batches, one blocking hop per local header and one object
 //! store request in flight per partition; this scan reads a batch of
 //! headers in one blocking task and keeps 16 requests in flight. Measured
-//! on 1,000 local files (header-only query): the reader forced to one file
-//! per batch and one request in flight took 3.0x as long.
+//! on 1,000 local files, header-only `count(*) ... WHERE width > 0`, warm:
+//! 20-28 ms; the same scan made to read one file per batch, as a
+//! `FileOpener` would (`SET datafusion.execution.batch_size = 1`): 70-98 ms,
+//! about 3.5x as long.
 
 mod batch;
 mod plan;
