@@ -236,6 +236,11 @@ pub fn optional(arrays: &[ArrayRef], i: usize) -> Option<&ArrayRef> {
     arrays.get(i)
 }
 
+/// Value of row `row` of a Float64 array, `None` when NULL.
+pub fn float_at(array: &Float64Array, row: usize) -> Option<f64> {
+    array.is_valid(row).then(|| array.value(row))
+}
+
 /// Value of row `row` of an Int64 array, `None` when NULL.
 pub fn int_at(array: &Int64Array, row: usize) -> Option<i64> {
     array.is_valid(row).then(|| array.value(row))

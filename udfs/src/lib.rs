@@ -5,6 +5,7 @@
 //! function per module, named after the function.
 
 pub mod args;
+pub mod augment;
 pub mod cnn;
 pub mod codec;
 pub mod dots;
@@ -35,15 +36,20 @@ pub fn scalar_functions(memory: &ImageMemory) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(CnnScores::default())),
         Arc::new(ScalarUDF::new_from_impl(Crop::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(DrawDots::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageAdjust::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageDecode::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageEncode::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageFlipH::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageFlipV::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageGrey::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageHeight::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageNoise::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageResize::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageRotate::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageRotate90::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageScale::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageWidth::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(RandomCrop::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(Thumbnail::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(Tile64::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(Tiles::new(m()))),

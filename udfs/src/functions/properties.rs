@@ -74,6 +74,26 @@ fn number() -> impl Strategy<Value = Option<i64>> {
     proptest::option::weighted(0.95, value)
 }
 
+/// Any f64: small and image-sized values often, and the extremes, NaN and
+/// the infinities.
+fn real() -> impl Strategy<Value = Option<f64>> {
+    let value = prop_oneof![
+        4 => -400.0f64..400.0,
+        2 => 0.0f64..3.0,
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+        1 => Just(f64::NEG_INFINITY),
+        1 => Just(f64::MAX),
+        1 => Just(-0.0f64),
+        1 => any::<f64>(),
+    ];
+    proptest::option::weighted(0.95, value)
+}
+
+fn reals(values: &[Option<f64>]) -> ArrayRef {
+    Arc::new(datafusion::arrow::array::Float64Array::from(values.to_vec()))
+}
+
 fn ints(values: &[Option<i64>]) -> ArrayRef {
     Arc::new(Int64Array::from(values.to_vec()))
 }
@@ -115,6 +135,31 @@ proptest! {
     #[test]
     fn rotate_any_turns(image in image(), turns in number()) {
         check(&ImageRotate90::default(), vec![one(&image), ints(&[turns])])?;
+    }
+
+    #[test]
+    fn rotate_any_angle(image in image(), degrees in real(), fill in number()) {
+        check(&ImageRotate::default(), vec![one(&image), reals(&[degrees]), ints(&[fill])])?;
+    }
+
+    #[test]
+    fn random_crop_any_window(image in image(), w in number(), h in number(), seed in number()) {
+        check(&RandomCrop::default(), vec![one(&image), ints(&[w]), ints(&[h]), ints(&[seed])])?;
+    }
+
+    #[test]
+    fn adjust_any_factors(image in image(), b in real(), c in real(), s in real()) {
+        check(&ImageAdjust::default(), vec![one(&image), reals(&[b]), reals(&[c]), reals(&[s])])?;
+    }
+
+    #[test]
+    fn scale_any_factor(image in image(), factor in real()) {
+        check(&ImageScale::default(), vec![one(&image), reals(&[factor])])?;
+    }
+
+    #[test]
+    fn noise_any_sigma(image in image(), sigma in real(), seed in number()) {
+        check(&ImageNoise::default(), vec![one(&image), reals(&[sigma]), ints(&[seed])])?;
     }
 
     #[test]

@@ -1,0 +1,129 @@
+//! `image_scale(image, factor)`: resampling by a factor, keeping the aspect.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result};
+use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion_macros::user_doc;
+
+use crate::memory::ImageMemory;
+
+use super::image_resize::size_value;
+use super::{map_images, named};
+use crate::args::{arg_arrays, float_arg, float_at, image_arg};
+use crate::image_value::image_type;
+use crate::pixels;
+
+#[user_doc(
+    doc_section(label = "Image Functions"),
+    description = "Resamples an image by a factor with a bilinear (triangle) filter, keeping its aspect ratio: each side becomes round(side x factor), at least 1 pixel.",
+    syntax_example = "image_scale(image, factor)",
+    sql_example = r#"```sql
+> SELECT image_scale(image, 0.5) AS half FROM images('data/sealions/Train/0.jpg');
++-------------------+
+| half              |
++-------------------+
+| <image 480x320x3> |
++-------------------+
+```"#,
+    argument(name = "image", description = "An image value."),
+    argument(
+        name = "factor",
+        description = "Scale factor above 0; each resulting side must be at most 65535."
+    ),
+    related_udf(name = "image_resize")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ImageScale {
+    signature: Signature,
+    memory: ImageMemory,
+}
+
+memory_constructors!(ImageScale, [Image, Float], []);
+
+impl ScalarUDFImpl for ImageScale {
+    fn name(&self) -> &str {
+        "image_scale"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(image_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = self.name();
+        let mut reservation = super::reserve(&self.memory, name, &args);
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let images = image_arg(name, &arrays, 0)?;
+        let factors = float_arg(name, &arrays, 1)?;
+        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
+            let Some(factor) = float_at(factors, row) else {
+                return Ok(None);
+            };
+            if !(factor.is_finite() && factor > 0.0) {
+                return exec_err!("{name}: factor must be a number above 0, not {factor}");
+            }
+            // Saturating float-to-int casts: an absurd factor is refused by size.
+            let side = |extent: u32| ((extent as f64 * factor).round() as i64).max(1);
+            let (w, h) = (
+                size_value(name, "width", side(view.width))?,
+                size_value(name, "height", side(view.height))?,
+            );
+            reservation.image(w as u64, h as u64, view.channels as u64)?;
+            reservation.bytes(view.data.len() as u64)?;
+            named(name, pixels::resize(view, w, h)).map(Some)
+        })?;
+        Ok(ColumnarValue::Array(out))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::test_util::{images, invoke, rgb3x2};
+    use crate::ImageArray;
+    use datafusion::arrow::array::Float64Array;
+    use std::sync::Arc;
+
+    #[test]
+    fn scales_both_sides_and_refuses_bad_factors() {
+        let image = rgb3x2();
+        let call = |factor: f64| {
+            invoke(
+                &ImageScale::default(),
+                vec![images(&[Some(&image)]), Arc::new(Float64Array::from(vec![factor]))],
+            )
+        };
+        let out = call(2.0).unwrap();
+        let scaled = ImageArray::try_new(out.as_ref())
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .unwrap()
+            .to_owned_image();
+        assert_eq!((scaled.width, scaled.height), (6, 4));
+        let tiny = call(0.01).unwrap();
+        let tiny = ImageArray::try_new(tiny.as_ref())
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .unwrap()
+            .to_owned_image();
+        assert_eq!((tiny.width, tiny.height), (1, 1));
+        assert!(call(0.0)
+            .unwrap_err()
+            .to_string()
+            .contains("factor must be a number above 0, not 0"));
+        assert!(call(1e300)
+            .unwrap_err()
+            .to_string()
+            .contains("width must be 1 to 65535"));
+    }
+}
