@@ -131,9 +131,18 @@ pub fn noise(src: ImageView<'_>, sigma: f64, seed: u64) -> Image {
     let mut rng = Rng::derive(seed, 0x6e6f697365, 0);
     let mut data = src.data.to_vec();
     if sigma > 0.0 {
+        let mut spare: Option<f64> = None;
+        let mut next = || match spare.take() {
+            Some(z) => z,
+            None => {
+                let (a, b) = rng.normal_pair();
+                spare = Some(b);
+                a
+            }
+        };
         for pixel in data.chunks_exact_mut(c) {
             for v in pixel[..colour_samples].iter_mut() {
-                *v = (*v as f64 + rng.normal() * sigma).round().clamp(0.0, 255.0) as u8;
+                *v = (*v as f64 + next() * sigma).round().clamp(0.0, 255.0) as u8;
             }
         }
     }

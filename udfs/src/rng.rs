@@ -39,6 +39,16 @@ impl Rng {
         ((self.unit() * n as f64) as usize).min(n.saturating_sub(1))
     }
 
+    /// Two independent standard normals from one Box-Muller draw (half the
+    /// logarithms and roots of two [`Rng::normal`] calls).
+    pub fn normal_pair(&mut self) -> (f64, f64) {
+        let u = self.unit().max(1e-12);
+        let v = self.unit();
+        let r = (-2.0 * u.ln()).sqrt();
+        let (sin, cos) = (2.0 * std::f64::consts::PI * v).sin_cos();
+        (r * cos, r * sin)
+    }
+
     /// Standard normal (Box-Muller).
     pub fn normal(&mut self) -> f64 {
         let u = self.unit().max(1e-12);
