@@ -52,6 +52,14 @@ async fn main() -> Result<()> {
                 image_width(image_decode(read_blob(path))) AS decoded_w
          FROM images('data/sealions/Train/0.jpg')"
             .to_string(),
+        // Augmentation: seeded, so the same query gives the same pixels.
+        "SELECT image_width(image_rotate(image, 12.5, 255)) AS rotated_w,
+                image_width(image_scale(image, 0.5)) AS scaled_w,
+                image_width(random_crop(image, 64, 48, 7)) AS random_crop_w,
+                image_width(image_adjust(image, 1.2, 0.9, 1.1)) AS adjusted_w,
+                image_width(image_noise(image, 8, 1)) AS noisy_w
+         FROM images('data/sealions/Train/0.jpg')"
+            .to_string(),
         // Tiles as rows (header-only listing: no decode without the tile column).
         "SELECT count(*) AS tiles FROM image_tiles('data/sealions/Test/', 64, 64)".to_string(),
         // Train a model on frame labels, then classify with ONNX Runtime.
