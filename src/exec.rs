@@ -2,7 +2,6 @@
 //! stream of batches (or collected), a panic in a query made its error.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -176,21 +175,13 @@ pub async fn stream_statement(
     Ok((schema, execute_stream(plan, task)?))
 }
 
-/// Runs one statement to completion, collecting its batches; `rows_seen`
-/// counts rows as they arrive (for progress display).
-pub async fn run_statement(
-    ctx: &SessionContext,
-    statement: &ParsedStatement,
-    rows_seen: Option<Arc<AtomicU64>>,
-) -> Result<StatementResult> {
+/// Runs one statement to completion, collecting its batches.
+pub async fn run_statement(ctx: &SessionContext, statement: &ParsedStatement) -> Result<StatementResult> {
     catching_panics(async {
         let (schema, mut stream) = stream_statement(ctx, statement).await?;
         let mut batches = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            if let Some(counter) = &rows_seen {
-                counter.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-            }
             if batch.num_rows() > 0 {
                 batches.push(batch);
             }
@@ -210,7 +201,7 @@ pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<StatementRes
     let mut results = Vec::new();
     for (line, text) in statements {
         let statement = parse_statement(&text, line)?;
-        results.push(run_statement(ctx, &statement, None).await?);
+        results.push(run_statement(ctx, &statement).await?);
     }
     Ok(results)
 }

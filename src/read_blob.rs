@@ -73,39 +73,11 @@ impl ReadBlob {
         AsyncScalarUDF::new(Arc::new(Self::new(runtime))).into_scalar_udf()
     }
 
-    /// Reads local `paths` (None for NULL rows) in one blocking task: a
-    /// hop to a blocking thread per file would churn threads for nothing.
-    /// Each file's size is reserved before it is read.
-    async fn read_local(
-        &self,
-        paths: Vec<Option<(String, PathBuf)>>,
-        reservation: &MemoryReservation,
-    ) -> Result<(Vec<Option<Bytes>>, MemoryReservation)> {
-        let reserved = reservation.new_empty();
-        let read = move || -> Result<(Vec<Option<Bytes>>, MemoryReservation)> {
-            let mut out = Vec::with_capacity(paths.len());
-            for entry in paths {
-                let Some((shown, local)) = entry else {
-                    out.push(None);
-                    continue;
-                };
-                let cannot = |e: std::io::Error| exec_datafusion_err!("read_blob: cannot read '{shown}': {e}");
-                let size = std::fs::metadata(&local).map_err(cannot)?.len();
-                reserved.try_grow(usize::try_from(size).unwrap_or(usize::MAX))?;
-                out.push(Some(Bytes::from(std::fs::read(&local).map_err(cannot)?)));
-            }
-            Ok((out, reserved))
-        };
-        tokio::task::spawn_blocking(read)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?
-    }
-
     async fn read_entry(
         &self,
         entry: Option<&(String, ListingTableUrl)>,
         reservation: &MemoryReservation,
-    ) -> Result<Option<(Bytes, MemoryReservation)>> {
+    ) -> Result<Option<Bytes>> {
         match entry {
             Some((shown, url)) => self.read_object(shown, url, reservation).await.map(Some),
             None => Ok(None),
@@ -114,19 +86,40 @@ impl ReadBlob {
 
     /// Reads one object, reserving its size (known from the response's
     /// metadata) before its body is read.
-    async fn read_object(
-        &self,
-        path: &str,
-        url: &ListingTableUrl,
-        reservation: &MemoryReservation,
-    ) -> Result<(Bytes, MemoryReservation)> {
+    async fn read_object(&self, path: &str, url: &ListingTableUrl, reservation: &MemoryReservation) -> Result<Bytes> {
         let cannot = |e: object_store::Error| exec_datafusion_err!("read_blob: cannot read '{path}': {e}");
         let store = self.runtime.object_store(url.object_store())?;
         let result = store.get(url.prefix()).await.map_err(cannot)?;
-        let reserved = reservation.new_empty();
-        reserved.try_grow(usize::try_from(result.meta.size).unwrap_or(usize::MAX))?;
-        Ok((result.bytes().await.map_err(cannot)?, reserved))
+        reservation.try_grow(usize::try_from(result.meta.size).unwrap_or(usize::MAX))?;
+        result.bytes().await.map_err(cannot)
     }
+}
+
+/// Reads local `paths` (None for NULL rows) in one blocking task: a hop to
+/// a blocking thread per file would churn threads for nothing. Each file's
+/// size is reserved before it is read; the reservation comes back with the
+/// bytes.
+async fn read_local(
+    paths: Vec<Option<(String, PathBuf)>>,
+    reservation: MemoryReservation,
+) -> Result<(Vec<Option<Bytes>>, MemoryReservation)> {
+    let read = move || -> Result<(Vec<Option<Bytes>>, MemoryReservation)> {
+        let mut out = Vec::with_capacity(paths.len());
+        for entry in paths {
+            let Some((shown, local)) = entry else {
+                out.push(None);
+                continue;
+            };
+            let cannot = |e: std::io::Error| exec_datafusion_err!("read_blob: cannot read '{shown}': {e}");
+            let size = std::fs::metadata(&local).map_err(cannot)?.len();
+            reservation.try_grow(usize::try_from(size).unwrap_or(usize::MAX))?;
+            out.push(Some(Bytes::from(std::fs::read(&local).map_err(cannot)?)));
+        }
+        Ok((out, reservation))
+    };
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?
 }
 
 impl PartialEq for ReadBlob {
@@ -183,33 +176,23 @@ impl AsyncScalarUDFImpl for ReadBlob {
             })
             .collect::<Result<Vec<Option<(String, ListingTableUrl)>>>>()?;
         let all_local = urls.iter().flatten().all(|(_, url)| url.scheme() == "file");
-        // The reservations live until the batch is built.
-        let (bytes, _reserved): (Vec<Option<Bytes>>, Vec<MemoryReservation>) = if all_local {
+        // The reservation lives until the batch is built.
+        let (bytes, _reservation) = if all_local {
             let local = urls
                 .into_iter()
                 .map(|entry| entry.map(|(shown, url)| (shown, PathBuf::from("/").join(url.prefix().as_ref()))))
                 .collect();
-            let (bytes, reserved) = self.read_local(local, &reservation).await?;
-            (bytes, vec![reserved])
+            read_local(local, reservation).await?
         } else {
             let reads: Vec<_> = urls
                 .iter()
                 .map(|entry| self.read_entry(entry.as_ref(), &reservation))
                 .collect();
-            let read: Vec<Option<(Bytes, MemoryReservation)>> = futures::stream::iter(reads)
+            let bytes: Vec<Option<Bytes>> = futures::stream::iter(reads)
                 .buffered(CONCURRENT_READS)
                 .try_collect()
                 .await?;
-            read.into_iter()
-                .map(|r| match r {
-                    Some((bytes, reserved)) => (Some(bytes), Some(reserved)),
-                    None => (None, None),
-                })
-                .fold((Vec::new(), Vec::new()), |(mut b, mut r), (bytes, reserved)| {
-                    b.push(bytes);
-                    r.extend(reserved);
-                    (b, r)
-                })
+            (bytes, reservation)
         };
         let mut out = BinaryViewBuilder::with_capacity(bytes.len());
         for (row, value) in bytes.into_iter().enumerate() {

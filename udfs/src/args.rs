@@ -71,9 +71,7 @@ impl ArgKind {
             }
         }
     }
-}
 
-impl ArgKind {
     /// How DataFusion's planner checks and casts an argument of this kind;
     /// `None` where a signature cannot say it (a list of dots with any
     /// integer widths).

@@ -16,6 +16,7 @@ use datafusion::config::ConfigExtension;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation, UnboundedMemoryPool};
 
 use crate::codec::DEFAULT_MAX_PIXELS;
+use crate::image_value::ImageView;
 
 extensions_options! {
     /// Rookery's session settings (`SET rookery.max_pixels = 50000000`).
@@ -110,6 +111,12 @@ impl PixelReservation {
             );
         }
         self.bytes(pixels.saturating_mul(channels))
+    }
+
+    /// Reserves an image of `view`'s size and channels (a result of the
+    /// same shape).
+    pub fn image_like(&mut self, view: &ImageView<'_>) -> Result<()> {
+        self.image(view.width as u64, view.height as u64, view.channels as u64)
     }
 
     /// Reserves `bytes` more (working buffers, encoded output).

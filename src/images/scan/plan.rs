@@ -104,12 +104,11 @@ impl ScanSettings {
         let projected_schema = Arc::new(table_schema.project(&projection)?);
         let projected: Vec<&str> = projected_schema.fields().iter().map(|f| f.name().as_str()).collect();
         let filter_expr = conjunction(filters.iter().cloned());
-        let filter_columns: Vec<String> = filter_expr
+        let filter_columns: Vec<&str> = filter_expr
             .iter()
             .flat_map(|e| e.column_refs())
-            .map(|c| c.name.clone())
+            .map(|c| c.name.as_str())
             .collect();
-        let filter_columns: Vec<&str> = filter_columns.iter().map(String::as_str).collect();
         let work = Work::for_columns(&projected, &filter_columns, options.drop_invalid);
         let filter = match filter_expr {
             Some(expr) => {

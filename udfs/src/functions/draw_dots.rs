@@ -69,7 +69,7 @@ impl ScalarUDFImpl for DrawDots {
         let images = image_arg(name, &arrays, 0)?;
         let dots = list_arg(name, &arrays, 1)?;
         let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            reservation.image(view.width as u64, view.height as u64, view.channels as u64)?;
+            reservation.image_like(&view)?;
             let mut image = view.to_owned_image();
             for (x, y, class) in dots_at(dots, row)?.unwrap_or_default() {
                 let colour = class

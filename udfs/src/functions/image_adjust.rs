@@ -74,7 +74,7 @@ impl ScalarUDFImpl for ImageAdjust {
                     None => return Ok(None),
                 }
             }
-            reservation.image(view.width as u64, view.height as u64, view.channels as u64)?;
+            reservation.image_like(&view)?;
             Ok(Some(augment::adjust(view, values[0], values[1], values[2])))
         })?;
         Ok(ColumnarValue::Array(out))

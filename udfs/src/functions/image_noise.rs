@@ -68,7 +68,7 @@ impl ScalarUDFImpl for ImageNoise {
             if !(0.0..=255.0).contains(&sigma) {
                 return exec_err!("{name}: sigma must be 0 to 255, not {sigma}");
             }
-            reservation.image(view.width as u64, view.height as u64, view.channels as u64)?;
+            reservation.image_like(&view)?;
             Ok(Some(augment::noise(view, sigma, seed as u64)))
         })?;
         Ok(ColumnarValue::Array(out))

@@ -77,7 +77,7 @@ impl ScalarUDFImpl for ImageRotate {
                 },
                 None => 0,
             };
-            reservation.image(view.width as u64, view.height as u64, view.channels as u64)?;
+            reservation.image_like(&view)?;
             Ok(Some(augment::rotate(view, degrees, fill)))
         })?;
         Ok(ColumnarValue::Array(out))

@@ -69,7 +69,7 @@ impl ScalarUDFImpl for ImageRotate90 {
                 },
                 None => 1,
             };
-            reservation.image(view.width as u64, view.height as u64, view.channels as u64)?;
+            reservation.image_like(&view)?;
             Ok(Some(pixels::rotate90(view, turns)))
         })?;
         Ok(ColumnarValue::Array(out))
