@@ -22,6 +22,7 @@ pub mod pass_through;
 pub mod read_blob;
 pub mod session;
 pub mod tsv;
+pub mod workflows;
 
 /// The data generators (crate `rookery-gen`), where they always were.
 pub use rookery_gen::{frames, sealions};

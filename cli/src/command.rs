@@ -31,6 +31,11 @@ pub enum Command {
     /// `None`: every row.
     SetMaxRows(Option<usize>),
     Include(String),
+    /// `\chart [COLUMN] [FILE.png]`: bars of the last result.
+    Chart {
+        column: Option<String>,
+        png: Option<String>,
+    },
 }
 
 /// One command as users see it: for `\?` and completion.
@@ -74,6 +79,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         arguments: "[format table|csv|json|ndjson | maxrows N|all]",
         description: "output format, rows shown in table format",
         words: &["format", "maxrows", "table", "csv", "json", "ndjson", "all"],
+    },
+    CommandInfo {
+        name: "\\chart",
+        arguments: "[COLUMN] [FILE.png]",
+        description: "the last result's COLUMN (default: its last numeric one) as bars, labelled by its first text column; with FILE.png, as a picture",
+        words: &[],
     },
     CommandInfo {
         name: "\\i",
@@ -157,6 +168,22 @@ impl FromStr for Command {
                 })?))
             }
             ("\\i", [file]) => Command::Include(file.to_string()),
+            ("\\chart", []) => Command::Chart {
+                column: None,
+                png: None,
+            },
+            ("\\chart", [one]) if one.to_ascii_lowercase().ends_with(".png") => Command::Chart {
+                column: None,
+                png: Some(one.to_string()),
+            },
+            ("\\chart", [column]) => Command::Chart {
+                column: Some(column.to_string()),
+                png: None,
+            },
+            ("\\chart", [column, png]) if png.to_ascii_lowercase().ends_with(".png") => Command::Chart {
+                column: Some(column.to_string()),
+                png: Some(png.to_string()),
+            },
             _ if COMMANDS.iter().any(|c| c.name == name) => return Err(wrong_arguments(name)),
             _ => return plan_err!("unknown command {name} (\\? lists the commands)"),
         };
@@ -201,6 +228,20 @@ mod tests {
             ("\\pset maxrows 5", Command::SetMaxRows(Some(5))),
             ("\\pset maxrows all", Command::SetMaxRows(None)),
             ("\\i x.sql", Command::Include("x.sql".into())),
+            (
+                "\\chart",
+                Command::Chart {
+                    column: None,
+                    png: None,
+                },
+            ),
+            (
+                "\\chart n out.png",
+                Command::Chart {
+                    column: Some("n".into()),
+                    png: Some("out.png".into()),
+                },
+            ),
         ];
         for (line, expected) in cases {
             assert_eq!(line.parse::<Command>().unwrap(), expected, "{line}");

@@ -1,10 +1,12 @@
 //! The `rookery` command over the engine library: the REPL and scripts
 //! ([`shell`], [`repl`], one [`command::Command`] list), result output on
 //! Arrow's CSV and JSON writers ([`output`]), `rookery demo`, `rookery
-//! classify` and `rookery serve`. Nothing here is needed by a query: every
+//! classify`, `rookery serve` and the [`workflows`] (`augment`, `train`,
+//! `crops`). Nothing here is needed by a query: every
 //! feature runs through `SessionContext::sql` on a session made by
 //! `rookery::register`.
 
+pub mod chart;
 pub mod classify;
 pub mod command;
 pub mod demo;
@@ -12,6 +14,7 @@ pub mod output;
 pub mod repl;
 pub mod serve;
 pub mod shell;
+pub mod workflows;
 
 /// Asks the global allocator (mimalloc, in the `rookery` binary) to keep
 /// freed memory for a second before returning it to the system: training

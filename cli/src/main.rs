@@ -143,6 +143,78 @@ enum Subcommand {
         #[arg(long, default_value = "")]
         options: String,
     },
+    /// Augment a labelled image folder: writes every labelled image and
+    /// --copies seeded random variants of it (PNG, NAME_augK.png) to the
+    /// output folder, and a new label file filename,label,weight whose
+    /// weights balance the classes. Built on image_flip_h, image_rotate,
+    /// random_crop, image_adjust, image_noise and seeded_random.
+    Augment {
+        /// The images.
+        #[arg(long = "input_folder", value_name = "DIR")]
+        input_folder: PathBuf,
+        /// Where to write the images (created if missing).
+        #[arg(long = "output_folder", value_name = "DIR")]
+        output_folder: PathBuf,
+        /// CSV with a header: filename,label or index,filename,label.
+        #[arg(long = "label_file", value_name = "CSV")]
+        label_file: PathBuf,
+        /// The CSV to write: filename,label,weight for every output image.
+        #[arg(long = "new_label_and_weights_file", value_name = "CSV")]
+        new_label_and_weights_file: PathBuf,
+        /// Augmented copies per image (the original is written too).
+        #[arg(long, default_value_t = 4)]
+        copies: usize,
+        /// Random seed: the same seed gives the same images.
+        #[arg(long, default_value_t = 1)]
+        seed: u32,
+        /// Steps, in order, each drawn at random per copy: flip, flipv,
+        /// rotate90, rotate, crop, jitter, noise, scale.
+        #[arg(long, default_value = "flip,rotate,crop,jitter")]
+        steps: String,
+    },
+    /// Train the CNN (cnn_train) on a labelled image folder and write the
+    /// ONNX model; prints cnn_train's result.
+    Train {
+        /// The images.
+        #[arg(long, value_name = "DIR")]
+        images: PathBuf,
+        /// CSV with a header: filename,label or index,filename,label.
+        #[arg(long, value_name = "CSV")]
+        labels: PathBuf,
+        /// The model file to write.
+        #[arg(long, default_value = "model.onnx")]
+        output: PathBuf,
+        /// Training epochs [default: cnn_train's, 10].
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Fraction of images held out for validation [default: 0.2].
+        #[arg(long)]
+        validation: Option<f64>,
+        /// Random seed [default: 42].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// More cnn_train options, e.g. 'augment=flip, class_weights=balanced'.
+        #[arg(long, default_value = "")]
+        options: String,
+    },
+    /// Cut one labelled crop per animal: finds the coloured dots on the
+    /// dotted images (blob_dots), cuts a square centred on each from the
+    /// plain image of the same name (thumbnail), and writes
+    /// NAME_X_Y.png and labels.csv (filename,label,source,x,y).
+    Crops {
+        /// Images with coloured dots on the animals.
+        #[arg(long, value_name = "DIR")]
+        dotted: PathBuf,
+        /// The same images without dots.
+        #[arg(long, value_name = "DIR")]
+        plain: PathBuf,
+        /// Where to write the crops and labels.csv.
+        #[arg(long = "output_folder", value_name = "DIR")]
+        output_folder: PathBuf,
+        /// Side of the square crops in pixels.
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+    },
     /// Generate a sea-lion-like data set (Train/, TrainDotted/, Test/,
     /// train.csv, MismatchedTrainImages.txt, and ground truth in truth/).
     GenSealions {
@@ -237,6 +309,75 @@ fn classify(model: &std::path::Path, images: Vec<PathBuf>, verbose: bool, option
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     rookery_cli::classify::classify(model, options, &sources, verbose, &mut out, &mut err)
+}
+
+/// Runs `augment`, `train` or `crops`; `None` for other subcommands.
+fn run_workflow(
+    runtime: &tokio::runtime::Runtime,
+    ctx: &datafusion::prelude::SessionContext,
+    command: &Subcommand,
+    format: OutputFormat,
+) -> Option<Result<()>> {
+    use rookery::workflows::{augment, crops, train};
+    use rookery_cli::workflows::{run_augment, run_crops, run_train};
+    let mut out = std::io::stdout().lock();
+    Some(match command {
+        Subcommand::Augment {
+            input_folder,
+            output_folder,
+            label_file,
+            new_label_and_weights_file,
+            copies,
+            seed,
+            steps,
+        } => augment::parse_steps(steps).and_then(|steps| {
+            let options = augment::AugmentOptions {
+                input_folder: input_folder.clone(),
+                output_folder: output_folder.clone(),
+                label_file: label_file.clone(),
+                new_label_file: new_label_and_weights_file.clone(),
+                copies: *copies,
+                seed: *seed,
+                steps,
+            };
+            runtime.block_on(run_augment(ctx, &options, &mut out))
+        }),
+        Subcommand::Train {
+            images,
+            labels,
+            output,
+            epochs,
+            validation,
+            seed,
+            options,
+        } => {
+            let command = train::TrainCommand {
+                images: images.clone(),
+                labels: labels.clone(),
+                output: output.clone(),
+                epochs: *epochs,
+                validation: *validation,
+                seed: *seed,
+                options: options.clone(),
+            };
+            runtime.block_on(run_train(ctx, &command, format, &mut out))
+        }
+        Subcommand::Crops {
+            dotted,
+            plain,
+            output_folder,
+            size,
+        } => {
+            let command = crops::CropsCommand {
+                dotted: dotted.clone(),
+                plain: plain.clone(),
+                output_folder: output_folder.clone(),
+                size: *size,
+            };
+            runtime.block_on(run_crops(ctx, &command, &mut out))
+        }
+        _ => return None,
+    })
 }
 
 fn run(args: Args) -> Result<()> {
@@ -363,6 +504,11 @@ fn run(args: Args) -> Result<()> {
             })
             .await
         });
+    }
+    if let Some(workflow) = &args.command {
+        if let Some(result) = run_workflow(&runtime, &shell.ctx, workflow, args.format) {
+            return result;
+        }
     }
     if args.files.is_empty() && args.commands.is_empty() {
         let interactive = is_interactive();

@@ -20,6 +20,7 @@ use rookery_udfs::cnn::control::TrainingControl;
 use rookery_udfs::cnn::train::EpochReport;
 use rookery_udfs::is_image_type;
 
+use crate::chart::{text_chart, write_png_chart, ChartData};
 use crate::command::{help_text, Command};
 use crate::output::{write_results, Layout, OutputFormat, ResultWriter};
 use rookery::exec::{catching_panics, is_blank_sql, parse_statement, split_sql, stream_statement};
@@ -54,6 +55,8 @@ pub struct Shell {
     /// The session's `cnn_train` control: reset before each statement,
     /// cancelled by the REPL's Ctrl-C.
     pub training: TrainingControl,
+    /// The last result's first rows, for `\chart`.
+    pub last_result: Option<ChartData>,
 }
 
 /// One line per training epoch, as the CLI prints it on stderr.
@@ -80,6 +83,7 @@ impl Shell {
             vars: HashMap::new(),
             pinned: HashSet::new(),
             training: TrainingControl::default(),
+            last_result: None,
         }
     }
 
@@ -176,19 +180,24 @@ impl Shell {
                 if !quiet && layout.format == OutputFormat::Table {
                     writeln!(out, "OK")?;
                 }
-                return Ok(());
+                return Ok(None);
             }
             let mut writer = ResultWriter::new(&mut out, &schema, layout);
+            let mut chart = ChartData::new(&schema);
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                 writer.write(&batch)?;
+                chart.add(&batch)?;
             }
-            writer.finish()
+            writer.finish()?;
+            Ok(Some(chart))
         })
         .await;
         drop(progress);
-        result.map_err(located)?;
+        if let Some(chart) = result.map_err(located)? {
+            self.last_result = Some(chart);
+        }
         let mut out = std::io::stdout().lock();
         if self.timing {
             writeln!(out, "Time: {:.3} s", started.elapsed().as_secs_f64())?;
@@ -230,6 +239,7 @@ impl Shell {
             ),
             Command::SetFormat(format) => self.format = format,
             Command::SetMaxRows(rows) => self.max_rows = rows,
+            Command::Chart { column, png } => self.chart(column.as_deref(), png.as_deref())?,
             Command::Include(file) => {
                 let text =
                     std::fs::read_to_string(&file).map_err(|e| plan_datafusion_err!("cannot read '{file}': {e}"))?;
@@ -237,6 +247,26 @@ impl Shell {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    fn chart(&self, column: Option<&str>, png: Option<&str>) -> Result<()> {
+        let Some(data) = &self.last_result else {
+            return plan_err!("\\chart draws the last query's result; run a query first");
+        };
+        let (labels, values, name) = data.series(column)?;
+        let title = if data.dropped > 0 {
+            format!("{name} (first {} rows)", labels.len())
+        } else {
+            name
+        };
+        match png {
+            Some(path) => {
+                write_png_chart(Path::new(path), &labels, &values, &title)?;
+                println!("wrote {path}");
+            }
+            None => print!("{}", text_chart(&labels, &values, &title, 50)),
+        }
+        Ok(())
     }
 
     fn layout(&self) -> Layout {

@@ -291,6 +291,147 @@ fn labelled_folder_scripts_train_and_validate() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no accuracy in {stdout}"));
     assert!(accuracy >= 0.8, "validation accuracy {accuracy}\n{stdout}");
+
+    // Transfer learning on the same session's tables: here the frames model
+    // itself is the featurizer (the README's run uses the sea-lion model).
+    let transfer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql/transfer");
+    let output = rookery(dir.path())
+        .args(["--format", "csv", "--set"])
+        .arg(format!("data={}", data.display()))
+        .args([
+            "--set",
+            "out=out",
+            "--set",
+            "epochs=6",
+            "--set",
+            "featurizer=out/model.onnx",
+            "-f",
+        ])
+        .args(["01_tables.sql", "02_train.sql", "03_validate.sql"].map(|f| scripts.join(f)))
+        .args(["01_embed.sql", "02_head.sql", "03_compare.sql"].map(|f| transfer.join(f)))
+        .output()
+        .expect("run");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", text(&output.stderr));
+    assert!(dir.path().join("out/transfer.onnx").exists());
+    let transfer_line = stdout
+        .lines()
+        .find(|l| l.starts_with("transfer (cnn_embed + linear_train),"))
+        .unwrap_or_else(|| panic!("no comparison in {stdout}"));
+    let accuracy: f64 = transfer_line
+        .split(',')
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("accuracy");
+    assert!(accuracy >= 0.8, "{transfer_line}");
+}
+
+/// `rookery augment` then `rookery train` on its output, as the README shows.
+#[test]
+fn augment_then_train_commands() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = rookery(dir.path())
+        .args(["-q", "gen-frames", "--out", "frames", "--count", "20"])
+        .status()
+        .expect("run");
+    assert!(status.success());
+    let output = rookery(dir.path())
+        .args(["augment", "--input_folder", "frames/frames", "--output_folder", "aug"])
+        .args([
+            "--label_file",
+            "frames/labels.csv",
+            "--new_label_and_weights_file",
+            "aug.csv",
+        ])
+        .args(["--copies", "1", "--steps", "flip,rotate90,crop,jitter,noise"])
+        .output()
+        .expect("run");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", text(&output.stderr));
+    assert!(
+        stdout.contains("wrote 40 images to aug (20 originals, 20 augmented copies)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("aug.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        41
+    );
+
+    let output = rookery(dir.path())
+        .args(["--format", "csv", "train", "--images", "aug", "--labels", "aug.csv"])
+        .args(["--epochs", "1", "--output", "m.onnx", "--options", "input_size=32"])
+        .output()
+        .expect("run");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", text(&output.stderr));
+    assert!(stdout.starts_with("model,classes,"), "{stdout}");
+    assert!(dir.path().join("m.onnx").is_file());
+
+    let output = rookery(dir.path())
+        .args(["augment", "--input_folder", "missing", "--output_folder", "aug2"])
+        .args([
+            "--label_file",
+            "frames/labels.csv",
+            "--new_label_and_weights_file",
+            "aug2.csv",
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("image folder missing is not a folder"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn crops_command_writes_labelled_crops() {
+    let dir = fixtures();
+    let output = rookery(dir.path())
+        .args(["crops", "--dotted", "sealions/TrainDotted", "--plain", "sealions/Train"])
+        .args(["--output_folder", "crops", "--size", "48"])
+        .output()
+        .expect("run");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", text(&output.stderr));
+    assert!(
+        stdout.starts_with("wrote ") && stdout.contains("crops of 48x48"),
+        "{stdout}"
+    );
+    let labels = std::fs::read_to_string(dir.path().join("crops/labels.csv")).expect("labels.csv");
+    assert!(labels.lines().count() > 1, "{labels}");
+}
+
+#[test]
+fn chart_draws_the_last_result() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = rookery(dir.path())
+        .args([
+            "-q",
+            "-c",
+            "SELECT * FROM (VALUES ('pups', 40), ('males', 10)) AS t(class, n) ORDER BY n DESC",
+        ])
+        .args(["-c", "\\chart", "-c", "\\chart n chart.png"])
+        .output()
+        .expect("run");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", text(&output.stderr));
+    assert!(stdout.contains(&format!("pups  │{} 40", "█".repeat(50))), "{stdout}");
+    assert!(stdout.contains(&format!("males │{} 10", "█".repeat(13))), "{stdout}");
+    let png = image::open(dir.path().join("chart.png")).expect("a PNG");
+    assert!(png.width() > 400);
+
+    let output = rookery(dir.path()).args(["-c", "\\chart"]).output().expect("run");
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("run a query first"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 /// `rookery demo` end to end on the fixtures' small sea-lion set: a

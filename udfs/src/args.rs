@@ -31,6 +31,9 @@ pub enum ArgKind {
     Binary,
     /// A list of dots `{x, y, class}`, as `blob_dots` returns.
     Dots,
+    /// A list of numbers (features, as `cnn_embed` returns); passed on as
+    /// `List<Float32>`.
+    Floats,
 }
 
 impl ArgKind {
@@ -42,6 +45,7 @@ impl ArgKind {
             Self::Text => "text",
             Self::Binary => "binary",
             Self::Dots => "a list of dots {x, y, class}",
+            Self::Floats => "a list of numbers",
         }
     }
 
@@ -67,6 +71,18 @@ impl ArgKind {
                     Some(dots_type())
                 } else {
                     dots_coercion(data_type)
+                }
+            }
+            Self::Floats => {
+                let floats = DataType::List(Arc::new(Field::new_list_field(DataType::Float32, true)));
+                match data_type {
+                    DataType::Null => Some(floats),
+                    DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _)
+                        if item.data_type().is_numeric() || item.data_type() == &DataType::Null =>
+                    {
+                        Some(floats)
+                    }
+                    _ => None,
                 }
             }
         }
@@ -97,7 +113,7 @@ impl ArgKind {
             Self::Binary => {
                 Coercion::new_implicit(Class::Native(logical_binary()), vec![Class::Binary], NativeType::Binary)
             }
-            Self::Dots => return None,
+            Self::Dots | Self::Floats => return None,
         })
     }
 }
@@ -105,7 +121,7 @@ impl ArgKind {
 /// The signature of a function taking `required` arguments and then up to
 /// `optional.len()` more. Declarative (DataFusion's planner checks and
 /// casts the arguments, `information_schema.parameters` lists them) unless
-/// an argument is a list of dots: then user-defined, checked by the
+/// an argument is a list of dots or of numbers: then user-defined, checked by the
 /// function's `coerce_types` with [`coerce_args`].
 pub fn signature(required: &[ArgKind], optional: &[ArgKind], volatility: Volatility) -> Signature {
     let all: Option<Vec<Coercion>> = required.iter().chain(optional).map(ArgKind::coercion).collect();

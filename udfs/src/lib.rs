@@ -11,6 +11,7 @@ pub mod codec;
 pub mod dots;
 pub mod error;
 pub mod functions;
+pub mod grid;
 pub mod image_value;
 pub mod memory;
 pub mod pixels;
@@ -33,6 +34,7 @@ pub fn scalar_functions(memory: &ImageMemory) -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::new_from_impl(BlobDots::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(CnnClassify::default())),
+        Arc::new(ScalarUDF::new_from_impl(CnnEmbed::default())),
         Arc::new(ScalarUDF::new_from_impl(CnnScores::default())),
         Arc::new(ScalarUDF::new_from_impl(Crop::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(DrawDots::new(m()))),
@@ -50,6 +52,7 @@ pub fn scalar_functions(memory: &ImageMemory) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(ImageScale::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageWidth::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(RandomCrop::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(SeededRandom::default())),
         Arc::new(ScalarUDF::new_from_impl(Thumbnail::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(Tile64::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(Tiles::new(m()))),
@@ -59,7 +62,10 @@ pub fn scalar_functions(memory: &ImageMemory) -> Vec<Arc<ScalarUDF>> {
 /// Every aggregate function of this crate; `cnn_train` reports to and
 /// obeys `training`.
 pub fn aggregate_functions(training: &cnn::control::TrainingControl) -> Vec<Arc<AggregateUDF>> {
-    vec![Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::new(
-        training.clone(),
-    )))]
+    vec![
+        Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::new(training.clone()))),
+        Arc::new(AggregateUDF::new_from_impl(functions::LinearTrain::default())),
+        Arc::new(AggregateUDF::new_from_impl(functions::ImageGrid::default())),
+        Arc::new(AggregateUDF::new_from_impl(functions::CnnQuantize::default())),
+    ]
 }

@@ -7,8 +7,11 @@ pub use candle_core as candle;
 pub mod adam;
 pub mod control;
 pub mod layers;
+pub mod linear;
 pub mod model;
 pub mod onnx;
+pub mod quantize;
+pub mod rewrite;
 pub mod runtime;
 pub mod train;
 
@@ -22,7 +25,7 @@ use datafusion::logical_expr::ScalarFunctionArgs;
 
 use crate::args::{arg_arrays, image_arg, optional, text_arg};
 use crate::image_value::ImageView;
-use runtime::{threads_per_session, Classifier, ClassifyOptions};
+use runtime::{threads_per_session, Classifier, ClassifyOptions, ModelOutput};
 
 /// The classifier that scored a row, and its scores.
 pub type RowScores = (Arc<Classifier>, Vec<f32>);
@@ -31,17 +34,44 @@ pub type RowScores = (Arc<Classifier>, Vec<f32>);
 /// rows with a NULL argument. Rows sharing a model and options go to ONNX
 /// Runtime in one call.
 pub fn classify_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option<RowScores>>> {
+    model_rows(name, args, None, 2)
+}
+
+/// Features of every row of a `(model, image [, output [, options]])` call,
+/// as [`classify_rows`] gives scores.
+pub fn embed_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option<RowScores>>> {
+    model_rows(name, args, Some(2), 3)
+}
+
+/// What a model gives for each row of a `(model, image, ...)` call: its
+/// classes, or with `output_arg` the features of the tensor that argument
+/// names (NULL or '' for the default). Arguments `output_arg` and
+/// `options_arg` are optional text.
+fn model_rows(
+    name: &str,
+    args: &ScalarFunctionArgs,
+    output_arg: Option<usize>,
+    options_arg: usize,
+) -> Result<Vec<Option<RowScores>>> {
     let arrays = arg_arrays(&args.args, args.number_rows)?;
     let models = text_arg(name, &arrays, 0)?;
     let images = image_arg(name, &arrays, 1)?;
-    let options: Option<&StringArray> = match optional(&arrays, 2) {
-        Some(_) => Some(text_arg(name, &arrays, 2)?),
+    let text_at = |i: usize| -> Result<Option<&StringArray>> {
+        match optional(&arrays, i) {
+            Some(_) => Ok(Some(text_arg(name, &arrays, i)?)),
+            None => Ok(None),
+        }
+    };
+    let outputs = match output_arg {
+        Some(i) => text_at(i)?,
         None => None,
     };
+    let options = text_at(options_arg)?;
     let threads = threads_per_session(args.config_options.execution.target_partitions);
 
-    // Group rows by (model, options); almost always one group per batch.
-    let mut groups: HashMap<(&str, &str), Vec<(usize, ImageView<'_>)>> = HashMap::new();
+    // Group rows by (model, output, options); almost always one group per batch.
+    type Key<'a> = (&'a str, Option<&'a str>, &'a str);
+    let mut groups: HashMap<Key<'_>, Vec<(usize, ImageView<'_>)>> = HashMap::new();
     for row in 0..args.number_rows {
         if models.is_null(row) || options.is_some_and(|o| o.is_null(row)) {
             continue;
@@ -52,20 +82,27 @@ pub fn classify_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option
         else {
             continue;
         };
-        let key = (models.value(row), options.map_or("", |o| o.value(row)));
+        let output = outputs.and_then(|o| o.is_valid(row).then(|| o.value(row)));
+        let key = (models.value(row), output, options.map_or("", |o| o.value(row)));
         groups.entry(key).or_default().push((row, image));
     }
     let mut out = vec![None; args.number_rows];
-    for ((model, options), rows) in groups {
+    for ((model, output, options), rows) in groups {
         let options = ClassifyOptions::parse(options)?;
-        let classifier = Classifier::cached(Path::new(model), &options, threads)
+        let output = match output_arg {
+            Some(_) => ModelOutput::Features(output.filter(|o| !o.is_empty()).map(str::to_string)),
+            None => ModelOutput::Classes,
+        };
+        let model = Classifier::cached_with_output(Path::new(model), &options, &output, threads)
             .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
         let views: Vec<ImageView<'_>> = rows.iter().map(|(_, v)| *v).collect();
-        let scores = classifier
-            .scores(&views)
-            .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
-        for ((row, _), s) in rows.iter().zip(scores) {
-            out[*row] = Some((classifier.clone(), s));
+        let values = match output {
+            ModelOutput::Classes => model.scores(&views),
+            ModelOutput::Features(_) => model.features(&views),
+        }
+        .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
+        for ((row, _), v) in rows.iter().zip(values) {
+            out[*row] = Some((model.clone(), v));
         }
     }
     Ok(out)

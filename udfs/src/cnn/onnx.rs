@@ -153,7 +153,7 @@ pub enum DimensionValue {
     DimParam(String),
 }
 
-fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
+pub(crate) fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
     TensorProto {
         dims: dims.iter().map(|&d| d as i64).collect(),
         data_type: FLOAT,
@@ -162,7 +162,7 @@ fn float_tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
     }
 }
 
-fn int_attr(name: &str, i: i64) -> AttributeProto {
+pub(crate) fn int_attr(name: &str, i: i64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         i,
@@ -180,7 +180,7 @@ fn ints_attr(name: &str, ints: &[i64]) -> AttributeProto {
     }
 }
 
-fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+pub(crate) fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
     NodeProto {
         input: inputs.iter().map(|s| s.to_string()).collect(),
         output: vec![output.to_string()],
@@ -190,7 +190,7 @@ fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>)
     }
 }
 
-fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
+pub(crate) fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|d| Dimension {
@@ -330,13 +330,17 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
 /// Writes the model next to its final path and renames it into place, so a
 /// failed write never leaves half a model under the name.
 pub fn write_model(model: &SeedCnn, labels: &[String], path: &Path) -> Result<()> {
-    let bytes = model_proto(model, labels)?.encode_to_vec();
+    write_model_bytes(&model_proto(model, labels)?.encode_to_vec(), path)
+}
+
+/// Writes an encoded model as [`write_model`] does.
+pub fn write_model_bytes(bytes: &[u8], path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| exec_datafusion_err!("cannot create folder {} for the model: {e}", parent.display()))?;
     }
     let partial = path.with_extension("onnx.partial");
-    std::fs::write(&partial, &bytes).map_err(|e| exec_datafusion_err!("cannot write {}: {e}", partial.display()))?;
+    std::fs::write(&partial, bytes).map_err(|e| exec_datafusion_err!("cannot write {}: {e}", partial.display()))?;
     std::fs::rename(&partial, path).map_err(|e| {
         let _ = std::fs::remove_file(&partial);
         exec_datafusion_err!("cannot write {}: {e}", path.display())

@@ -156,10 +156,27 @@ impl ClassifyOptions {
     }
 }
 
-/// A loaded image classifier: what its input wants, its labels, and a pool
-/// of ONNX Runtime sessions (a session runs one batch at a time).
+/// What a loaded model gives for each image.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ModelOutput {
+    /// Its first output, `[N, classes]`: class scores.
+    Classes,
+    /// The named tensor (by default the input of the last dense layer),
+    /// made a graph output if it is an inner one: the image's features,
+    /// flattened.
+    Features(Option<String>),
+}
+
+/// A loaded image model: what its input wants, its labels, what it outputs,
+/// and a pool of ONNX Runtime sessions (a session runs one batch at a time).
 pub struct Classifier {
     pub path: PathBuf,
+    pub output: ModelOutput,
+    /// The tensor [`ModelOutput::Features`] resolved to.
+    pub feature_name: Option<String>,
+    /// The model as ONNX Runtime loads it, where Rookery rewrote the file's
+    /// bytes (to expose an inner tensor).
+    rewritten: Option<Arc<Vec<u8>>>,
     pub input_name: String,
     pub layout: Layout,
     pub height: usize,
@@ -182,9 +199,9 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
-fn open_session(path: &Path, threads: usize) -> Result<Session> {
+fn open_session(path: &Path, rewritten: Option<&[u8]>, threads: usize) -> Result<Session> {
     let fail = |e: &dyn std::fmt::Display| exec_datafusion_err!("cannot load model {}: {e}", path.display());
-    Session::builder(ensure_runtime()?)
+    let mut builder = Session::builder(ensure_runtime()?)
         .map_err(|e| fail(&e))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| fail(&e))?
@@ -199,9 +216,12 @@ fn open_session(path: &Path, threads: usize) -> Result<Session> {
         .with_memory_pattern(false)
         .map_err(|e| fail(&e))?
         .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-        .map_err(|e| fail(&e))?
-        .commit_from_file(path)
-        .map_err(|e| fail(&e))
+        .map_err(|e| fail(&e))?;
+    match rewritten {
+        Some(bytes) => builder.commit_from_memory(bytes),
+        None => builder.commit_from_file(path),
+    }
+    .map_err(|e| fail(&e))
 }
 
 /// Reads `[N, H, W, C]` or `[N, C, H, W]` from an input shape (-1 for unknown).
@@ -258,11 +278,21 @@ fn parse_labels(text: &str) -> Vec<String> {
 }
 
 impl Classifier {
-    fn load(path: &Path, options: &ClassifyOptions, threads: usize) -> Result<Self> {
+    fn load(path: &Path, options: &ClassifyOptions, output: &ModelOutput, threads: usize) -> Result<Self> {
         if !path.is_file() {
             return plan_err!("model file {} does not exist", path.display());
         }
-        let session = open_session(path, threads)?;
+        let (rewritten, feature_name) = match output {
+            ModelOutput::Classes => (None, None),
+            ModelOutput::Features(requested) => {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| exec_datafusion_err!("cannot read model {}: {e}", path.display()))?;
+                let (bytes, name) = super::rewrite::with_feature_output(&bytes, requested.as_deref())
+                    .map_err(|e| exec_datafusion_err!("model {}: {}", path.display(), super::message(&e)))?;
+                (Some(Arc::new(bytes)), Some(name))
+            }
+        };
+        let session = open_session(path, rewritten.as_deref().map(Vec::as_slice), threads)?;
         let inputs = session.inputs();
         if inputs.len() != 1 {
             return plan_err!(
@@ -293,6 +323,7 @@ impl Classifier {
             .unwrap_or((0.0, 1.0));
         let outputs = session.outputs();
         let classes = match outputs.first().map(|o| o.dtype()) {
+            _ if matches!(output, ModelOutput::Features(_)) => 0,
             Some(ValueType::Tensor { shape, .. }) if shape.len() == 2 => shape[1],
             _ => {
                 return plan_err!(
@@ -322,6 +353,9 @@ impl Classifier {
         drop(metadata);
         Ok(Self {
             path: path.to_path_buf(),
+            output: output.clone(),
+            feature_name,
+            rewritten,
             input_name: input.name().to_string(),
             layout,
             height,
@@ -337,17 +371,33 @@ impl Classifier {
     /// The cached classifier for a model file: one per (path, modification
     /// time, options), so a retrained model is picked up.
     pub fn cached(path: &Path, options: &ClassifyOptions, threads: usize) -> Result<Arc<Self>> {
-        type Key = (PathBuf, Option<SystemTime>, String);
+        Self::cached_with_output(path, options, &ModelOutput::Classes, threads)
+    }
+
+    /// [`Classifier::cached`] giving `output` for each image.
+    pub fn cached_with_output(
+        path: &Path,
+        options: &ClassifyOptions,
+        output: &ModelOutput,
+        threads: usize,
+    ) -> Result<Arc<Self>> {
+        type Key = (PathBuf, Option<SystemTime>, String, ModelOutput);
         static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Classifier>>>> = OnceLock::new();
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let key = (path.to_path_buf(), modified, format!("{options:?}/{threads}"));
+        let key = (
+            path.to_path_buf(),
+            modified,
+            format!("{options:?}/{threads}"),
+            output.clone(),
+        );
         let cache = CACHE.get_or_init(Default::default);
         if let Some(found) = cache.lock().map_err(|_| poisoned())?.get(&key) {
             return Ok(found.clone());
         }
-        let loaded = Arc::new(Self::load(path, options, threads)?);
+        let loaded = Arc::new(Self::load(path, options, output, threads)?);
         let mut map = cache.lock().map_err(|_| poisoned())?;
-        map.retain(|k, _| k.0 != key.0);
+        // A file changed on disk: its older versions go.
+        map.retain(|k, _| k.0 != key.0 || k.1 == key.1);
         Ok(map.entry(key).or_insert(loaded).clone())
     }
 
@@ -383,18 +433,40 @@ impl Classifier {
     /// [`MAX_IMAGES_PER_RUN`] images. Models whose outputs are not
     /// probabilities (rows not summing to 1) get a softmax.
     pub fn scores(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
+        if self.output != ModelOutput::Classes {
+            return Err(exec_datafusion_err!(
+                "model {} was loaded for features, not classes",
+                self.path.display()
+            ));
+        }
+        self.outputs(images)
+    }
+
+    /// The output of a model loaded with [`ModelOutput::Features`] for each
+    /// image, flattened.
+    pub fn features(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
+        if self.output == ModelOutput::Classes {
+            return Err(exec_datafusion_err!(
+                "model {} was loaded for classes, not features",
+                self.path.display()
+            ));
+        }
+        self.outputs(images)
+    }
+
+    fn outputs(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
         let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
             Some(s) => s,
-            None => open_session(&self.path, self.threads)?,
+            None => open_session(&self.path, self.rewritten.as_deref().map(Vec::as_slice), self.threads)?,
         };
-        let mut scores = Vec::with_capacity(images.len());
+        let mut rows = Vec::with_capacity(images.len());
         let result = images.chunks(MAX_IMAGES_PER_RUN).try_for_each(|chunk| {
-            scores.extend(self.run(&mut session, chunk)?);
+            rows.extend(self.run(&mut session, chunk)?);
             Ok::<_, DataFusionError>(())
         });
         self.sessions.lock().map_err(|_| poisoned())?.push(session);
         result?;
-        Ok(scores)
+        Ok(rows)
     }
 
     fn run(&self, session: &mut Session, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
@@ -413,6 +485,19 @@ impl Classifier {
         let outputs = session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(|e| fail(&e))?;
+        if let Some(name) = &self.feature_name {
+            let value = outputs
+                .get(name.as_str())
+                .ok_or_else(|| exec_datafusion_err!("model {} gave no output '{name}'", self.path.display()))?;
+            let (shape, values) = value.try_extract_tensor::<f32>().map_err(|e| fail(&e))?;
+            if shape.first().copied() != Some(n as i64) || values.is_empty() || values.len() % n != 0 {
+                return Err(exec_datafusion_err!(
+                    "model {} gave '{name}' of shape {shape:?} for {n} images; expected one row per image",
+                    self.path.display()
+                ));
+            }
+            return Ok(values.chunks(values.len() / n).map(<[f32]>::to_vec).collect());
+        }
         let (out_shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| fail(&e))?;
         let classes = out_shape.get(1).copied().unwrap_or(0).max(0) as usize;
         if out_shape.len() != 2 || classes == 0 || values.len() != n * classes {

@@ -110,7 +110,7 @@ impl TrainOptions {
 }
 
 /// `none`, `balanced`, or `label:weight` pairs separated by `|` or `;`.
-fn parse_class_weights(value: &str) -> Result<ClassWeights> {
+pub(crate) fn parse_class_weights(value: &str) -> Result<ClassWeights> {
     match value.to_ascii_lowercase().as_str() {
         "none" | "" => return Ok(ClassWeights::None),
         "balanced" => return Ok(ClassWeights::Balanced),
@@ -127,7 +127,7 @@ fn parse_class_weights(value: &str) -> Result<ClassWeights> {
             }
             _ => {
                 return plan_err!(
-                    "cnn_train option class_weights takes none, balanced or label:weight pairs like 'pups:2|background:0.5', not '{pair}'"
+                    "option class_weights takes none, balanced or label:weight pairs like 'pups:2|background:0.5', not '{pair}'"
                 )
             }
         }
@@ -294,9 +294,47 @@ fn batch_tensor(
     )
 }
 
+/// Rows `0..targets.len()` in an order fixed by class and content (rows
+/// arrive in whatever order a query's partitions deliver them, and a seed
+/// must give the same model), shuffled by `seed`, then split into
+/// (training, validation) with the last `validation` share held out. The
+/// seeded stream comes back too, to go on shuffling with.
+pub(crate) fn split_rows(
+    targets: &[usize],
+    fingerprint: impl Fn(usize) -> u64,
+    seed: u64,
+    validation: f64,
+) -> (Vec<usize>, Vec<usize>, Rng) {
+    let n = targets.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_cached_key(|&row| (targets[row], fingerprint(row), row));
+    let mut rng = Rng::new(seed);
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let held_out = if validation > 0.0 && n > 1 {
+        (((n as f64) * validation).round() as usize).clamp(1, n - 1)
+    } else {
+        0
+    };
+    let validation_rows = order.split_off(n - held_out);
+    (order, validation_rows, rng)
+}
+
+/// FNV-1a of some bytes: a row's content fingerprint for [`split_rows`].
+pub(crate) fn fingerprint_bytes(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Per-class loss weights in class-index order.
-fn class_weight_values(options: &TrainOptions, classes: &[String], targets: &[usize]) -> Result<Vec<f32>> {
-    match &options.class_weights {
+pub(crate) fn class_weight_values(
+    class_weights: &ClassWeights,
+    classes: &[String],
+    targets: &[usize],
+) -> Result<Vec<f32>> {
+    match class_weights {
         ClassWeights::None => Ok(vec![1.0; classes.len()]),
         ClassWeights::Balanced => {
             let mut counts = vec![0usize; classes.len()];
@@ -318,7 +356,7 @@ fn class_weight_values(options: &TrainOptions, classes: &[String], targets: &[us
         ClassWeights::Explicit(map) => {
             if let Some(unknown) = map.keys().find(|k| !classes.contains(k)) {
                 return plan_err!(
-                    "cnn_train class_weights names '{unknown}', which is not a label of the training rows ({})",
+                    "class_weights names '{unknown}', which is not a label of the training rows ({})",
                     classes.join(", ")
                 );
             }
@@ -417,31 +455,12 @@ pub fn train_until(
     // Rows arrive in whatever order the query's partitions deliver them:
     // start from an order fixed by content, so a seed gives the same model.
     let len = data.image_len();
-    let fingerprint = |row: usize| {
-        let pixels = &data.pixels[row * len..(row + 1) * len];
-        pixels.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        })
-    };
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    order.sort_by_cached_key(|&row| (targets[row], fingerprint(row), row));
-    // A seeded shuffle, then the last `validation` share held out.
-    let mut rng = Rng::new(options.seed);
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
-    let held_out = ((data.len() as f64) * options.validation).round() as usize;
-    let held_out = if options.validation > 0.0 {
-        held_out.clamp(1, data.len() - 1)
-    } else {
-        0
-    };
-    let (train_rows, validation_rows) = order.split_at(data.len() - held_out);
-    let mut train_rows = train_rows.to_vec();
-    let validation_rows = validation_rows.to_vec();
+    let fingerprint = |row: usize| fingerprint_bytes(&data.pixels[row * len..(row + 1) * len]);
+    let (mut train_rows, validation_rows, mut rng) =
+        split_rows(&targets, fingerprint, options.seed, options.validation);
 
     let train_targets: Vec<usize> = train_rows.iter().map(|&r| targets[r]).collect();
-    let weights = class_weight_values(options, &classes, &train_targets)?;
+    let weights = class_weight_values(&options.class_weights, &classes, &train_targets)?;
 
     let model =
         SeedCnn::new((data.height, data.width, data.channels), classes.len(), options.seed).map_err(candle_error)?;

@@ -14,7 +14,7 @@ use crate::args::{normalized, signature, ArgKind};
 use crate::cnn::control::TrainingControl;
 use crate::cnn::model::Kernels;
 use crate::cnn::onnx::write_model;
-use crate::cnn::train::{train_until, Dataset, EpochReport, TrainOptions};
+use crate::cnn::train::{train_until, Dataset, EpochReport, TrainOptions, TrainReport};
 use crate::image_value::ImageArray;
 use crate::pixels;
 
@@ -67,7 +67,8 @@ impl CnnTrain {
     }
 }
 
-fn result_fields() -> Fields {
+/// The struct `cnn_train` and `linear_train` return.
+pub(crate) fn result_fields() -> Fields {
     Fields::from(vec![
         Field::new("model", DataType::Utf8, false),
         Field::new("classes", DataType::new_list(DataType::Utf8, true), false),
@@ -261,23 +262,7 @@ impl Accumulator for CnnTrainAccumulator {
             self.control.is_cancelled()
         })?;
         write_model(&model, &report.classes, &options.output)?;
-        let classes: Vec<ScalarValue> = report
-            .classes
-            .iter()
-            .map(|c| ScalarValue::Utf8(Some(c.clone())))
-            .collect();
-        let values: Vec<ArrayRef> = vec![
-            ScalarValue::Utf8(Some(options.output.display().to_string())).to_array()?,
-            ScalarValue::List(ScalarValue::new_list_nullable(&classes, &DataType::Utf8)).to_array()?,
-            ScalarValue::Float64(Some(report.train_accuracy)).to_array()?,
-            ScalarValue::Float64(report.validation_accuracy).to_array()?,
-            ScalarValue::Int64(Some(report.epochs as i64)).to_array()?,
-            ScalarValue::Float64(Some(report.seconds)).to_array()?,
-            ScalarValue::Int64(Some(report.train_rows as i64)).to_array()?,
-            ScalarValue::Int64(Some(report.validation_rows as i64)).to_array()?,
-        ];
-        let array = datafusion::arrow::array::StructArray::try_new(result_fields(), values, None)?;
-        Ok(ScalarValue::Struct(Arc::new(array)))
+        report_value(&options.output, &report)
     }
 
     fn size(&self) -> usize {
@@ -286,6 +271,27 @@ impl Accumulator for CnnTrainAccumulator {
                 d.pixels.capacity() + d.labels.iter().map(|l| l.len() + 24).sum::<usize>()
             })
     }
+}
+
+/// A training report as the struct of [`result_fields`].
+pub(crate) fn report_value(model: &std::path::Path, report: &TrainReport) -> Result<ScalarValue> {
+    let classes: Vec<ScalarValue> = report
+        .classes
+        .iter()
+        .map(|c| ScalarValue::Utf8(Some(c.clone())))
+        .collect();
+    let values: Vec<ArrayRef> = vec![
+        ScalarValue::Utf8(Some(model.display().to_string())).to_array()?,
+        ScalarValue::List(ScalarValue::new_list_nullable(&classes, &DataType::Utf8)).to_array()?,
+        ScalarValue::Float64(Some(report.train_accuracy)).to_array()?,
+        ScalarValue::Float64(report.validation_accuracy).to_array()?,
+        ScalarValue::Int64(Some(report.epochs as i64)).to_array()?,
+        ScalarValue::Float64(Some(report.seconds)).to_array()?,
+        ScalarValue::Int64(Some(report.train_rows as i64)).to_array()?,
+        ScalarValue::Int64(Some(report.validation_rows as i64)).to_array()?,
+    ];
+    let array = datafusion::arrow::array::StructArray::try_new(result_fields(), values, None)?;
+    Ok(ScalarValue::Struct(Arc::new(array)))
 }
 
 #[cfg(test)]
