@@ -1,5 +1,5 @@
 -- Sea-lion pipeline, optional step 7: the int8 form of the model of step 4
--- (cnn_quantize, calibrated on 512 training thumbnails), and how often it
+-- (cnn_quantize, calibrated on the training thumbnails), and how often it
 -- labels a test tile differently from the float model. Needs 01_tables.sql
 -- and 03_thumbnails.sql's Parquet file. To count and score with it:
 --   rookery --set model=out/sealions/model.int8.onnx --set out=out/int8 \
@@ -10,10 +10,10 @@
 
 CREATE EXTERNAL TABLE IF NOT EXISTS thumbnails STORED AS PARQUET LOCATION '${out}/thumbnails.parquet';
 
--- Calibration rows: a fixed sample (ordered by a hash of the pixels).
+-- Calibration: every training thumbnail (activation ranges are a min and a max).
 CREATE TABLE int8_model AS
 SELECT cnn_quantize('${model}', image, 'output=${out}/model.int8.onnx') AS path
-FROM (SELECT image FROM thumbnails ORDER BY md5(image['data']) LIMIT 512);
+FROM thumbnails;
 
 SELECT path AS int8_model FROM int8_model;
 

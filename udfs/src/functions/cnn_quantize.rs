@@ -20,6 +20,8 @@ use crate::cnn::runtime::{threads_per_session, Classifier, ClassifyOptions, Mode
 use crate::image_value::{ImageArray, ImageView};
 
 const QUANTIZE_OPTIONS: &str = "output";
+/// Images per calibration run.
+const CALIBRATION_CHUNK: usize = 32;
 
 /// The output path of `options` for `model`: `output=...`, else the
 /// model's path with `.int8.onnx`.
@@ -149,8 +151,12 @@ impl CnnQuantizeAccumulator {
             let runner = Classifier::cached_with_output(path, &ClassifyOptions::default(), &output, threads)
                 .map_err(|e| fail(&e))?;
             let range = self.ranges.entry(name.clone()).or_default();
-            for values in runner.features(images).map_err(|e| fail(&e))? {
-                range.add(&values);
+            // A few images at a time: a first convolution's output is
+            // about 0.5 MB per 64x64 image.
+            for chunk in images.chunks(CALIBRATION_CHUNK) {
+                for values in runner.features(chunk).map_err(|e| fail(&e))? {
+                    range.add(&values);
+                }
             }
         }
         self.rows += images.len() as i64;

@@ -36,7 +36,7 @@ const OPTIONAL: [ArgKind; 1] = [ArgKind::Text];
 +---------------------+
 | validation_accuracy |
 +---------------------+
-| 0.975               |
+| 1.0                 |
 +---------------------+
 ```"#,
     argument(

@@ -23,7 +23,7 @@ use crate::rng::Rng;
 +--------+------+
 | r      | same |
 +--------+------+
-| 0.2185 | true |
+| 0.9283 | true |
 +--------+------+
 ```"#,
     argument(name = "seed", description = "Any integer.")
