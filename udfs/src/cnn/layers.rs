@@ -136,8 +136,16 @@ pub fn max_pool2(input: &[f32], n: usize, h: usize, w: usize, c: usize) -> (Vec<
     (pooled, argmax)
 }
 
+/// The longest stretch of the inner dimension one gemm call sums. gemm
+/// picks its own block along k from the CPU's L1 cache geometry (at least
+/// 512), and the block is where the order of the float sums changes: with
+/// at most 512 per call, each output is a fixed sequence of fused
+/// multiply-adds, chunk after chunk, on every CPU with FMA (training's
+/// reproducibility depends on it).
+pub const K_BLOCK: usize = 512;
+
 /// `dst[m×n] = lhs[m×k] · rhs[k×n]` with explicit (row, column) strides, on
-/// all of rayon's threads.
+/// all of rayon's threads, in chunks of [`K_BLOCK`] along k.
 #[allow(clippy::too_many_arguments)]
 fn matmul_into(
     dst: &mut [f32],
@@ -149,30 +157,93 @@ fn matmul_into(
 ) {
     assert!(dst.len() >= m * n && lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
     assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
-    // SAFETY: the strides address only elements inside the slices (checked
-    // above), and dst does not alias lhs or rhs (a &mut borrow).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
-        )
+    for start in (0..k).step_by(K_BLOCK) {
+        let len = K_BLOCK.min(k - start);
+        // SAFETY: the strides address only elements inside the slices
+        // (checked above for the whole k), and dst does not alias lhs or
+        // rhs (a &mut borrow).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                len,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                // The first chunk writes, later ones add.
+                start > 0,
+                lhs.as_ptr().add(start * lhs_cs),
+                lhs_cs as isize,
+                lhs_rs as isize,
+                rhs.as_ptr().add(start * rhs_rs),
+                rhs_cs as isize,
+                rhs_rs as isize,
+                if start > 0 { 1.0 } else { 0.0 },
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            )
+        }
+    }
+}
+
+/// A dense layer's product `x[N, K] · W[K, F]` as a candle op whose
+/// forward and backward gemms all go through [`matmul_into`], so their
+/// sums have a fixed order (candle's own matmul lets gemm pick its block
+/// along k from the cache size, which differs between CPUs).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DenseMatmul;
+
+impl CustomOp2 for DenseMatmul {
+    fn name(&self) -> &'static str {
+        "dense_matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, k) = l1.shape().dims2()?;
+        let (k2, f) = l2.shape().dims2()?;
+        if k != k2 {
+            candle_core::bail!("{}: [{n}, {k}] by [{k2}, {f}]", self.name())
+        }
+        let (x, w) = (f32_slice(s1, l1, self.name())?, f32_slice(s2, l2, self.name())?);
+        let mut out = vec![0f32; n * f];
+        if n > 0 && f > 0 && k > 0 {
+            matmul_into(&mut out, (n, f, k), x, (k, 1), w, (f, 1));
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, f))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (n, k) = x.dims2()?;
+        let f = w.dim(1)?;
+        let grad = grad_res.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let xs = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let ws = w.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        // dW[K, F] = xᵀ · grad, dx[N, K] = grad · Wᵀ.
+        let mut d_w = vec![0f32; k * f];
+        let mut d_x = vec![0f32; n * k];
+        if n > 0 && f > 0 && k > 0 {
+            matmul_into(&mut d_w, (k, f, n), &xs, (1, k), &grad, (f, 1));
+            matmul_into(&mut d_x, (n, k, f), &grad, (f, 1), &ws, (1, f));
+        }
+        Ok((
+            Some(Tensor::from_vec(d_x, (n, k), x.device())?),
+            Some(Tensor::from_vec(d_w, (k, f), w.device())?),
+        ))
     }
 }
 
@@ -287,6 +358,55 @@ mod tests {
 
     fn sample(len: usize) -> Vec<f32> {
         (0..len).map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5).collect()
+    }
+
+    /// The dense op and its gradients are candle's matmul and autograd's.
+    #[test]
+    fn dense_matmul_matches_candle() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_vec(sample(5 * 700), (5, 700), &dev)?;
+        let w = Var::from_vec(sample(700 * 3), (700, 3), &dev)?;
+        let ours = x.as_tensor().apply_op2(w.as_tensor(), DenseMatmul)?;
+        let theirs = x.as_tensor().matmul(w.as_tensor())?;
+        let diff = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-3, "{diff}");
+        let weights = Tensor::from_vec(sample(15), (5, 3), &dev)?;
+        let g_ours = (ours * &weights)?.sum_all()?.backward()?;
+        let g_theirs = (theirs * &weights)?.sum_all()?.backward()?;
+        for var in [&x, &w] {
+            let (a, b) = (g_ours.get(var).unwrap(), g_theirs.get(var).unwrap());
+            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-3, "{diff}");
+        }
+        Ok(())
+    }
+
+    /// Each output is the fused multiply-adds of its row and column in k
+    /// order, restarted at every K_BLOCK and added chunk after chunk: a
+    /// formula with no room for the CPU's cache sizes or thread count.
+    #[test]
+    fn matmul_sums_in_a_fixed_order() {
+        if !std::arch::is_x86_feature_detected!("fma") {
+            return; // gemm's scalar kernel multiplies and adds separately
+        }
+        let (m, n, k) = (37, 19, 2 * K_BLOCK + 233);
+        let lhs: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1013) as f32 / 97.0 - 5.0).collect();
+        let rhs: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 991) as f32 / 89.0 - 5.5).collect();
+        let mut dst = vec![f32::NAN; m * n];
+        matmul_into(&mut dst, (m, n, k), &lhs, (k, 1), &rhs, (n, 1));
+        for i in 0..m {
+            for j in 0..n {
+                let mut total = 0f32;
+                for start in (0..k).step_by(K_BLOCK) {
+                    let mut chunk = 0f32;
+                    for p in start..(start + K_BLOCK).min(k) {
+                        chunk = lhs[i * k + p].mul_add(rhs[p * n + j], chunk);
+                    }
+                    total = if start == 0 { chunk } else { total + chunk };
+                }
+                assert_eq!(dst[i * n + j].to_bits(), total.to_bits(), "({i}, {j})");
+            }
+        }
     }
 
     /// The fused op gives candle's conv2d + bias + max_pool2d (NCHW).

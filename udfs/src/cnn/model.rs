@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Tensor, Var, D};
 
-use super::layers::ConvPool;
+use super::layers::{ConvPool, DenseMatmul};
 use crate::rng::Rng;
 
 pub const CONV_FILTERS: [usize; 3] = [32, 64, 128];
@@ -139,9 +139,11 @@ impl SeedCnn {
         let mut dropout = dropout;
         let last = self.dense.len() - 1;
         for (i, layer) in self.dense.iter().enumerate() {
-            x = x
-                .matmul(layer.weights.as_tensor())?
-                .broadcast_add(layer.bias.as_tensor())?;
+            x = match kernels {
+                Kernels::Fast => x.contiguous()?.apply_op2(layer.weights.as_tensor(), DenseMatmul)?,
+                Kernels::Candle => x.matmul(layer.weights.as_tensor())?,
+            }
+            .broadcast_add(layer.bias.as_tensor())?;
             if i < last {
                 x = x.relu()?;
                 if let Some(rng) = dropout.as_deref_mut() {

@@ -167,7 +167,7 @@ fn quantize_weights(values: &[f32], rows: usize, cols: usize, axis: usize) -> (V
 }
 
 fn floats(t: &TensorProto) -> Result<Vec<f32>> {
-    if t.data_type != FLOAT || t.raw_data.len() % 4 != 0 {
+    if t.data_type != FLOAT || !t.raw_data.len().is_multiple_of(4) {
         return exec_err!("initializer {} is not raw float data", t.name);
     }
     Ok(t.raw_data

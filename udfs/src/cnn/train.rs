@@ -590,3 +590,50 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod reproducibility_tests {
+    use super::*;
+
+    /// Noisy dark and bright 24x24 squares.
+    fn squares(n: usize) -> Dataset {
+        let mut rng = Rng::new(11);
+        let mut data = Dataset::new(24, 24, 3);
+        for i in 0..n {
+            let base = if i % 2 == 0 { 70.0 } else { 160.0 };
+            let pixels: Vec<u8> = (0..24 * 24 * 3)
+                .map(|_| (base + rng.normal() * 40.0).clamp(0.0, 255.0) as u8)
+                .collect();
+            data.push(&pixels, ["dark", "bright"][i % 2].to_string()).unwrap();
+        }
+        data
+    }
+
+    fn trained_values(threads: usize) -> Vec<Vec<f32>> {
+        let data = squares(48);
+        let options = TrainOptions {
+            epochs: 2,
+            batch_size: 16,
+            validation: 0.25,
+            input_size: 24,
+            flip: true,
+            rotate: true,
+            ..Default::default()
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let (model, _) = pool
+            .install(|| train(&data, &options, Kernels::Fast, &mut |_| {}))
+            .unwrap();
+        model.vars().iter().map(|v| SeedCnn::values(v).unwrap()).collect()
+    }
+
+    /// Every gemm of training sums in a fixed order (layers::K_BLOCK) and
+    /// threads only split rows and columns: 1, 2 and 3 threads give the
+    /// same weights, bit for bit.
+    #[test]
+    fn the_thread_count_does_not_change_the_model() {
+        let one = trained_values(1);
+        assert_eq!(one, trained_values(2));
+        assert_eq!(one, trained_values(3));
+    }
+}
