@@ -35,6 +35,7 @@ pub fn scalar_functions(memory: &ImageMemory) -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(BlobDots::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(CnnClassify::default())),
         Arc::new(ScalarUDF::new_from_impl(CnnEmbed::default())),
+        Arc::new(ScalarUDF::new_from_impl(CnnHeatmap::default())),
         Arc::new(ScalarUDF::new_from_impl(CnnScores::default())),
         Arc::new(ScalarUDF::new_from_impl(Crop::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(DrawDots::new(m()))),

@@ -6,6 +6,7 @@ pub use candle_core as candle;
 
 pub mod adam;
 pub mod control;
+pub mod heatmap;
 pub mod layers;
 pub mod linear;
 pub mod model;

@@ -171,7 +171,7 @@ pub(crate) fn int_attr(name: &str, i: i64) -> AttributeProto {
     }
 }
 
-fn ints_attr(name: &str, ints: &[i64]) -> AttributeProto {
+pub(crate) fn ints_attr(name: &str, ints: &[i64]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         ints: ints.to_vec(),

@@ -8,8 +8,8 @@ use datafusion::common::{exec_err, plan_err, Result};
 use prost::Message;
 
 use super::onnx::{
-    float_tensor, int_attr, node, value_info, GraphProto, ModelProto, StringStringEntryProto, ValueInfoProto,
-    META_LABELS, OUTPUT_NAME,
+    float_tensor, int_attr, node, value_info, GraphProto, ModelProto, NodeProto, StringStringEntryProto, TensorProto,
+    ValueInfoProto, META_LABELS, OUTPUT_NAME,
 };
 
 /// A softmax regression over `inputs` features: logits = x W + b, with
@@ -169,4 +169,204 @@ pub fn chain_head(featurizer: &[u8], feature: Option<&str>, head: &LinearHead, l
         model.doc_string
     );
     Ok(model.encode_to_vec())
+}
+
+/// A Rookery CNN made fully convolutional, for scoring a whole frame in
+/// one pass: the first dense layer (over the last pooling layer's
+/// `side x side x C` output, flattened NHWC) becomes a `side x side`
+/// convolution and the later dense layers 1x1 convolutions, the input's
+/// height and width become free, and the output is the class
+/// probabilities `[N, classes, rows, columns]` of every tile position at
+/// the network's stride (2 per pooling layer). Position (i, j) computes
+/// exactly what the model computes for the tile at (stride x j, stride x i).
+/// `step` > 1 computes every `step`-th position only (the first dense
+/// layer's convolution strides by it), for a stride of `step` x 2^pools.
+pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
+    let mut model = decode(bytes)?;
+    if model.encode_to_vec() != bytes {
+        return plan_err!("it holds ONNX fields Rookery does not rewrite; only models cnn_train wrote can be made fully convolutional");
+    }
+    let Some(mut graph) = model.graph.take() else {
+        return exec_err!("the file holds no ONNX graph");
+    };
+    let not_seed = || {
+        plan_err!("it is not the seed CNN cnn_train writes (convolutions, then Transpose, Flatten and dense layers)")
+    };
+    // The dense part starts at the Transpose back to NHWC before Flatten.
+    let Some(start) = graph.node.iter().position(|n| n.op_type == "Flatten") else {
+        return not_seed();
+    };
+    let Some(transpose) = start
+        .checked_sub(1)
+        .map(|i| &graph.node[i])
+        .filter(|n| n.op_type == "Transpose")
+    else {
+        return not_seed();
+    };
+    let pooled = transpose.input.first().cloned().unwrap_or_default();
+    let channels = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Conv")
+        .last()
+        .and_then(|n| n.input.get(1))
+        .and_then(|k| graph.initializer.iter().find(|t| &t.name == k))
+        .and_then(|t| t.dims.first().copied())
+        .unwrap_or(0) as usize;
+    let pools = graph.node.iter().filter(|n| n.op_type == "MaxPool").count();
+    let dims: Vec<i64> = graph
+        .input
+        .first()
+        .and_then(|i| i.r#type.as_ref())
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(super::onnx::DimensionValue::DimValue(v)) => v,
+                    _ => -1,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let [_, h, w, _] = dims.as_slice() else {
+        return not_seed();
+    };
+    let side = |mut s: usize| {
+        for _ in 0..pools {
+            s = s.saturating_sub(2) / 2;
+        }
+        s
+    };
+    let (fh, fw) = (side(*h as usize), side(*w as usize));
+
+    let dense: Vec<NodeProto> = graph.node.split_off(start - 1);
+    let initializers: std::collections::HashMap<String, TensorProto> =
+        graph.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    let mut x = pooled;
+    let mut first = true;
+    let mut used = HashSet::new();
+    for n in dense.iter().skip(2) {
+        match n.op_type.as_str() {
+            "Gemm" => {
+                let (Some(wn), Some(bn)) = (n.input.get(1), n.input.get(2)) else {
+                    return not_seed();
+                };
+                let (Some(weights), Some(bias)) = (initializers.get(wn), initializers.get(bn)) else {
+                    return not_seed();
+                };
+                let values = weights_of(weights)?;
+                let (rows, out) = match weights.dims.as_slice() {
+                    [r, o] => (*r as usize, *o as usize),
+                    _ => return not_seed(),
+                };
+                let (kh, kw, cin) = if first { (fh, fw, channels) } else { (1, 1, rows) };
+                if kh * kw * cin != rows {
+                    return plan_err!("its first dense layer takes {rows} values, not {kh}x{kw}x{cin}");
+                }
+                // Dense rows are (y, x, c) in NHWC order; a kernel is [out, c, y, x].
+                let mut kernel = vec![0f32; out * cin * kh * kw];
+                for y in 0..kh {
+                    for xx in 0..kw {
+                        for c in 0..cin {
+                            let row = (y * kw + xx) * cin + c;
+                            for o in 0..out {
+                                kernel[((o * cin + c) * kh + y) * kw + xx] = values[row * out + o];
+                            }
+                        }
+                    }
+                }
+                let kn = format!("{wn}_as_conv");
+                graph.initializer.push(float_tensor(&kn, &[out, cin, kh, kw], &kernel));
+                used.insert(wn.clone());
+                let output = format!("{}_map", n.output.first().cloned().unwrap_or_default());
+                let mut attributes = vec![super::onnx::ints_attr("kernel_shape", &[kh as i64, kw as i64])];
+                if first && step > 1 {
+                    attributes.push(super::onnx::ints_attr("strides", &[step as i64, step as i64]));
+                }
+                graph.node.push(node("Conv", &[&x, &kn, bn], &output, attributes));
+                x = output;
+                first = false;
+                let _ = bias;
+            }
+            "Relu" => {
+                let output = format!("{x}_relu");
+                graph.node.push(node("Relu", &[&x], &output, vec![]));
+                x = output;
+            }
+            "Softmax" => {
+                graph
+                    .node
+                    .push(node("Softmax", &[&x], HEATMAP_OUTPUT, vec![int_attr("axis", 1)]));
+                x = HEATMAP_OUTPUT.to_string();
+            }
+            _ => return not_seed(),
+        }
+    }
+    if x != HEATMAP_OUTPUT {
+        return not_seed();
+    }
+    graph.initializer.retain(|t| !used.contains(&t.name));
+    let classes = graph
+        .output
+        .first()
+        .and_then(|o| o.r#type.as_ref())
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .and_then(|s| s.dim.get(1))
+        .and_then(|d| match d.value {
+            Some(super::onnx::DimensionValue::DimValue(v)) => Some(v as usize),
+            _ => None,
+        });
+    let mut input = graph.input.first().cloned().unwrap_or_default();
+    if let Some(shape) = input
+        .r#type
+        .as_mut()
+        .and_then(|t| t.tensor_type.as_mut())
+        .and_then(|t| t.shape.as_mut())
+    {
+        for (i, name) in [(1, "height"), (2, "width")] {
+            if let Some(d) = shape.dim.get_mut(i) {
+                d.value = Some(super::onnx::DimensionValue::DimParam(name.into()));
+            }
+        }
+    }
+    graph.input = vec![input];
+    let mut output = value_info(HEATMAP_OUTPUT, &[None, classes, None, None]);
+    if let Some(shape) = output
+        .r#type
+        .as_mut()
+        .and_then(|t| t.tensor_type.as_mut())
+        .and_then(|t| t.shape.as_mut())
+    {
+        for (i, name) in [(2, "rows"), (3, "columns")] {
+            if let Some(d) = shape.dim.get_mut(i) {
+                d.value = Some(super::onnx::DimensionValue::DimParam(name.into()));
+            }
+        }
+    }
+    graph.output = vec![output];
+    graph.name = format!("{}_fully_convolutional", graph.name);
+    model.graph = Some(graph);
+    model.metadata_props.push(StringStringEntryProto {
+        key: META_TILE.into(),
+        value: format!("{h}x{w}, stride {}", step.max(1) << pools),
+    });
+    Ok(model.encode_to_vec())
+}
+
+/// The output of [`fully_convolutional`] models.
+pub const HEATMAP_OUTPUT: &str = "heatmap";
+/// Metadata of [`fully_convolutional`] models: the tile and stride.
+pub const META_TILE: &str = "heatmap_tile";
+
+fn weights_of(t: &TensorProto) -> Result<Vec<f32>> {
+    if t.data_type != 1 || !t.raw_data.len().is_multiple_of(4) {
+        return exec_err!("initializer {} is not raw float data", t.name);
+    }
+    Ok(t.raw_data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }

@@ -106,7 +106,7 @@ pub struct ClassifyOptions {
 
 pub const CLASSIFY_OPTIONS: &str = "layout (NHWC|NCHW), range (e.g. 0..1), labels (a|b|c), size (e.g. 64x64)";
 
-fn parse_range(value: &str) -> Option<(f32, f32)> {
+pub(crate) fn parse_range(value: &str) -> Option<(f32, f32)> {
     let (lo, hi) = value.split_once("..")?;
     let (lo, hi) = (lo.trim().parse::<f32>().ok()?, hi.trim().parse::<f32>().ok()?);
     (lo.is_finite() && hi.is_finite() && lo != hi).then_some((lo, hi))
@@ -199,7 +199,7 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
-fn open_session(path: &Path, rewritten: Option<&[u8]>, threads: usize) -> Result<Session> {
+pub(crate) fn open_session(path: &Path, rewritten: Option<&[u8]>, threads: usize) -> Result<Session> {
     let fail = |e: &dyn std::fmt::Display| exec_datafusion_err!("cannot load model {}: {e}", path.display());
     let mut builder = Session::builder(ensure_runtime()?)
         .map_err(|e| fail(&e))?
@@ -272,7 +272,7 @@ fn image_input(
 }
 
 /// Labels from metadata: a JSON array or a comma-separated list.
-fn parse_labels(text: &str) -> Vec<String> {
+pub(crate) fn parse_labels(text: &str) -> Vec<String> {
     serde_json::from_str::<Vec<String>>(text)
         .unwrap_or_else(|_| text.split(',').map(|s| s.trim().to_string()).collect())
 }
@@ -522,7 +522,7 @@ impl Classifier {
     }
 }
 
-fn poisoned() -> DataFusionError {
+pub(crate) fn poisoned() -> DataFusionError {
     exec_datafusion_err!("a classifier lock was poisoned by an earlier panic")
 }
 

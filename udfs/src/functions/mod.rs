@@ -126,6 +126,7 @@ pub(crate) fn same_shape(view: &ImageView<'_>) -> (u64, u64, u64) {
 mod blob_dots;
 mod cnn_classify;
 mod cnn_embed;
+mod cnn_heatmap;
 mod cnn_quantize;
 mod cnn_scores;
 mod cnn_train;
@@ -155,6 +156,7 @@ mod tiles;
 pub use blob_dots::BlobDots;
 pub use cnn_classify::CnnClassify;
 pub use cnn_embed::{features_type, CnnEmbed};
+pub use cnn_heatmap::{heatmap_type, CnnHeatmap};
 pub use cnn_quantize::CnnQuantize;
 pub use cnn_scores::{scores_type, CnnScores};
 pub use cnn_train::CnnTrain;

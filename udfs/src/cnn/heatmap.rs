@@ -1,0 +1,216 @@
+//! Dense scoring: a whole frame through the fully convolutional form of a
+//! Rookery CNN ([`super::rewrite::fully_convolutional`]), strip by strip,
+//! giving the best class of every tile position at the network's stride
+//! without cutting a single tile.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result};
+use ort::session::Session;
+use ort::value::Tensor;
+
+use super::onnx::{META_LABELS, META_RANGE};
+use super::rewrite::{fully_convolutional, HEATMAP_OUTPUT};
+use super::runtime::{open_session, parse_labels, parse_range, poisoned};
+use crate::image_value::ImageView;
+use crate::pixels;
+
+/// One tile position's best class.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peak {
+    pub x: u32,
+    pub y: u32,
+    pub class: usize,
+    pub score: f32,
+}
+
+/// A model loaded for dense scoring.
+pub struct HeatmapModel {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    input_name: String,
+    pub labels: Vec<String>,
+    /// The tile side the model was trained on, and the stride of positions.
+    pub tile: usize,
+    pub stride: usize,
+    channels: usize,
+    range: (f32, f32),
+    threads: usize,
+    sessions: Mutex<Vec<Session>>,
+}
+
+impl HeatmapModel {
+    fn load(path: &Path, step: usize, threads: usize) -> Result<Self> {
+        if !path.is_file() {
+            return plan_err!("model file {} does not exist", path.display());
+        }
+        let original =
+            std::fs::read(path).map_err(|e| exec_datafusion_err!("cannot read model {}: {e}", path.display()))?;
+        let bytes = fully_convolutional(&original, step)
+            .map_err(|e| exec_datafusion_err!("model {}: {}", path.display(), super::message(&e)))?;
+        // The tile side is the trained input's height; the stride 2 per pool.
+        let proto = <super::onnx::ModelProto as prost::Message>::decode(original.as_slice())
+            .map_err(|e| exec_datafusion_err!("model {}: {e}", path.display()))?;
+        let graph = proto.graph.unwrap_or_default();
+        let pools = graph.node.iter().filter(|n| n.op_type == "MaxPool").count();
+        let dims: Vec<i64> = graph
+            .input
+            .first()
+            .and_then(|i| i.r#type.as_ref())
+            .and_then(|t| t.tensor_type.as_ref())
+            .and_then(|t| t.shape.as_ref())
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(super::onnx::DimensionValue::DimValue(v)) => v,
+                        _ => 0,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let meta = |key: &str| {
+            proto
+                .metadata_props
+                .iter()
+                .find(|m| m.key == key)
+                .map(|m| m.value.clone())
+        };
+        let session = open_session(path, Some(&bytes), threads)?;
+        let input_name = session
+            .inputs()
+            .first()
+            .map(|i| i.name().to_string())
+            .unwrap_or_default();
+        Ok(Self {
+            path: path.to_path_buf(),
+            input_name,
+            labels: meta(META_LABELS).map(|t| parse_labels(&t)).unwrap_or_default(),
+            tile: dims.get(1).copied().unwrap_or(0).max(1) as usize,
+            stride: step.max(1) << pools,
+            channels: dims.get(3).copied().unwrap_or(3).max(1) as usize,
+            range: meta(META_RANGE)
+                .as_deref()
+                .and_then(parse_range)
+                .unwrap_or((0.0, 255.0)),
+            threads,
+            sessions: Mutex::new(vec![session]),
+            bytes,
+        })
+    }
+
+    /// The cached model of a file (reloaded when the file changes) scoring
+    /// every `step`-th position of the network's stride.
+    pub fn cached(path: &Path, step: usize, threads: usize) -> Result<Arc<Self>> {
+        type Key = (PathBuf, Option<SystemTime>, usize, usize);
+        static CACHE: OnceLock<Mutex<HashMap<Key, Arc<HeatmapModel>>>> = OnceLock::new();
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let key = (path.to_path_buf(), modified, step, threads);
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(found) = cache.lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(found.clone());
+        }
+        let loaded = Arc::new(Self::load(path, step, threads)?);
+        let mut map = cache.lock().map_err(|_| poisoned())?;
+        map.retain(|k, _| k.0 != key.0 || k.1 == key.1);
+        Ok(map.entry(key).or_insert(loaded).clone())
+    }
+
+    /// The best class of every position (x, y) at the stride whose tile
+    /// lies inside the image, in row order; `strip_rows` rows of positions
+    /// go to ONNX Runtime at a time, so memory is a strip's, not a frame's.
+    pub fn peaks(&self, image: ImageView<'_>, strip_rows: usize) -> Result<Vec<Peak>> {
+        let (w, h) = (image.width as usize, image.height as usize);
+        let (tile, stride) = (self.tile, self.stride);
+        if w < tile || h < tile {
+            return Ok(Vec::new());
+        }
+        let converted;
+        let image = if image.channels as usize == self.channels {
+            image
+        } else {
+            converted = pixels::conform(image, image.width, image.height, self.channels as u8)?;
+            converted.view()
+        };
+        let c = self.channels;
+        let (rows, columns) = ((h - tile) / stride + 1, (w - tile) / stride + 1);
+        let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
+            Some(s) => s,
+            None => open_session(&self.path, Some(&self.bytes), self.threads)?,
+        };
+        let (lo, hi) = self.range;
+        let scale = (hi - lo) / 255.0;
+        let mut peaks = Vec::with_capacity(rows * columns);
+        let mut result = Ok(());
+        let mut row = 0;
+        while row < rows {
+            let n = strip_rows.max(1).min(rows - row);
+            let (y0, strip_h) = (row * stride, tile + stride * (n - 1));
+            let data = &image.data[y0 * w * c..(y0 + strip_h) * w * c];
+            let input: Vec<f32> = data.iter().map(|v| *v as f32 * scale + lo).collect();
+            match self.run_strip(&mut session, input, (strip_h, w)) {
+                Ok((out_rows, out_columns, classes, scores)) => {
+                    let plane = out_rows * out_columns;
+                    for i in 0..n.min(out_rows) {
+                        for j in 0..columns.min(out_columns) {
+                            let mut best = (0, f32::NEG_INFINITY);
+                            for k in 0..classes {
+                                let s = scores[k * plane + i * out_columns + j];
+                                if s > best.1 {
+                                    best = (k, s);
+                                }
+                            }
+                            peaks.push(Peak {
+                                x: (j * stride) as u32,
+                                y: ((row + i) * stride) as u32,
+                                class: best.0,
+                                score: best.1,
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            row += n;
+        }
+        self.sessions.lock().map_err(|_| poisoned())?.push(session);
+        result.map(|_| peaks)
+    }
+
+    fn run_strip(
+        &self,
+        session: &mut Session,
+        input: Vec<f32>,
+        (strip_h, w): (usize, usize),
+    ) -> Result<(usize, usize, usize, Vec<f32>)> {
+        let fail = |e: &dyn std::fmt::Display| exec_datafusion_err!("model {}: {e}", self.path.display());
+        let tensor = Tensor::from_array(([1, strip_h, w, self.channels], input)).map_err(|e| fail(&e))?;
+        let outputs = session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| fail(&e))?;
+        let value = outputs
+            .get(HEATMAP_OUTPUT)
+            .ok_or_else(|| DataFusionError::Execution(format!("model {}: no heatmap output", self.path.display())))?;
+        let (shape, scores) = value.try_extract_tensor::<f32>().map_err(|e| fail(&e))?;
+        match shape.as_ref() {
+            [1, k, r, c] if *k > 0 && *r >= 0 && *c >= 0 => {
+                Ok((*r as usize, *c as usize, *k as usize, scores.to_vec()))
+            }
+            other => Err(exec_datafusion_err!(
+                "model {} gave a heatmap of shape {other:?}",
+                self.path.display()
+            )),
+        }
+    }
+
+    /// The label of class `index`.
+    pub fn label(&self, index: usize) -> String {
+        self.labels.get(index).cloned().unwrap_or_else(|| index.to_string())
+    }
+}

@@ -1,0 +1,334 @@
+//! `cnn_heatmap(model, image [, options])`: the best class of every tile
+//! position of an image, from one fully convolutional pass.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, Float32Builder, ListBuilder, StringBuilder, StructBuilder, UInt32Builder};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::{exec_datafusion_err, plan_err, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion_macros::user_doc;
+
+use crate::args::{arg_arrays, image_arg, key_value_list, optional, signature, text_arg, ArgKind};
+use crate::cnn::heatmap::HeatmapModel;
+use crate::cnn::message;
+use crate::cnn::runtime::threads_per_session;
+
+fn position_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("x", DataType::UInt32, false),
+        Field::new("y", DataType::UInt32, false),
+        Field::new("label", DataType::Utf8, false),
+        Field::new("score", DataType::Float32, false),
+    ])
+}
+
+/// `List<{x, y, label, score}>`.
+pub fn heatmap_type() -> DataType {
+    DataType::new_list(DataType::Struct(position_fields()), true)
+}
+
+const HEATMAP_OPTIONS: &str = "stride, exclude, min_score, strip_rows";
+
+#[derive(Debug, Clone, PartialEq)]
+struct HeatmapOptions {
+    /// In pixels; 0 for the network's own.
+    stride: usize,
+    exclude: Vec<String>,
+    min_score: f32,
+    strip_rows: usize,
+}
+
+impl HeatmapOptions {
+    fn parse(text: &str) -> Result<Self> {
+        let mut options = Self {
+            stride: 0,
+            exclude: Vec::new(),
+            min_score: 0.0,
+            strip_rows: 8,
+        };
+        for (key, value) in key_value_list("cnn_heatmap", HEATMAP_OPTIONS, text)? {
+            match key.as_str() {
+                "stride" => match value.parse::<usize>() {
+                    Ok(v) if (1..=4096).contains(&v) => options.stride = v,
+                    _ => return plan_err!("cnn_heatmap option stride must be a whole number of pixels, not '{value}'"),
+                },
+                "exclude" => options.exclude = value.split('|').map(|s| s.trim().to_string()).collect(),
+                "min_score" => match value.parse::<f32>() {
+                    Ok(v) if (0.0..=1.0).contains(&v) => options.min_score = v,
+                    _ => return plan_err!("cnn_heatmap option min_score must be 0 to 1, not '{value}'"),
+                },
+                "strip_rows" => match value.parse::<usize>() {
+                    Ok(v) if (1..=4096).contains(&v) => options.strip_rows = v,
+                    _ => return plan_err!("cnn_heatmap option strip_rows must be 1 to 4096, not '{value}'"),
+                },
+                other => return plan_err!("unknown cnn_heatmap option '{other}' (known: {HEATMAP_OPTIONS})"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// The model of `path` scoring at `stride` pixels (0: the network's own),
+/// which must be a multiple of the network's.
+fn heatmap_model(name: &str, path: &str, stride: usize, threads: usize) -> Result<Arc<HeatmapModel>> {
+    let fail = |e: datafusion::common::DataFusionError| exec_datafusion_err!("{name}: {}", message(&e));
+    let native = HeatmapModel::cached(Path::new(path), 1, threads).map_err(fail)?;
+    if stride == 0 || stride == native.stride {
+        return Ok(native);
+    }
+    if stride % native.stride != 0 {
+        return plan_err!(
+            "{name}: stride {stride} is not a multiple of the network's stride, {}",
+            native.stride
+        );
+    }
+    HeatmapModel::cached(Path::new(path), stride / native.stride, threads).map_err(fail)
+}
+
+#[user_doc(
+    doc_section(label = "Model Functions"),
+    description = "Scores every tile position of an image in one pass, as cnn_scores(model, tile)[1] would for each tile of tiles(image, S, stride, 'drop'), without cutting a tile: the model (one cnn_train wrote, trained on S x S tiles) is made fully convolutional (its dense layers become convolutions) and run over the image in strips of rows. The stride is the network's, 2 per pooling layer (8 for the seed CNN), or any multiple of it (option stride: 16 computes a quarter of the positions of the first dense layer). Returns the best label and its probability at every position, as a list of {x, y, label, score} (x, y: the tile's top-left corner), in row order.",
+    syntax_example = "cnn_heatmap(model, image [, options])",
+    sql_example = r#"```sql
+> SELECT count(*) AS animal_positions FROM (
+    SELECT unnest(cnn_heatmap('out/sealions/model.onnx', image, 'exclude=background, min_score=0.9')) AS p
+    FROM images('data/sealions/Test/0.jpg'));
+```"#,
+    argument(name = "model", description = "Path of an .onnx model cnn_train wrote."),
+    argument(name = "image", description = "An image value of any size (at least one tile)."),
+    argument(
+        name = "options",
+        description = "Optional text 'key=value, ...': stride (pixels between positions, a multiple of the network's; default the network's), exclude (labels to leave out, 'a|b'), min_score (leave out positions whose best score is lower, 0), strip_rows (rows of positions per ONNX Runtime call, 8: memory is about strip_rows x stride x width x 0.5 KB)."
+    ),
+    related_udf(name = "cnn_scores"),
+    related_udf(name = "tiles")
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CnnHeatmap {
+    signature: Signature,
+}
+
+impl Default for CnnHeatmap {
+    fn default() -> Self {
+        Self {
+            signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for CnnHeatmap {
+    fn name(&self) -> &str {
+        "cnn_heatmap"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(heatmap_type())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = self.name();
+        let arrays = arg_arrays(&args.args, args.number_rows)?;
+        let models = text_arg(name, &arrays, 0)?;
+        let images = image_arg(name, &arrays, 1)?;
+        let options = match optional(&arrays, 2) {
+            Some(_) => Some(text_arg(name, &arrays, 2)?),
+            None => None,
+        };
+        let threads = threads_per_session(args.config_options.execution.target_partitions);
+        let mut out = ListBuilder::new(StructBuilder::from_fields(position_fields(), 0));
+        for row in 0..args.number_rows {
+            let image = images
+                .get(row)
+                .map_err(|e| exec_datafusion_err!("{name}: row {row}: {e}"))?;
+            let (Some(image), false, false) = (image, models.is_null(row), options.is_some_and(|o| o.is_null(row)))
+            else {
+                out.append(false);
+                continue;
+            };
+            let options = HeatmapOptions::parse(options.map_or("", |o| o.value(row)))?;
+            let model = heatmap_model(name, models.value(row), options.stride, threads)?;
+            let excluded: Vec<bool> = (0..model.labels.len().max(1))
+                .map(|k| options.exclude.contains(&model.label(k)))
+                .collect();
+            let peaks = model
+                .peaks(image, options.strip_rows)
+                .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
+            let entries = out.values();
+            for p in peaks {
+                if excluded.get(p.class).copied().unwrap_or(false) || p.score < options.min_score {
+                    continue;
+                }
+                entries.field_builder::<UInt32Builder>(0).expect("x").append_value(p.x);
+                entries.field_builder::<UInt32Builder>(1).expect("y").append_value(p.y);
+                entries
+                    .field_builder::<StringBuilder>(2)
+                    .expect("label")
+                    .append_value(model.label(p.class));
+                entries
+                    .field_builder::<Float32Builder>(3)
+                    .expect("score")
+                    .append_value(p.score);
+                entries.append(true);
+            }
+            out.append(true);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cnn::model::SeedCnn;
+    use crate::cnn::onnx::write_model;
+    use crate::functions::test_util::{images, invoke, texts};
+    use crate::functions::{CnnScores, Tiles};
+    use crate::image_value::Image;
+    use datafusion::arrow::array::{AsArray, Int64Array, StructArray};
+    use datafusion::arrow::datatypes::{Float32Type, UInt32Type};
+
+    /// Every position's label and score equal cnn_scores on the tile cut
+    /// at that position (tiles at stride 8, whole tiles only).
+    #[test]
+    fn positions_score_as_their_tiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        write_model(&SeedCnn::new((64, 64, 3), 3, 7).unwrap(), &labels, &path).unwrap();
+        let model = path.display().to_string();
+        // 100x90: (100-64)/8+1 = 5 columns, (90-64)/8+1 = 4 rows.
+        let data: Vec<u8> = (0..100 * 90 * 3).map(|i| ((i * 37) % 251) as u8).collect();
+        let image = Image::new(100, 90, 3, data).unwrap();
+        let heat = invoke(
+            &CnnHeatmap::default(),
+            vec![texts(&model, 1), images(&[Some(&image)]), texts("strip_rows=3", 1)],
+        )
+        .unwrap();
+        let heat = heat.as_list::<i32>().value(0);
+        let heat = heat.as_any().downcast_ref::<StructArray>().unwrap();
+        assert_eq!(heat.len(), 20);
+
+        let tiles = invoke(
+            &Tiles::default(),
+            vec![
+                images(&[Some(&image)]),
+                Arc::new(Int64Array::from(vec![64])),
+                Arc::new(Int64Array::from(vec![8])),
+                texts("drop", 1),
+            ],
+        )
+        .unwrap();
+        let tiles = tiles.as_list::<i32>().value(0);
+        let tiles = tiles.as_any().downcast_ref::<StructArray>().unwrap();
+        assert_eq!(tiles.len(), 20);
+        let tile_images = tiles.column_by_name("tile").unwrap().clone();
+        let scores = invoke(&CnnScores::default(), vec![texts(&model, 20), tile_images]).unwrap();
+        let scores = scores.as_list::<i32>();
+        for i in 0..20 {
+            let col = |a: &StructArray, n: &str| a.column_by_name(n).unwrap().as_primitive::<UInt32Type>().value(i);
+            assert_eq!((col(heat, "x"), col(heat, "y")), (col(tiles, "x"), col(tiles, "y")));
+            let best = scores.value(i);
+            let best = best.as_any().downcast_ref::<StructArray>().unwrap();
+            let label = best
+                .column_by_name("label")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0)
+                .to_string();
+            let score = best
+                .column_by_name("score")
+                .unwrap()
+                .as_primitive::<Float32Type>()
+                .value(0);
+            let heat_label = heat.column_by_name("label").unwrap().as_string::<i32>().value(i);
+            let heat_score = heat
+                .column_by_name("score")
+                .unwrap()
+                .as_primitive::<Float32Type>()
+                .value(i);
+            assert_eq!(heat_label, label, "position {i}");
+            assert!(
+                (heat_score - score).abs() < 1e-4,
+                "position {i}: {heat_score} vs {score}"
+            );
+        }
+
+        // Every other position at stride 16: the same values.
+        let sixteen = invoke(
+            &CnnHeatmap::default(),
+            vec![texts(&model, 1), images(&[Some(&image)]), texts("stride=16", 1)],
+        )
+        .unwrap();
+        let sixteen = sixteen.as_list::<i32>().value(0);
+        let sixteen = sixteen.as_any().downcast_ref::<StructArray>().unwrap();
+        assert_eq!(sixteen.len(), 3 * 2);
+        let score = |a: &StructArray, i: usize| {
+            a.column_by_name("score")
+                .unwrap()
+                .as_primitive::<Float32Type>()
+                .value(i)
+        };
+        // Position (x 16, y 16) is position 2 * 5 + 2 = 12 at stride 8.
+        assert!((score(sixteen, 4) - score(heat, 12)).abs() < 1e-5);
+        let err = invoke(
+            &CnnHeatmap::default(),
+            vec![texts(&model, 1), images(&[Some(&image)]), texts("stride=12", 1)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("stride 12 is not a multiple of the network's stride, 8"),
+            "{err}"
+        );
+
+        let excluded = invoke(
+            &CnnHeatmap::default(),
+            vec![texts(&model, 1), images(&[Some(&image)]), texts("exclude=a|b|c", 1)],
+        )
+        .unwrap();
+        assert_eq!(excluded.as_list::<i32>().value(0).len(), 0);
+    }
+
+    #[test]
+    fn small_images_bad_options_and_foreign_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        write_model(
+            &SeedCnn::new((64, 64, 3), 2, 7).unwrap(),
+            &["a".into(), "b".into()],
+            &path,
+        )
+        .unwrap();
+        let model = path.display().to_string();
+        let small = Image::new(32, 32, 3, vec![0; 32 * 32 * 3]).unwrap();
+        let out = invoke(&CnnHeatmap::default(), vec![texts(&model, 1), images(&[Some(&small)])]).unwrap();
+        assert_eq!(out.as_list::<i32>().value(0).len(), 0);
+        let err = invoke(
+            &CnnHeatmap::default(),
+            vec![texts(&model, 1), images(&[Some(&small)]), texts("min_score=2", 1)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("min_score must be 0 to 1"), "{err}");
+        let foreign = crate::functions::test_util::colour_model();
+        let err = invoke(
+            &CnnHeatmap::default(),
+            vec![texts(&foreign, 1), images(&[Some(&small)])],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("Rookery does not rewrite"), "{err}");
+    }
+}
