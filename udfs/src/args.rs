@@ -221,6 +221,14 @@ pub fn text_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a 
     downcast(name, arrays, i)
 }
 
+/// Optional text argument `i`: `None` when the call has fewer arguments.
+pub fn optional_text_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<Option<&'a StringArray>> {
+    match arrays.get(i) {
+        Some(_) => Ok(Some(text_arg(name, arrays, i)?)),
+        None => Ok(None),
+    }
+}
+
 pub fn binary_arg<'a>(name: &str, arrays: &'a [ArrayRef], i: usize) -> Result<&'a BinaryViewArray> {
     downcast(name, arrays, i)
 }

@@ -52,26 +52,11 @@ impl HeatmapModel {
         let bytes = fully_convolutional(&original, step)
             .map_err(|e| exec_datafusion_err!("model {}: {}", path.display(), super::message(&e)))?;
         // The tile side is the trained input's height; the stride 2 per pool.
-        let proto = <super::onnx::ModelProto as prost::Message>::decode(original.as_slice())
-            .map_err(|e| exec_datafusion_err!("model {}: {e}", path.display()))?;
-        let graph = proto.graph.unwrap_or_default();
+        let (proto, _) = super::onnx::decode_model(&original)
+            .map_err(|e| exec_datafusion_err!("model {}: {}", path.display(), super::message(&e)))?;
+        let graph = proto.graph.clone().unwrap_or_default();
         let pools = graph.node.iter().filter(|n| n.op_type == "MaxPool").count();
-        let dims: Vec<i64> = graph
-            .input
-            .first()
-            .and_then(|i| i.r#type.as_ref())
-            .and_then(|t| t.tensor_type.as_ref())
-            .and_then(|t| t.shape.as_ref())
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| match d.value {
-                        Some(super::onnx::DimensionValue::DimValue(v)) => v,
-                        _ => 0,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let dims = graph.input.first().map(|i| i.dims()).unwrap_or_default();
         let meta = |key: &str| {
             proto
                 .metadata_props

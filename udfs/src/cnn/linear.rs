@@ -2,7 +2,6 @@
 //! of transfer learning. Plain f64 maths on one thread, so the same rows,
 //! options and seed give the same head on any machine.
 
-use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -10,7 +9,8 @@ use datafusion::common::{plan_err, Result};
 
 use super::rewrite::LinearHead;
 use super::train::{
-    class_weight_values, fingerprint_bytes, parse_class_weights, split_rows, ClassWeights, TrainReport,
+    class_weight_values, classes_and_targets, fingerprint_bytes, parse_class_weights, split_rows, ClassWeights,
+    TrainReport,
 };
 use crate::args::key_value_list;
 
@@ -184,21 +184,7 @@ pub fn train_linear(data: &Features, options: &LinearOptions) -> Result<(LinearH
     if data.is_empty() {
         return plan_err!("linear_train got no rows with both features and a label");
     }
-    let classes: Vec<String> = data
-        .labels
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if classes.len() < 2 {
-        return plan_err!(
-            "linear_train needs at least two distinct labels, got only {:?}",
-            classes
-        );
-    }
-    let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-    let targets: Vec<usize> = data.labels.iter().map(|l| index[l.as_str()]).collect();
+    let (classes, targets) = classes_and_targets("linear_train", &data.labels)?;
     let fingerprint = |row: usize| {
         let bytes: Vec<u8> = data.row(row).iter().flat_map(|v| v.to_le_bytes()).collect();
         fingerprint_bytes(&bytes)

@@ -20,11 +20,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::array::Array;
 use datafusion::common::{exec_datafusion_err, DataFusionError, Result};
 use datafusion::logical_expr::ScalarFunctionArgs;
 
-use crate::args::{arg_arrays, image_arg, optional, text_arg};
+use crate::args::{arg_arrays, image_arg, optional_text_arg, text_arg};
 use crate::image_value::ImageView;
 use runtime::{threads_per_session, Classifier, ClassifyOptions, ModelOutput};
 
@@ -57,12 +57,7 @@ fn model_rows(
     let arrays = arg_arrays(&args.args, args.number_rows)?;
     let models = text_arg(name, &arrays, 0)?;
     let images = image_arg(name, &arrays, 1)?;
-    let text_at = |i: usize| -> Result<Option<&StringArray>> {
-        match optional(&arrays, i) {
-            Some(_) => Ok(Some(text_arg(name, &arrays, i)?)),
-            None => Ok(None),
-        }
-    };
+    let text_at = |i: usize| optional_text_arg(name, &arrays, i);
     let outputs = match output_arg {
         Some(i) => text_at(i)?,
         None => None,

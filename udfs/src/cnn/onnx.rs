@@ -211,6 +211,77 @@ pub(crate) fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
     }
 }
 
+/// A model file's message, and whether the subset of `onnx.proto` above
+/// holds all of it (it does for the models Rookery writes): only then can
+/// a rewritten model be encoded without losing anything.
+pub fn decode_model(bytes: &[u8]) -> Result<(ModelProto, bool)> {
+    match ModelProto::decode(bytes) {
+        Ok(model) if model.graph.is_some() => {
+            let whole = model.encode_to_vec() == bytes;
+            Ok((model, whole))
+        }
+        Ok(_) => Err(exec_datafusion_err!("the file holds no ONNX graph")),
+        Err(e) => Err(exec_datafusion_err!("the file is not an ONNX model ({e})")),
+    }
+}
+
+/// The model of a file Rookery wrote, to rewrite; `what` says what the
+/// rewrite is for, in the error for other files.
+pub fn decode_rookery_model(bytes: &[u8], what: &str) -> Result<ModelProto> {
+    match decode_model(bytes)? {
+        (model, true) => Ok(model),
+        (_, false) => Err(datafusion::common::DataFusionError::Plan(format!(
+            "it holds ONNX fields Rookery does not rewrite; {what}"
+        ))),
+    }
+}
+
+impl ValueInfoProto {
+    /// The dimensions of a tensor's shape; -1 where not a fixed number.
+    pub fn dims(&self) -> Vec<i64> {
+        self.shape_dims().map_or_else(Vec::new, |dims| {
+            dims.iter()
+                .map(|d| match d.value {
+                    Some(DimensionValue::DimValue(v)) => v,
+                    _ => -1,
+                })
+                .collect()
+        })
+    }
+
+    fn shape_dims(&self) -> Option<&Vec<Dimension>> {
+        Some(&self.r#type.as_ref()?.tensor_type.as_ref()?.shape.as_ref()?.dim)
+    }
+
+    /// Makes dimensions free (named, any size), as (index, name) pairs.
+    pub fn free_dims(&mut self, dims: &[(usize, &str)]) {
+        let Some(shape) = self
+            .r#type
+            .as_mut()
+            .and_then(|t| t.tensor_type.as_mut())
+            .and_then(|t| t.shape.as_mut())
+        else {
+            return;
+        };
+        for (i, name) in dims {
+            if let Some(d) = shape.dim.get_mut(*i) {
+                d.value = Some(DimensionValue::DimParam(name.to_string()));
+            }
+        }
+    }
+}
+
+/// The values of a float initializer.
+pub fn float_values(t: &TensorProto) -> Result<Vec<f32>> {
+    if t.data_type != FLOAT || !t.raw_data.len().is_multiple_of(4) {
+        return Err(exec_datafusion_err!("initializer {} is not raw float data", t.name));
+    }
+    Ok(t.raw_data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
 /// The ONNX graph of a trained [`SeedCnn`]: NHWC float pixels 0..255 in,
 /// class probabilities out, labels and layout in the metadata.
 pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {

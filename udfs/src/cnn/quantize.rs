@@ -15,12 +15,13 @@ use std::collections::{HashMap, HashSet};
 use datafusion::common::{exec_err, plan_err, Result};
 use prost::Message;
 
-use super::onnx::{float_tensor, int_attr, node, GraphProto, ModelProto, NodeProto, TensorProto};
+use super::onnx::{
+    decode_rookery_model, float_tensor, float_values, int_attr, node, GraphProto, NodeProto, TensorProto,
+};
 
 const UINT8: i32 = 2;
 const INT8: i32 = 3;
 const INT32: i32 = 6;
-const FLOAT: i32 = 1;
 
 fn raw_tensor(name: &str, dims: &[usize], data_type: i32, raw_data: Vec<u8>) -> TensorProto {
     TensorProto {
@@ -71,16 +72,8 @@ impl Range {
     }
 }
 
-fn decode_rookery_model(bytes: &[u8]) -> Result<ModelProto> {
-    let model = match ModelProto::decode(bytes) {
-        Ok(model) if model.graph.is_some() => model,
-        _ => return exec_err!("the file is not an ONNX model"),
-    };
-    if model.encode_to_vec() != bytes {
-        return plan_err!("it holds ONNX fields Rookery does not rewrite; only models cnn_train or linear_train wrote can be quantised");
-    }
-    Ok(model)
-}
+/// What [`calibration_tensors`] and [`quantize_model`] take.
+const ROOKERY_ONLY: &str = "only models cnn_train or linear_train wrote can be quantised";
 
 fn is_layer(n: &NodeProto) -> bool {
     n.op_type == "Conv" || n.op_type == "Gemm"
@@ -130,7 +123,7 @@ fn plan(graph: &GraphProto) -> Plan {
 /// The tensors whose ranges [`quantize_model`] needs, in order: each
 /// quantised ReLU's output, then each layer input that is not one.
 pub fn calibration_tensors(model_bytes: &[u8]) -> Result<Vec<String>> {
-    let model = decode_rookery_model(model_bytes)?;
+    let model = decode_rookery_model(model_bytes, ROOKERY_ONLY)?;
     let graph = model.graph.unwrap_or_default();
     let plan = plan(&graph);
     if !graph.node.iter().any(is_layer) {
@@ -166,20 +159,10 @@ fn quantize_weights(values: &[f32], rows: usize, cols: usize, axis: usize) -> (V
     (q, scales)
 }
 
-fn floats(t: &TensorProto) -> Result<Vec<f32>> {
-    if t.data_type != FLOAT || !t.raw_data.len().is_multiple_of(4) {
-        return exec_err!("initializer {} is not raw float data", t.name);
-    }
-    Ok(t.raw_data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
-}
-
 /// The QDQ int8 form of a model `cnn_train` (or `linear_train`) wrote,
 /// given the calibrated range of each of [`calibration_tensors`].
 pub fn quantize_model(model_bytes: &[u8], ranges: &HashMap<String, Range>) -> Result<Vec<u8>> {
-    let mut model = decode_rookery_model(model_bytes)?;
+    let mut model = decode_rookery_model(model_bytes, ROOKERY_ONLY)?;
     let Some(mut graph) = model.graph.take() else {
         return exec_err!("the file holds no ONNX graph");
     };
@@ -237,7 +220,7 @@ pub fn quantize_model(model_bytes: &[u8], ranges: &HashMap<String, Range>) -> Re
             };
             // Weights: int8 per output channel.
             let dims: Vec<usize> = weights.dims.iter().map(|&d| d.max(0) as usize).collect();
-            let values = floats(weights)?;
+            let values = float_values(weights)?;
             let (rows, cols, axis) = match (n.op_type.as_str(), dims.as_slice()) {
                 ("Conv", [f, rest @ ..]) => (*f, rest.iter().product::<usize>(), 0),
                 ("Gemm", [r, c]) if trans_b => (*r, *c, 0),
@@ -268,7 +251,7 @@ pub fn quantize_model(model_bytes: &[u8], ranges: &HashMap<String, Range>) -> Re
                 let Some(bias) = initializers.get(b) else {
                     return plan_err!("layer {}'s bias {b} is not constant", n.name);
                 };
-                let bias = floats(bias)?;
+                let bias = float_values(bias)?;
                 if bias.len() != channels {
                     return plan_err!(
                         "layer {}'s bias has {} values for {channels} channels",

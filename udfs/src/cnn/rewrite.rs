@@ -8,8 +8,8 @@ use datafusion::common::{exec_err, plan_err, Result};
 use prost::Message;
 
 use super::onnx::{
-    float_tensor, int_attr, node, value_info, GraphProto, ModelProto, NodeProto, StringStringEntryProto, TensorProto,
-    ValueInfoProto, META_LABELS, OUTPUT_NAME,
+    decode_model, decode_rookery_model, float_tensor, float_values, int_attr, node, value_info, GraphProto, ModelProto,
+    NodeProto, StringStringEntryProto, TensorProto, ValueInfoProto, META_LABELS, OUTPUT_NAME,
 };
 
 /// A softmax regression over `inputs` features: logits = x W + b, with
@@ -19,14 +19,6 @@ pub struct LinearHead {
     pub inputs: usize,
     pub weights: Vec<f32>,
     pub bias: Vec<f32>,
-}
-
-fn decode(bytes: &[u8]) -> Result<ModelProto> {
-    match ModelProto::decode(bytes) {
-        Ok(model) if model.graph.is_some() => Ok(model),
-        Ok(_) => exec_err!("the file holds no ONNX graph"),
-        Err(e) => exec_err!("the file is not an ONNX model ({e})"),
-    }
 }
 
 /// The tensor a model's features are read from: `requested`, or the input
@@ -70,7 +62,7 @@ fn feature_name(graph: &GraphProto, requested: Option<&str>) -> Result<String> {
 /// extra graph output is appended as protobuf bytes, which a reader merges
 /// into the graph, so nothing Rookery does not model is lost.
 pub fn with_feature_output(bytes: &[u8], requested: Option<&str>) -> Result<(Vec<u8>, String)> {
-    let model = decode(bytes)?;
+    let (model, _) = decode_model(bytes)?;
     let graph = model.graph.as_ref().map_or_else(GraphProto::default, Clone::clone);
     let name = feature_name(&graph, requested)?;
     if graph.output.iter().any(|o| o.name == name) {
@@ -103,13 +95,10 @@ pub fn with_feature_output(bytes: &[u8], requested: Option<&str>) -> Result<(Vec
 /// featurizer must be a model Rookery can rewrite whole (one `cnn_train`
 /// wrote); its labels are replaced, its input layout and range kept.
 pub fn chain_head(featurizer: &[u8], feature: Option<&str>, head: &LinearHead, labels: &[String]) -> Result<Vec<u8>> {
-    let mut model = decode(featurizer)?;
-    if model.encode_to_vec() != featurizer {
-        return plan_err!(
-            "it holds ONNX fields Rookery does not rewrite; a featurizer must be a model written by cnn_train \
-             (for another model, run cnn_embed with it and train on the features)"
-        );
-    }
+    let mut model = decode_rookery_model(
+        featurizer,
+        "a featurizer must be a model written by cnn_train (for another model, run cnn_embed with it and train on the features)",
+    )?;
     let classes = labels.len();
     if head.weights.len() != head.inputs * classes || head.bias.len() != classes {
         return exec_err!(
@@ -182,10 +171,7 @@ pub fn chain_head(featurizer: &[u8], feature: Option<&str>, head: &LinearHead, l
 /// `step` > 1 computes every `step`-th position only (the first dense
 /// layer's convolution strides by it), for a stride of `step` x 2^pools.
 pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
-    let mut model = decode(bytes)?;
-    if model.encode_to_vec() != bytes {
-        return plan_err!("it holds ONNX fields Rookery does not rewrite; only models cnn_train wrote can be made fully convolutional");
-    }
+    let mut model = decode_rookery_model(bytes, "only models cnn_train wrote can be made fully convolutional")?;
     let Some(mut graph) = model.graph.take() else {
         return exec_err!("the file holds no ONNX graph");
     };
@@ -207,29 +193,13 @@ pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
     let channels = graph
         .node
         .iter()
-        .filter(|n| n.op_type == "Conv")
-        .last()
+        .rfind(|n| n.op_type == "Conv")
         .and_then(|n| n.input.get(1))
         .and_then(|k| graph.initializer.iter().find(|t| &t.name == k))
         .and_then(|t| t.dims.first().copied())
         .unwrap_or(0) as usize;
     let pools = graph.node.iter().filter(|n| n.op_type == "MaxPool").count();
-    let dims: Vec<i64> = graph
-        .input
-        .first()
-        .and_then(|i| i.r#type.as_ref())
-        .and_then(|t| t.tensor_type.as_ref())
-        .and_then(|t| t.shape.as_ref())
-        .map(|s| {
-            s.dim
-                .iter()
-                .map(|d| match d.value {
-                    Some(super::onnx::DimensionValue::DimValue(v)) => v,
-                    _ => -1,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let dims = graph.input.first().map(ValueInfoProto::dims).unwrap_or_default();
     let [_, h, w, _] = dims.as_slice() else {
         return not_seed();
     };
@@ -256,7 +226,7 @@ pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
                 let (Some(weights), Some(bias)) = (initializers.get(wn), initializers.get(bn)) else {
                     return not_seed();
                 };
-                let values = weights_of(weights)?;
+                let values = float_values(weights)?;
                 let (rows, out) = match weights.dims.as_slice() {
                     [r, o] => (*r as usize, *o as usize),
                     _ => return not_seed(),
@@ -311,41 +281,14 @@ pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
     let classes = graph
         .output
         .first()
-        .and_then(|o| o.r#type.as_ref())
-        .and_then(|t| t.tensor_type.as_ref())
-        .and_then(|t| t.shape.as_ref())
-        .and_then(|s| s.dim.get(1))
-        .and_then(|d| match d.value {
-            Some(super::onnx::DimensionValue::DimValue(v)) => Some(v as usize),
-            _ => None,
-        });
+        .and_then(|o| o.dims().get(1).copied())
+        .filter(|c| *c > 0)
+        .map(|c| c as usize);
     let mut input = graph.input.first().cloned().unwrap_or_default();
-    if let Some(shape) = input
-        .r#type
-        .as_mut()
-        .and_then(|t| t.tensor_type.as_mut())
-        .and_then(|t| t.shape.as_mut())
-    {
-        for (i, name) in [(1, "height"), (2, "width")] {
-            if let Some(d) = shape.dim.get_mut(i) {
-                d.value = Some(super::onnx::DimensionValue::DimParam(name.into()));
-            }
-        }
-    }
+    input.free_dims(&[(1, "height"), (2, "width")]);
     graph.input = vec![input];
     let mut output = value_info(HEATMAP_OUTPUT, &[None, classes, None, None]);
-    if let Some(shape) = output
-        .r#type
-        .as_mut()
-        .and_then(|t| t.tensor_type.as_mut())
-        .and_then(|t| t.shape.as_mut())
-    {
-        for (i, name) in [(2, "rows"), (3, "columns")] {
-            if let Some(d) = shape.dim.get_mut(i) {
-                d.value = Some(super::onnx::DimensionValue::DimParam(name.into()));
-            }
-        }
-    }
+    output.free_dims(&[(2, "rows"), (3, "columns")]);
     graph.output = vec![output];
     graph.name = format!("{}_fully_convolutional", graph.name);
     model.graph = Some(graph);
@@ -360,13 +303,3 @@ pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
 pub const HEATMAP_OUTPUT: &str = "heatmap";
 /// Metadata of [`fully_convolutional`] models: the tile and stride.
 pub const META_TILE: &str = "heatmap_tile";
-
-fn weights_of(t: &TensorProto) -> Result<Vec<f32>> {
-    if t.data_type != 1 || !t.raw_data.len().is_multiple_of(4) {
-        return exec_err!("initializer {} is not raw float data", t.name);
-    }
-    Ok(t.raw_data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
-}

@@ -294,6 +294,18 @@ fn batch_tensor(
     )
 }
 
+/// The distinct labels in order, and each row's index among them; `who`
+/// (the function) needs at least two.
+pub(crate) fn classes_and_targets(who: &str, labels: &[String]) -> Result<(Vec<String>, Vec<usize>)> {
+    let classes: Vec<String> = labels.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    if classes.len() < 2 {
+        return plan_err!("{who} needs at least two distinct labels, got only {:?}", classes);
+    }
+    let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let targets = labels.iter().map(|l| index[l.as_str()]).collect();
+    Ok((classes, targets))
+}
+
 /// Rows `0..targets.len()` in an order fixed by class and content (rows
 /// arrive in whatever order a query's partitions deliver them, and a seed
 /// must give the same model), shuffled by `seed`, then split into
@@ -439,18 +451,7 @@ pub fn train_until(
     if data.is_empty() {
         return plan_err!("cnn_train got no rows with both an image and a label");
     }
-    let classes: Vec<String> = data
-        .labels
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if classes.len() < 2 {
-        return plan_err!("cnn_train needs at least two distinct labels, got only {:?}", classes);
-    }
-    let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-    let targets: Vec<usize> = data.labels.iter().map(|l| index[l.as_str()]).collect();
+    let (classes, targets) = classes_and_targets("cnn_train", &data.labels)?;
 
     // Rows arrive in whatever order the query's partitions deliver them:
     // start from an order fixed by content, so a seed gives the same model.

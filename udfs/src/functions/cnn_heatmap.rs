@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{arg_arrays, image_arg, key_value_list, optional, signature, text_arg, ArgKind};
+use crate::args::{arg_arrays, image_arg, key_value_list, optional_text_arg, signature, text_arg, ArgKind};
 use crate::cnn::heatmap::HeatmapModel;
 use crate::cnn::message;
 use crate::cnn::runtime::threads_per_session;
@@ -80,7 +80,7 @@ fn heatmap_model(name: &str, path: &str, stride: usize, threads: usize) -> Resul
     if stride == 0 || stride == native.stride {
         return Ok(native);
     }
-    if stride % native.stride != 0 {
+    if !stride.is_multiple_of(native.stride) {
         return plan_err!(
             "{name}: stride {stride} is not a multiple of the network's stride, {}",
             native.stride
@@ -138,10 +138,7 @@ impl ScalarUDFImpl for CnnHeatmap {
         let arrays = arg_arrays(&args.args, args.number_rows)?;
         let models = text_arg(name, &arrays, 0)?;
         let images = image_arg(name, &arrays, 1)?;
-        let options = match optional(&arrays, 2) {
-            Some(_) => Some(text_arg(name, &arrays, 2)?),
-            None => None,
-        };
+        let options = optional_text_arg(name, &arrays, 2)?;
         let threads = threads_per_session(args.config_options.execution.target_partitions);
         let mut out = ListBuilder::new(StructBuilder::from_fields(position_fields(), 0));
         for row in 0..args.number_rows {

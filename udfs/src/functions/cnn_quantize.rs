@@ -12,7 +12,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 use datafusion_macros::user_doc;
 
-use crate::args::{key_value_list, normalized, signature, ArgKind};
+use crate::args::{key_value_list, normalized, optional_text_arg, signature, ArgKind};
 use crate::cnn::message;
 use crate::cnn::onnx::write_model_bytes;
 use crate::cnn::quantize::{calibration_tensors, quantize_model, Range};
@@ -167,16 +167,7 @@ impl CnnQuantizeAccumulator {
 impl Accumulator for CnnQuantizeAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let values: Vec<ArrayRef> = values.iter().cloned().map(normalized).collect::<Result<_>>()?;
-        let text = |i: usize| -> Result<Option<&StringArray>> {
-            values
-                .get(i)
-                .map(|a| {
-                    a.as_any()
-                        .downcast_ref::<StringArray>()
-                        .ok_or_else(|| exec_datafusion_err!("cnn_quantize: argument {} must be text", i + 1))
-                })
-                .transpose()
-        };
+        let text = |i: usize| optional_text_arg("cnn_quantize", &values, i);
         let models = text(0)?.ok_or_else(|| exec_datafusion_err!("cnn_quantize: missing model"))?;
         let options = text(2)?;
         let images = ImageArray::try_new(values[1].as_ref()).map_err(|e| exec_datafusion_err!("cnn_quantize: {e}"))?;

@@ -11,7 +11,7 @@ use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Sig
 use datafusion_macros::user_doc;
 
 use super::named;
-use crate::args::{key_value_list, normalized, signature, ArgKind};
+use crate::args::{key_value_list, normalized, optional_text_arg, signature, ArgKind};
 use crate::cnn::train::fingerprint_bytes;
 use crate::grid::{contact_sheet, fit_cell, GridLayout};
 use crate::image_value::{image_type, Image, ImageArray, ImageArrayBuilder};
@@ -195,16 +195,7 @@ fn decode_cells(mut bytes: &[u8]) -> Result<Vec<(Image, Option<String>)>> {
 impl Accumulator for ImageGridAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let values: Vec<ArrayRef> = values.iter().cloned().map(normalized).collect::<Result<_>>()?;
-        let text = |i: usize| -> Result<Option<&StringArray>> {
-            values
-                .get(i)
-                .map(|a| {
-                    a.as_any()
-                        .downcast_ref::<StringArray>()
-                        .ok_or_else(|| exec_datafusion_err!("image_grid: argument {} must be text", i + 1))
-                })
-                .transpose()
-        };
+        let text = |i: usize| optional_text_arg("image_grid", &values, i);
         if let Some(options) = text(2)? {
             if let Some(row) = (0..options.len()).find(|&r| options.is_valid(r)) {
                 self.set_options(options.value(row))?;

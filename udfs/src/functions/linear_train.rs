@@ -260,18 +260,23 @@ mod tests {
     use crate::functions::test_util::{images, invoke, solid, texts};
     use crate::functions::{CnnClassify, CnnEmbed};
 
+    /// An untrained seed CNN of 24x24 input, written to `dir`.
+    fn random_featurizer(dir: &std::path::Path) -> String {
+        let path = dir.join("cnn.onnx");
+        write_model(
+            &SeedCnn::new((24, 24, 3), 2, 3).unwrap(),
+            &["x".into(), "y".into()],
+            &path,
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
     /// Red-ish and blue-ish squares, and a random featurizer.
     #[test]
     fn a_head_on_a_featurizer_classifies_images() {
         let dir = tempfile::tempdir().unwrap();
-        let featurizer = dir.path().join("cnn.onnx");
-        write_model(
-            &SeedCnn::new((24, 24, 3), 2, 3).unwrap(),
-            &["x".into(), "y".into()],
-            &featurizer,
-        )
-        .unwrap();
-        let featurizer = featurizer.display().to_string();
+        let featurizer = random_featurizer(dir.path());
         let owned: Vec<Image> = (0..24)
             .map(|i| {
                 let v = (i * 7 % 40) as u8;
@@ -342,15 +347,9 @@ mod tests {
         assert!(err.contains("needs the option featurizer=MODEL.onnx"), "{err}");
 
         let dir = tempfile::tempdir().unwrap();
-        let featurizer = dir.path().join("cnn.onnx");
-        write_model(
-            &SeedCnn::new((24, 24, 3), 2, 3).unwrap(),
-            &["x".into(), "y".into()],
-            &featurizer,
-        )
-        .unwrap();
+        let featurizer = random_featurizer(dir.path());
         let mut acc = LinearTrainAccumulator::default();
-        let options = format!("validation=0, featurizer={}", featurizer.display());
+        let options = format!("validation=0, featurizer={featurizer}");
         acc.update_batch(&[features, labels, texts(&options, 2)]).unwrap();
         let err = acc.evaluate().unwrap_err().to_string();
         assert!(
