@@ -296,6 +296,7 @@ pub fn train_linear(data: &Features, options: &LinearOptions) -> Result<(LinearH
         seconds: started.elapsed().as_secs_f64(),
         train_rows: train_rows.len(),
         validation_rows: validation_rows.len(),
+        kept_epoch: options.epochs,
     };
     Ok((head, report))
 }

@@ -28,6 +28,9 @@ pub struct TrainOptions {
     pub output: PathBuf,
     /// Side of the square input; other images are resized to it.
     pub input_size: usize,
+    /// Keep the weights of the epoch with the best validation accuracy
+    /// (the first, on ties, as Keras's `save_best_only`), not the last.
+    pub keep_best: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +43,7 @@ pub enum ClassWeights {
 }
 
 pub const TRAIN_OPTIONS: &str =
-    "epochs, batch_size, learning_rate, validation, seed, class_weights, augment, output, input_size";
+    "epochs, batch_size, learning_rate, validation, seed, class_weights, augment, output, input_size, keep";
 
 impl Default for TrainOptions {
     fn default() -> Self {
@@ -55,6 +58,7 @@ impl Default for TrainOptions {
             rotate: false,
             output: PathBuf::from("model.onnx"),
             input_size: 64,
+            keep_best: false,
         }
     }
 }
@@ -96,6 +100,11 @@ impl TrainOptions {
                         }
                     }
                 }
+                "keep" => match value.to_ascii_lowercase().as_str() {
+                    "last" => options.keep_best = false,
+                    "best" => options.keep_best = true,
+                    _ => return plan_err!("cnn_train option keep takes last or best, not '{value}'"),
+                },
                 "output" => {
                     if value.is_empty() {
                         return plan_err!("cnn_train option output must be a file path");
@@ -143,6 +152,9 @@ pub struct Dataset {
     pub channels: usize,
     pub pixels: Vec<u8>,
     pub labels: Vec<String>,
+    /// Each row's group (e.g. the frame a thumbnail was cut from): when
+    /// given, validation holds out whole groups. Empty, or one per row.
+    pub groups: Vec<String>,
 }
 
 impl Dataset {
@@ -182,19 +194,38 @@ impl Dataset {
         Ok(())
     }
 
+    /// Adds a row with its group; rows of one data set all have a group
+    /// or none do.
+    pub fn push_grouped(&mut self, pixels: &[u8], label: String, group: Option<String>) -> Result<()> {
+        if !self.labels.is_empty() && group.is_some() == self.groups.is_empty() {
+            return Err(exec_datafusion_err!(
+                "cnn_train: a group must be given for every row or for none"
+            ));
+        }
+        self.push(pixels, label)?;
+        self.groups.extend(group);
+        Ok(())
+    }
+
     pub fn append(&mut self, other: Dataset) -> Result<()> {
         if other.is_empty() {
             return Ok(());
         }
-        if self.is_empty() && self.image_len() == 0 {
+        if self.is_empty() && (self.image_len() == 0 || self.image_len() == other.image_len()) {
             *self = other;
             return Ok(());
         }
         if other.image_len() != self.image_len() {
             return Err(exec_datafusion_err!("cannot merge training images of different sizes"));
         }
+        if self.groups.is_empty() != other.groups.is_empty() {
+            return Err(exec_datafusion_err!(
+                "cnn_train: a group must be given for every row or for none"
+            ));
+        }
         self.pixels.extend(other.pixels);
         self.labels.extend(other.labels);
+        self.groups.extend(other.groups);
         Ok(())
     }
 }
@@ -220,6 +251,8 @@ pub struct TrainReport {
     pub seconds: f64,
     pub train_rows: usize,
     pub validation_rows: usize,
+    /// The epoch whose weights were kept.
+    pub kept_epoch: usize,
 }
 
 pub fn candle_error(e: candle_core::Error) -> DataFusionError {
@@ -331,6 +364,41 @@ pub(crate) fn split_rows(
     };
     let validation_rows = order.split_off(n - held_out);
     (order, validation_rows, rng)
+}
+
+/// `rows` (in the seeded order of [`split_rows`]) split by group: the
+/// groups, in an order drawn from the seed, go to validation until it
+/// holds the `validation` share of the rows (at least one group, never
+/// all). Rows keep their order on each side.
+fn split_by_group(rows: Vec<usize>, groups: &[String], options: &TrainOptions) -> (Vec<usize>, Vec<usize>) {
+    if options.validation <= 0.0 {
+        return (rows, Vec::new());
+    }
+    let mut names: Vec<&str> = groups
+        .iter()
+        .map(String::as_str)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut rng = Rng::derive(options.seed, 4, 0);
+    for i in (1..names.len()).rev() {
+        names.swap(i, rng.below(i + 1));
+    }
+    let mut sizes: HashMap<&str, usize> = HashMap::new();
+    for g in groups {
+        *sizes.entry(g.as_str()).or_default() += 1;
+    }
+    let wanted = (rows.len() as f64 * options.validation).round() as usize;
+    let mut held: BTreeSet<&str> = BTreeSet::new();
+    let mut held_rows = 0;
+    for name in names.iter().take(names.len().saturating_sub(1)) {
+        if held_rows >= wanted.max(1) {
+            break;
+        }
+        held.insert(name);
+        held_rows += sizes[name];
+    }
+    rows.into_iter().partition(|&r| !held.contains(groups[r].as_str()))
 }
 
 /// FNV-1a of some bytes: a row's content fingerprint for [`split_rows`].
@@ -457,8 +525,17 @@ pub fn train_until(
     // start from an order fixed by content, so a seed gives the same model.
     let len = data.image_len();
     let fingerprint = |row: usize| fingerprint_bytes(&data.pixels[row * len..(row + 1) * len]);
-    let (mut train_rows, validation_rows, mut rng) =
-        split_rows(&targets, fingerprint, options.seed, options.validation);
+    let (train_rows, validation_rows, mut rng) = split_rows(&targets, fingerprint, options.seed, options.validation);
+    let (train_rows, validation_rows) = if data.groups.is_empty() {
+        (train_rows, validation_rows)
+    } else {
+        split_by_group(
+            train_rows.into_iter().chain(validation_rows).collect(),
+            &data.groups,
+            options,
+        )
+    };
+    let mut train_rows = train_rows;
 
     let train_targets: Vec<usize> = train_rows.iter().map(|&r| targets[r]).collect();
     let weights = class_weight_values(&options.class_weights, &classes, &train_targets)?;
@@ -467,8 +544,13 @@ pub fn train_until(
         SeedCnn::new((data.height, data.width, data.channels), classes.len(), options.seed).map_err(candle_error)?;
     let mut optimizer = Adam::new(model.vars(), options.learning_rate).map_err(candle_error)?;
 
+    if options.keep_best && validation_rows.is_empty() {
+        return plan_err!("cnn_train option keep=best needs validation rows (validation > 0)");
+    }
     let mut dropout_rng = Rng::derive(options.seed, 1, 0);
     let mut last = None;
+    // The best epoch so far and its weights, with keep=best.
+    let mut best: Option<(EpochReport, Vec<Vec<f32>>)> = None;
     for epoch in 1..=options.epochs {
         let epoch_started = Instant::now();
         for i in (1..train_rows.len()).rev() {
@@ -518,17 +600,36 @@ pub fn train_until(
             samples_per_second: seen as f64 / train_seconds.max(1e-9),
         };
         progress(&report);
+        let improved = best
+            .as_ref()
+            .is_none_or(|(b, _)| report.validation_accuracy > b.validation_accuracy);
+        if options.keep_best && improved {
+            let weights = model
+                .vars()
+                .iter()
+                .map(SeedCnn::values)
+                .collect::<candle_core::Result<_>>();
+            best = Some((report.clone(), weights.map_err(candle_error)?));
+        }
         last = Some(report);
     }
-    let last = last.ok_or_else(|| exec_datafusion_err!("cnn_train ran no epochs"))?;
+    let mut kept = last.ok_or_else(|| exec_datafusion_err!("cnn_train ran no epochs"))?;
+    if let Some((report, weights)) = best.filter(|(b, _)| b.epoch != kept.epoch) {
+        for (var, values) in model.vars().iter().zip(weights) {
+            let tensor = Tensor::from_vec(values, var.as_tensor().shape(), &Device::Cpu).map_err(candle_error)?;
+            var.set(&tensor).map_err(candle_error)?;
+        }
+        kept = report;
+    }
     let report = TrainReport {
         classes,
-        train_accuracy: last.train_accuracy,
-        validation_accuracy: last.validation_accuracy,
+        train_accuracy: kept.train_accuracy,
+        validation_accuracy: kept.validation_accuracy,
         epochs: options.epochs,
         seconds: started.elapsed().as_secs_f64(),
         train_rows: train_rows.len(),
         validation_rows: validation_rows.len(),
+        kept_epoch: kept.epoch,
     };
     Ok((model, report))
 }
@@ -626,6 +727,76 @@ mod reproducibility_tests {
             .install(|| train(&data, &options, Kernels::Fast, &mut |_| {}))
             .unwrap();
         model.vars().iter().map(|v| SeedCnn::values(v).unwrap()).collect()
+    }
+
+    /// With groups, validation takes whole groups, about the asked share.
+    #[test]
+    fn validation_holds_out_whole_groups() {
+        let groups: Vec<String> = (0..48).map(|i| format!("frame{}", i / 6)).collect();
+        let options = TrainOptions {
+            validation: 0.25,
+            ..Default::default()
+        };
+        let (train, validation) = split_by_group((0..48).rev().collect(), &groups, &options);
+        assert_eq!(train.len() + validation.len(), 48);
+        assert_eq!(validation.len(), 12, "two groups of six");
+        for v in &validation {
+            assert!(train.iter().all(|t| groups[*t] != groups[*v]));
+        }
+        // The same seed holds out the same groups; one group is never all.
+        assert_eq!(split_by_group((0..48).rev().collect(), &groups, &options).1, validation);
+        let one: Vec<String> = vec!["only".into(); 4];
+        assert_eq!(split_by_group((0..4).collect(), &one, &options).1.len(), 0);
+
+        let mut data = Dataset::new(2, 2, 1);
+        data.push_grouped(&[0; 4], "a".into(), Some("g".into())).unwrap();
+        let err = data.push_grouped(&[0; 4], "a".into(), None).unwrap_err().to_string();
+        assert!(err.contains("for every row or for none"), "{err}");
+    }
+
+    /// keep=best keeps the epoch with the best validation accuracy: the
+    /// model evaluates to that accuracy again.
+    #[test]
+    fn keep_best_restores_the_best_epoch() {
+        let data = squares(48);
+        let mut options = TrainOptions {
+            epochs: 4,
+            batch_size: 16,
+            validation: 0.25,
+            input_size: 24,
+            learning_rate: 0.02,
+            keep_best: true,
+            ..Default::default()
+        };
+        let mut reports = Vec::new();
+        let (model, report) = train(&data, &options, Kernels::Fast, &mut |r| reports.push(r.clone())).unwrap();
+        let best = reports
+            .iter()
+            .fold(None::<&EpochReport>, |b, r| match b {
+                Some(b) if b.validation_accuracy >= r.validation_accuracy => Some(b),
+                _ => Some(r),
+            })
+            .unwrap();
+        assert_eq!(report.kept_epoch, best.epoch);
+        assert_eq!(report.validation_accuracy, best.validation_accuracy);
+        // The kept weights give the kept accuracy on the validation rows.
+        let (classes, targets) = classes_and_targets("test", &data.labels).unwrap();
+        assert_eq!(classes, report.classes);
+        let len = data.image_len();
+        let (_, validation_rows, _) = split_rows(
+            &targets,
+            |row| fingerprint_bytes(&data.pixels[row * len..(row + 1) * len]),
+            options.seed,
+            options.validation,
+        );
+        let again = accuracy(&model, &data, &validation_rows, &targets, 16).unwrap();
+        assert_eq!(Some(again), report.validation_accuracy);
+
+        options.validation = 0.0;
+        let Err(err) = train(&data, &options, Kernels::Fast, &mut |_| {}) else {
+            panic!("keep=best without validation trained")
+        };
+        assert!(err.to_string().contains("keep=best needs validation rows"), "{err}");
     }
 
     /// Every gemm of training sums in a fixed order (layers::K_BLOCK) and

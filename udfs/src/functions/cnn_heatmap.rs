@@ -97,12 +97,17 @@ fn heatmap_model(name: &str, path: &str, stride: usize, threads: usize) -> Resul
 > SELECT count(*) AS animal_positions FROM (
     SELECT unnest(cnn_heatmap('out/sealions/model.onnx', image, 'exclude=background, min_score=0.9')) AS p
     FROM images('data/sealions/Test/0.jpg'));
++------------------+
+| animal_positions |
++------------------+
+| 79               |
++------------------+
 ```"#,
     argument(name = "model", description = "Path of an .onnx model cnn_train wrote."),
     argument(name = "image", description = "An image value of any size (at least one tile)."),
     argument(
         name = "options",
-        description = "Optional text 'key=value, ...': stride (pixels between positions, a multiple of the network's; default the network's), exclude (labels to leave out, 'a|b'), min_score (leave out positions whose best score is lower, 0), strip_rows (rows of positions per ONNX Runtime call, 8: memory is about strip_rows x stride x width x 0.5 KB)."
+        description = "Optional text 'key=value, ...': stride (pixels between positions, a multiple of the network's; default the network's), exclude (labels to leave out, 'a|b'), min_score (leave out positions whose best score is lower, 0), strip_rows (rows of positions per ONNX Runtime call, 8; the seed CNN's first convolution then holds about (strip_rows x stride + tile) x width x 128 bytes, 80 MB for a 4992 px wide frame)."
     ),
     related_udf(name = "cnn_scores"),
     related_udf(name = "tiles")

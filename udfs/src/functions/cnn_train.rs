@@ -20,8 +20,8 @@ use crate::pixels;
 
 #[user_doc(
     doc_section(label = "Model Functions"),
-    description = "Trains the seed CNN (conv 32/64/128 3x3 with 2x2 max pooling, dense 512-512 with dropout 0.5, softmax) on the aggregated rows, one class per distinct label, and writes it as an ONNX file (NHWC float input 0..255; labels and layout in the metadata) that cnn_classify, cnn_scores and any ONNX runtime can run. Images are made RGB and resized to input_size x input_size. Prints a line per epoch on stderr. Returns {model, classes, train_accuracy, validation_accuracy, epochs, seconds, train_rows, validation_rows}; train_accuracy is the running accuracy of the last epoch (with dropout), as Keras reports it.",
-    syntax_example = "cnn_train(image, label [, options])",
+    description = "Trains the seed CNN (conv 32/64/128 3x3 with 2x2 max pooling, dense 512-512 with dropout 0.5, softmax) on the aggregated rows, one class per distinct label, and writes it as an ONNX file (NHWC float input 0..255; labels and layout in the metadata) that cnn_classify, cnn_scores and any ONNX runtime can run. Images are made RGB and resized to input_size x input_size. Prints a line per epoch on stderr. Returns {model, classes, train_accuracy, validation_accuracy, epochs, seconds, train_rows, validation_rows, kept_epoch}; the accuracies are of the kept epoch (the last, or the best with keep=best), train_accuracy the running accuracy of that epoch (with dropout), as Keras reports it.",
+    syntax_example = "cnn_train(image, label [, options [, group]])",
     sql_example = r#"```sql
 > SELECT run['model'] AS model, round(run['train_accuracy'], 3) AS train_accuracy,
          round(run['validation_accuracy'], 3) AS validation_accuracy, run['epochs'] AS epochs
@@ -40,7 +40,11 @@ use crate::pixels;
     ),
     argument(
         name = "options",
-        description = "Optional constant text 'key=value, ...': epochs (10), batch_size (64), learning_rate (0.001, Adam), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|label:weight'), augment (none | flip | rotate | flip+rotate: random mirror images and quarter turns), output (model path, model.onnx), input_size (64)."
+        description = "Optional constant text 'key=value, ...': epochs (10), batch_size (64), learning_rate (0.001, Adam), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|label:weight'), augment (none | flip | rotate | flip+rotate: random mirror images and quarter turns), output (model path, model.onnx), input_size (64), keep (last | best: the weights of the epoch with the best validation accuracy, the first on ties, as Keras's save_best_only; kept_epoch in the result says which)."
+    ),
+    argument(
+        name = "group",
+        description = "Optional text per row, e.g. the frame a thumbnail was cut from: validation then holds out whole groups (drawn from the seed), so near copies never fall on both sides."
     ),
     related_udf(name = "cnn_classify"),
     related_udf(name = "cnn_scores")
@@ -61,7 +65,11 @@ impl CnnTrain {
     /// A `cnn_train` whose runs report to, and can be cancelled by, `control`.
     pub fn new(control: TrainingControl) -> Self {
         Self {
-            signature: signature(&[ArgKind::Image, ArgKind::Text], &[ArgKind::Text], Volatility::Volatile),
+            signature: signature(
+                &[ArgKind::Image, ArgKind::Text],
+                &[ArgKind::Text, ArgKind::Text],
+                Volatility::Volatile,
+            ),
             control,
         }
     }
@@ -78,6 +86,7 @@ pub(crate) fn result_fields() -> Fields {
         Field::new("seconds", DataType::Float64, false),
         Field::new("train_rows", DataType::Int64, false),
         Field::new("validation_rows", DataType::Int64, false),
+        Field::new("kept_epoch", DataType::Int64, false),
     ])
 }
 
@@ -109,6 +118,7 @@ impl AggregateUDFImpl for CnnTrain {
             field("labels", DataType::new_list(DataType::Utf8, true)),
             field("side", DataType::UInt32),
             field("options", DataType::Utf8),
+            field("groups", DataType::new_list(DataType::Utf8, true)),
         ])
     }
 
@@ -173,6 +183,14 @@ impl Accumulator for CnnTrainAccumulator {
                 self.set_options(Some(options.value(row)))?;
             }
         }
+        let groups = match values.get(3) {
+            Some(g) => Some(
+                g.as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| exec_datafusion_err!("cnn_train: group must be text"))?,
+            ),
+            None => None,
+        };
         let side = self.options()?.input_size;
         for row in 0..images.len() {
             let image = images
@@ -182,7 +200,13 @@ impl Accumulator for CnnTrainAccumulator {
                 continue;
             };
             let sized = pixels::conform(image, side as u32, side as u32, 3)?;
-            self.dataset(side)?.push(&sized.data, labels.value(row).to_string())?;
+            let group = match groups {
+                Some(g) if g.is_null(row) => return exec_err!("cnn_train: row {row} has a NULL group"),
+                Some(g) => Some(g.value(row).to_string()),
+                None => None,
+            };
+            self.dataset(side)?
+                .push_grouped(&sized.data, labels.value(row).to_string(), group)?;
         }
         Ok(())
     }
@@ -202,6 +226,14 @@ impl Accumulator for CnnTrainAccumulator {
             ScalarValue::List(labels),
             ScalarValue::UInt32(Some(data.height as u32)),
             ScalarValue::Utf8(self.options_text.clone()),
+            ScalarValue::List(ScalarValue::new_list_nullable(
+                &data
+                    .groups
+                    .iter()
+                    .map(|g| ScalarValue::Utf8(Some(g.clone())))
+                    .collect::<Vec<_>>(),
+                &DataType::Utf8,
+            )),
         ])
     }
 
@@ -223,6 +255,10 @@ impl Accumulator for CnnTrainAccumulator {
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or_else(downcast_error)?;
+        let groups = states[4]
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(downcast_error)?;
         for row in 0..pixels.len() {
             if options.is_valid(row) {
                 self.set_options(Some(options.value(row)))?;
@@ -239,6 +275,11 @@ impl Accumulator for CnnTrainAccumulator {
             let mut part = Dataset::new(side, side, 3);
             part.pixels = pixels.value(row).to_vec();
             part.labels = (0..names.len()).map(|i| names.value(i).to_string()).collect();
+            if groups.is_valid(row) {
+                let list = groups.value(row);
+                let list = list.as_any().downcast_ref::<StringArray>().ok_or_else(downcast_error)?;
+                part.groups = (0..list.len()).map(|i| list.value(i).to_string()).collect();
+            }
             if part.pixels.len() != part.labels.len() * side * side * 3 {
                 return exec_err!("cnn_train: inconsistent partial state");
             }
@@ -289,6 +330,7 @@ pub(crate) fn report_value(model: &std::path::Path, report: &TrainReport) -> Res
         ScalarValue::Float64(Some(report.seconds)).to_array()?,
         ScalarValue::Int64(Some(report.train_rows as i64)).to_array()?,
         ScalarValue::Int64(Some(report.validation_rows as i64)).to_array()?,
+        ScalarValue::Int64(Some(report.kept_epoch as i64)).to_array()?,
     ];
     let array = datafusion::arrow::array::StructArray::try_new(result_fields(), values, None)?;
     Ok(ScalarValue::Struct(Arc::new(array)))

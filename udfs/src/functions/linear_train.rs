@@ -26,7 +26,7 @@ const OPTIONAL: [ArgKind; 1] = [ArgKind::Text];
 
 #[user_doc(
     doc_section(label = "Model Functions"),
-    description = "Transfer learning's second half (as sparkdl's LogisticRegression on DeepImageFeaturizer features): trains a softmax regression on the aggregated feature vectors, one class per distinct label, and writes it on top of the featurizer model as one ONNX file that takes images, which cnn_classify, cnn_scores and any ONNX runtime run. Features are standardised on the training rows (folded into the written weights) and the weights fitted by full-batch Adam on the cross-entropy plus an L2 penalty, in f64 on one thread: the same rows, options and seed give the same model on any machine. Returns {model, classes, train_accuracy, validation_accuracy, epochs, seconds, train_rows, validation_rows}.",
+    description = "Transfer learning's second half (as sparkdl's LogisticRegression on DeepImageFeaturizer features): trains a softmax regression on the aggregated feature vectors, one class per distinct label, and writes it on top of the featurizer model as one ONNX file that takes images, which cnn_classify, cnn_scores and any ONNX runtime run. Features are standardised on the training rows (folded into the written weights) and the weights fitted by full-batch Adam on the cross-entropy plus an L2 penalty, in f64 on one thread: the same rows, options and seed give the same model on any machine. Returns {model, classes, train_accuracy, validation_accuracy, epochs, seconds, train_rows, validation_rows, kept_epoch} (kept_epoch is epochs: a convex fit keeps its last step).",
     syntax_example = "linear_train(features, label [, options])",
     sql_example = r#"```sql
 > SELECT run['validation_accuracy'] AS validation_accuracy
