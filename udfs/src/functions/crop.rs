@@ -1,15 +1,16 @@
 //! `crop(image, x, y, width, height)`: a window of an image.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use crate::image_value::ImageArray;
+use crate::memory::{ImageMemory, PixelReservation};
 
 use super::image_resize::size_value;
 use super::map_images;
-use crate::args::{arg_arrays, image_arg, int_arg, int_at};
+use crate::args::{int_arg, int_at};
 use crate::image_value::image_type;
 use crate::pixels;
 
@@ -44,42 +45,32 @@ pub struct Crop {
     memory: ImageMemory,
 }
 
-memory_constructors!(Crop, [Image, Integer, Integer, Integer, Integer], []);
+image_function!(
+    Crop,
+    "crop",
+    [Image, Integer, Integer, Integer, Integer],
+    [],
+    image_type(),
+    crop_batch
+);
 
-impl ScalarUDFImpl for Crop {
-    fn name(&self) -> &str {
-        "crop"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let mut reservation = super::reserve(&self.memory, name, &args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(name, &arrays, 0)?;
-        let ints = (1..5).map(|i| int_arg(name, &arrays, i)).collect::<Result<Vec<_>>>()?;
-        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            let values: Option<Vec<i64>> = ints.iter().map(|a| int_at(a, row)).collect();
-            let Some([x, y, w, h]) = values.and_then(|v| <[i64; 4]>::try_from(v).ok()) else {
-                return Ok(None);
-            };
-            let (w, h) = (size_value(name, "width", w)?, size_value(name, "height", h)?);
-            reservation.image(w as u64, h as u64, view.channels as u64)?;
-            Ok(Some(pixels::crop(view, x, y, w, h)))
-        })?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
+/// `crop` of a batch: `arrays` are all the arguments, `images` the first.
+fn crop_batch(
+    name: &str,
+    arrays: &[ArrayRef],
+    images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
+) -> Result<ArrayRef> {
+    let ints = (1..5).map(|i| int_arg(name, arrays, i)).collect::<Result<Vec<_>>>()?;
+    map_images(name, images, reservation, |row, view, reservation| {
+        let values: Option<Vec<i64>> = ints.iter().map(|a| int_at(a, row)).collect();
+        let Some([x, y, w, h]) = values.and_then(|v| <[i64; 4]>::try_from(v).ok()) else {
+            return Ok(None);
+        };
+        let (w, h) = (size_value(name, "width", w)?, size_value(name, "height", h)?);
+        reservation.image(w as u64, h as u64, view.channels as u64)?;
+        Ok(Some(pixels::crop(view, x, y, w, h)))
+    })
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! `image_adjust(image, brightness, contrast, saturation)`: colour jitter.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use crate::image_value::ImageArray;
+use crate::memory::{ImageMemory, PixelReservation};
 
 use super::map_images;
-use crate::args::{arg_arrays, float_arg, float_at, image_arg};
+use crate::args::{float_arg, float_at};
 use crate::augment;
 use crate::image_value::image_type;
 
@@ -38,51 +39,39 @@ pub struct ImageAdjust {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageAdjust, [Image, Float, Float, Float], []);
+image_function!(
+    ImageAdjust,
+    "image_adjust",
+    [Image, Float, Float, Float],
+    [],
+    image_type(),
+    image_adjust_batch
+);
 
-impl ScalarUDFImpl for ImageAdjust {
-    fn name(&self) -> &str {
-        "image_adjust"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let mut reservation = super::reserve(&self.memory, name, &args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(name, &arrays, 0)?;
-        let factors = (1..4)
-            .map(|i| float_arg(name, &arrays, i))
-            .collect::<Result<Vec<_>>>()?;
-        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            let mut values = [0.0; 3];
-            for ((value, array), what) in values
-                .iter_mut()
-                .zip(&factors)
-                .zip(["brightness", "contrast", "saturation"])
-            {
-                match float_at(array, row) {
-                    Some(v) if (0.0..=MAX_FACTOR).contains(&v) => *value = v,
-                    Some(v) => return exec_err!("{name}: {what} must be 0 to {MAX_FACTOR}, not {v}"),
-                    None => return Ok(None),
-                }
+/// `image_adjust` of a batch: `arrays` are all the arguments, `images` the first.
+fn image_adjust_batch(
+    name: &str,
+    arrays: &[ArrayRef],
+    images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
+) -> Result<ArrayRef> {
+    let factors = (1..4).map(|i| float_arg(name, arrays, i)).collect::<Result<Vec<_>>>()?;
+    map_images(name, images, reservation, |row, view, reservation| {
+        let mut values = [0.0; 3];
+        for ((value, array), what) in values
+            .iter_mut()
+            .zip(&factors)
+            .zip(["brightness", "contrast", "saturation"])
+        {
+            match float_at(array, row) {
+                Some(v) if (0.0..=MAX_FACTOR).contains(&v) => *value = v,
+                Some(v) => return exec_err!("{name}: {what} must be 0 to {MAX_FACTOR}, not {v}"),
+                None => return Ok(None),
             }
-            reservation.image_like(&view)?;
-            Ok(Some(augment::adjust(view, values[0], values[1], values[2])))
-        })?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
+        }
+        reservation.image_like(&view)?;
+        Ok(Some(augment::adjust(view, values[0], values[1], values[2])))
+    })
 }
 
 #[cfg(test)]

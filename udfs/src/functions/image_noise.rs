@@ -1,14 +1,15 @@
 //! `image_noise(image, sigma, seed)`: seeded Gaussian noise.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use crate::image_value::ImageArray;
+use crate::memory::{ImageMemory, PixelReservation};
 
 use super::map_images;
-use crate::args::{arg_arrays, float_arg, float_at, image_arg, int_arg, int_at};
+use crate::args::{float_arg, float_at, int_arg, int_at};
 use crate::augment;
 use crate::image_value::image_type;
 
@@ -40,43 +41,33 @@ pub struct ImageNoise {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageNoise, [Image, Float, Integer], []);
+image_function!(
+    ImageNoise,
+    "image_noise",
+    [Image, Float, Integer],
+    [],
+    image_type(),
+    image_noise_batch
+);
 
-impl ScalarUDFImpl for ImageNoise {
-    fn name(&self) -> &str {
-        "image_noise"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let mut reservation = super::reserve(&self.memory, name, &args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(name, &arrays, 0)?;
-        let (sigmas, seeds) = (float_arg(name, &arrays, 1)?, int_arg(name, &arrays, 2)?);
-        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            let (Some(sigma), Some(seed)) = (float_at(sigmas, row), int_at(seeds, row)) else {
-                return Ok(None);
-            };
-            if !(0.0..=255.0).contains(&sigma) {
-                return exec_err!("{name}: sigma must be 0 to 255, not {sigma}");
-            }
-            reservation.image_like(&view)?;
-            Ok(Some(augment::noise(view, sigma, seed as u64)))
-        })?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
+/// `image_noise` of a batch: `arrays` are all the arguments, `images` the first.
+fn image_noise_batch(
+    name: &str,
+    arrays: &[ArrayRef],
+    images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
+) -> Result<ArrayRef> {
+    let (sigmas, seeds) = (float_arg(name, arrays, 1)?, int_arg(name, arrays, 2)?);
+    map_images(name, images, reservation, |row, view, reservation| {
+        let (Some(sigma), Some(seed)) = (float_at(sigmas, row), int_at(seeds, row)) else {
+            return Ok(None);
+        };
+        if !(0.0..=255.0).contains(&sigma) {
+            return exec_err!("{name}: sigma must be 0 to 255, not {sigma}");
+        }
+        reservation.image_like(&view)?;
+        Ok(Some(augment::noise(view, sigma, seed as u64)))
+    })
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! `image_resize(image, width, height)`: bilinear resampling.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use crate::image_value::ImageArray;
+use crate::memory::{ImageMemory, PixelReservation};
 
 use super::{map_images, named};
-use crate::args::{arg_arrays, image_arg, int_arg, int_at};
+use crate::args::{int_arg, int_at};
 use crate::image_value::image_type;
 use crate::pixels;
 
@@ -34,51 +35,40 @@ pub struct ImageResize {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageResize, [Image, Integer, Integer], []);
+image_function!(
+    ImageResize,
+    "image_resize",
+    [Image, Integer, Integer],
+    [],
+    image_type(),
+    image_resize_batch
+);
 
+/// `image_resize` of a batch: `arrays` are all the arguments, `images` the first.
+fn image_resize_batch(
+    name: &str,
+    arrays: &[ArrayRef],
+    images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
+) -> Result<ArrayRef> {
+    let (widths, heights) = (int_arg(name, arrays, 1)?, int_arg(name, arrays, 2)?);
+    map_images(name, images, reservation, |row, view, reservation| {
+        let (Some(w), Some(h)) = (int_at(widths, row), int_at(heights, row)) else {
+            return Ok(None);
+        };
+        let (w, h) = (size_value(name, "width", w)?, size_value(name, "height", h)?);
+        // The resampler works on a copy of the source and makes the result.
+        reservation.image(w as u64, h as u64, view.channels as u64)?;
+        reservation.bytes(view.data.len() as u64)?;
+        named(name, pixels::resize(view, w, h)).map(Some)
+    })
+}
 /// A size argument: 1 to 65535 pixels.
 pub(crate) fn size_value(name: &str, what: &str, value: i64) -> Result<u32> {
     if (1..=65535).contains(&value) {
         Ok(value as u32)
     } else {
         exec_err!("{name}: {what} must be 1 to 65535, not {value}")
-    }
-}
-
-impl ScalarUDFImpl for ImageResize {
-    fn name(&self) -> &str {
-        "image_resize"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let mut reservation = super::reserve(&self.memory, name, &args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(name, &arrays, 0)?;
-        let (widths, heights) = (int_arg(name, &arrays, 1)?, int_arg(name, &arrays, 2)?);
-        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            let (Some(w), Some(h)) = (int_at(widths, row), int_at(heights, row)) else {
-                return Ok(None);
-            };
-            let (w, h) = (size_value(name, "width", w)?, size_value(name, "height", h)?);
-            // The resampler works on a copy of the source and makes the result.
-            reservation.image(w as u64, h as u64, view.channels as u64)?;
-            reservation.bytes(view.data.len() as u64)?;
-            named(name, pixels::resize(view, w, h)).map(Some)
-        })?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
     }
 }
 

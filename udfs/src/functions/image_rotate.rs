@@ -1,14 +1,15 @@
 //! `image_rotate(image, degrees [, fill])`: rotation by any angle.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use crate::image_value::ImageArray;
+use crate::memory::{ImageMemory, PixelReservation};
 
 use super::map_images;
-use crate::args::{arg_arrays, float_arg, float_at, image_arg, int_arg, int_at, optional};
+use crate::args::{float_arg, float_at, int_arg, int_at, optional};
 use crate::augment;
 use crate::image_value::image_type;
 
@@ -40,52 +41,42 @@ pub struct ImageRotate {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageRotate, [Image, Float], [Integer]);
+image_function!(
+    ImageRotate,
+    "image_rotate",
+    [Image, Float],
+    [Integer],
+    image_type(),
+    image_rotate_batch
+);
 
-impl ScalarUDFImpl for ImageRotate {
-    fn name(&self) -> &str {
-        "image_rotate"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let mut reservation = super::reserve(&self.memory, name, &args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(name, &arrays, 0)?;
-        let angles = float_arg(name, &arrays, 1)?;
-        let fills = optional(&arrays, 2).map(|_| int_arg(name, &arrays, 2)).transpose()?;
-        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            let Some(degrees) = float_at(angles, row) else {
-                return Ok(None);
-            };
-            if !degrees.is_finite() {
-                return exec_err!("{name}: degrees must be a finite number, not {degrees}");
-            }
-            let fill = match fills {
-                Some(fills) => match int_at(fills, row) {
-                    Some(fill @ 0..=255) => fill as u8,
-                    Some(other) => return exec_err!("{name}: fill must be 0 to 255, not {other}"),
-                    None => return Ok(None),
-                },
-                None => 0,
-            };
-            reservation.image_like(&view)?;
-            Ok(Some(augment::rotate(view, degrees, fill)))
-        })?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
+/// `image_rotate` of a batch: `arrays` are all the arguments, `images` the first.
+fn image_rotate_batch(
+    name: &str,
+    arrays: &[ArrayRef],
+    images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
+) -> Result<ArrayRef> {
+    let angles = float_arg(name, arrays, 1)?;
+    let fills = optional(arrays, 2).map(|_| int_arg(name, arrays, 2)).transpose()?;
+    map_images(name, images, reservation, |row, view, reservation| {
+        let Some(degrees) = float_at(angles, row) else {
+            return Ok(None);
+        };
+        if !degrees.is_finite() {
+            return exec_err!("{name}: degrees must be a finite number, not {degrees}");
+        }
+        let fill = match fills {
+            Some(fills) => match int_at(fills, row) {
+                Some(fill @ 0..=255) => fill as u8,
+                Some(other) => return exec_err!("{name}: fill must be 0 to 255, not {other}"),
+                None => return Ok(None),
+            },
+            None => 0,
+        };
+        reservation.image_like(&view)?;
+        Ok(Some(augment::rotate(view, degrees, fill)))
+    })
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! `image_rotate90(image [, quarter_turns])`: rotation by multiples of 90 degrees.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use crate::image_value::ImageArray;
+use crate::memory::{ImageMemory, PixelReservation};
 
 use super::map_images;
-use crate::args::{arg_arrays, image_arg, int_arg, int_at};
+use crate::args::{int_arg, int_at};
 use crate::image_value::image_type;
 use crate::pixels;
 
@@ -36,48 +37,38 @@ pub struct ImageRotate90 {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageRotate90, [Image], [Integer]);
+image_function!(
+    ImageRotate90,
+    "image_rotate90",
+    [Image],
+    [Integer],
+    image_type(),
+    image_rotate90_batch
+);
 
-impl ScalarUDFImpl for ImageRotate90 {
-    fn name(&self) -> &str {
-        "image_rotate90"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let mut reservation = super::reserve(&self.memory, name, &args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(name, &arrays, 0)?;
-        let turns = if arrays.len() > 1 {
-            Some(int_arg(name, &arrays, 1)?)
-        } else {
-            None
+/// `image_rotate90` of a batch: `arrays` are all the arguments, `images` the first.
+fn image_rotate90_batch(
+    name: &str,
+    arrays: &[ArrayRef],
+    images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
+) -> Result<ArrayRef> {
+    let turns = if arrays.len() > 1 {
+        Some(int_arg(name, arrays, 1)?)
+    } else {
+        None
+    };
+    map_images(name, images, reservation, |row, view, reservation| {
+        let turns = match turns {
+            Some(t) => match int_at(t, row) {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+            None => 1,
         };
-        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            let turns = match turns {
-                Some(t) => match int_at(t, row) {
-                    Some(t) => t,
-                    None => return Ok(None),
-                },
-                None => 1,
-            };
-            reservation.image_like(&view)?;
-            Ok(Some(pixels::rotate90(view, turns)))
-        })?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
+        reservation.image_like(&view)?;
+        Ok(Some(pixels::rotate90(view, turns)))
+    })
 }
 
 #[cfg(test)]

@@ -1,15 +1,16 @@
 //! `image_scale(image, factor)`: resampling by a factor, keeping the aspect.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use crate::image_value::ImageArray;
+use crate::memory::{ImageMemory, PixelReservation};
 
 use super::image_resize::size_value;
 use super::{map_images, named};
-use crate::args::{arg_arrays, float_arg, float_at, image_arg};
+use crate::args::{float_arg, float_at};
 use crate::image_value::image_type;
 use crate::pixels;
 
@@ -38,50 +39,40 @@ pub struct ImageScale {
     memory: ImageMemory,
 }
 
-memory_constructors!(ImageScale, [Image, Float], []);
+image_function!(
+    ImageScale,
+    "image_scale",
+    [Image, Float],
+    [],
+    image_type(),
+    image_scale_batch
+);
 
-impl ScalarUDFImpl for ImageScale {
-    fn name(&self) -> &str {
-        "image_scale"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let mut reservation = super::reserve(&self.memory, name, &args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(name, &arrays, 0)?;
-        let factors = float_arg(name, &arrays, 1)?;
-        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            let Some(factor) = float_at(factors, row) else {
-                return Ok(None);
-            };
-            if !(factor.is_finite() && factor > 0.0) {
-                return exec_err!("{name}: factor must be a number above 0, not {factor}");
-            }
-            // Saturating float-to-int casts: an absurd factor is refused by size.
-            let side = |extent: u32| ((extent as f64 * factor).round() as i64).max(1);
-            let (w, h) = (
-                size_value(name, "width", side(view.width))?,
-                size_value(name, "height", side(view.height))?,
-            );
-            reservation.image(w as u64, h as u64, view.channels as u64)?;
-            reservation.bytes(view.data.len() as u64)?;
-            named(name, pixels::resize(view, w, h)).map(Some)
-        })?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
+/// `image_scale` of a batch: `arrays` are all the arguments, `images` the first.
+fn image_scale_batch(
+    name: &str,
+    arrays: &[ArrayRef],
+    images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
+) -> Result<ArrayRef> {
+    let factors = float_arg(name, arrays, 1)?;
+    map_images(name, images, reservation, |row, view, reservation| {
+        let Some(factor) = float_at(factors, row) else {
+            return Ok(None);
+        };
+        if !(factor.is_finite() && factor > 0.0) {
+            return exec_err!("{name}: factor must be a number above 0, not {factor}");
+        }
+        // Saturating float-to-int casts: an absurd factor is refused by size.
+        let side = |extent: u32| ((extent as f64 * factor).round() as i64).max(1);
+        let (w, h) = (
+            size_value(name, "width", side(view.width))?,
+            size_value(name, "height", side(view.height))?,
+        );
+        reservation.image(w as u64, h as u64, view.channels as u64)?;
+        reservation.bytes(view.data.len() as u64)?;
+        named(name, pixels::resize(view, w, h)).map(Some)
+    })
 }
 
 #[cfg(test)]

@@ -28,15 +28,18 @@ macro_rules! memory_constructors {
     };
 }
 
-/// Implements `ScalarUDFImpl` (with `new(memory)` and `Default`) for a
-/// function of one image returning `$return_type`, computed per batch by
-/// `$compute`, a `fn(&str, &ImageArray, &mut PixelReservation) ->
-/// Result<ArrayRef>` given the function's name. The function's struct, with
-/// its `#[user_doc]` and fields `signature` and `memory`, stays in its own
-/// file.
-macro_rules! single_image_function {
-    ($ty:ident, $name:literal, $return_type:expr, $compute:expr) => {
-        memory_constructors!($ty, [Image], []);
+/// Implements `ScalarUDFImpl` (with `new(memory)` and `Default`) for an
+/// image function whose first argument is an image and whose other
+/// arguments are of the kinds given (as [`memory_constructors`]), returning
+/// `$return_type`, computed per batch by `$compute`, a `fn(&str, &[ArrayRef],
+/// &ImageArray, &mut PixelReservation) -> Result<ArrayRef>` given the
+/// function's name, all its arguments as arrays (text as Utf8, see
+/// `args::arg_arrays`), the images of the first and a reservation in the
+/// session's pool. The function's struct, with its `#[user_doc]` and fields
+/// `signature` and `memory`, stays in its own file.
+macro_rules! image_function {
+    ($ty:ident, $name:literal, [$($required:ident),*], [$($optional:ident),*], $return_type:expr, $compute:expr) => {
+        memory_constructors!($ty, [$($required),*], [$($optional),*]);
 
         impl ::datafusion::logical_expr::ScalarUDFImpl for $ty {
             fn name(&self) -> &str {
@@ -60,6 +63,7 @@ macro_rules! single_image_function {
             ) -> ::datafusion::common::Result<::datafusion::logical_expr::ColumnarValue> {
                 let compute: fn(
                     &str,
+                    &[::datafusion::arrow::array::ArrayRef],
                     &$crate::image_value::ImageArray<'_>,
                     &mut $crate::memory::PixelReservation,
                 ) -> ::datafusion::common::Result<::datafusion::arrow::array::ArrayRef> = $compute;
@@ -68,6 +72,7 @@ macro_rules! single_image_function {
                 let images = $crate::args::image_arg($name, &arrays, 0)?;
                 Ok(::datafusion::logical_expr::ColumnarValue::Array(compute(
                     $name,
+                    &arrays,
                     &images,
                     &mut reservation,
                 )?))
@@ -77,6 +82,28 @@ macro_rules! single_image_function {
                 self.doc()
             }
         }
+    };
+}
+
+/// [`image_function`] for a function of one image alone: `$compute` is a
+/// `fn(&str, &ImageArray, &mut PixelReservation) -> Result<ArrayRef>`.
+macro_rules! single_image_function {
+    ($ty:ident, $name:literal, $return_type:expr, $compute:expr) => {
+        image_function!(
+            $ty,
+            $name,
+            [Image],
+            [],
+            $return_type,
+            |name, _, images, reservation| {
+                let compute: fn(
+                    &str,
+                    &$crate::image_value::ImageArray<'_>,
+                    &mut $crate::memory::PixelReservation,
+                ) -> ::datafusion::common::Result<::datafusion::arrow::array::ArrayRef> = $compute;
+                compute(name, images, reservation)
+            }
+        );
     };
 }
 

@@ -1,15 +1,16 @@
 //! `random_crop(image, width, height, seed)`: a seeded random window.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use crate::image_value::ImageArray;
+use crate::memory::{ImageMemory, PixelReservation};
 
 use super::image_resize::size_value;
 use super::map_images;
-use crate::args::{arg_arrays, image_arg, int_arg, int_at};
+use crate::args::{int_arg, int_at};
 use crate::augment;
 use crate::image_value::image_type;
 
@@ -40,42 +41,31 @@ pub struct RandomCrop {
     memory: ImageMemory,
 }
 
-memory_constructors!(RandomCrop, [Image, Integer, Integer, Integer], []);
+image_function!(
+    RandomCrop,
+    "random_crop",
+    [Image, Integer, Integer, Integer],
+    [],
+    image_type(),
+    random_crop_batch
+);
 
-impl ScalarUDFImpl for RandomCrop {
-    fn name(&self) -> &str {
-        "random_crop"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let mut reservation = super::reserve(&self.memory, name, &args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(name, &arrays, 0)?;
-        let ints = (1..4).map(|i| int_arg(name, &arrays, i)).collect::<Result<Vec<_>>>()?;
-        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            let (Some(w), Some(h), Some(seed)) = (int_at(ints[0], row), int_at(ints[1], row), int_at(ints[2], row))
-            else {
-                return Ok(None);
-            };
-            let (w, h) = (size_value(name, "width", w)?, size_value(name, "height", h)?);
-            reservation.image(w as u64, h as u64, view.channels as u64)?;
-            Ok(Some(augment::random_crop(view, w, h, seed as u64)))
-        })?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
+/// `random_crop` of a batch: `arrays` are all the arguments, `images` the first.
+fn random_crop_batch(
+    name: &str,
+    arrays: &[ArrayRef],
+    images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
+) -> Result<ArrayRef> {
+    let ints = (1..4).map(|i| int_arg(name, arrays, i)).collect::<Result<Vec<_>>>()?;
+    map_images(name, images, reservation, |row, view, reservation| {
+        let (Some(w), Some(h), Some(seed)) = (int_at(ints[0], row), int_at(ints[1], row), int_at(ints[2], row)) else {
+            return Ok(None);
+        };
+        let (w, h) = (size_value(name, "width", w)?, size_value(name, "height", h)?);
+        reservation.image(w as u64, h as u64, view.channels as u64)?;
+        Ok(Some(augment::random_crop(view, w, h, seed as u64)))
+    })
 }
 
 #[cfg(test)]

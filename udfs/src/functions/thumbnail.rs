@@ -1,15 +1,16 @@
 //! `thumbnail(image, cx, cy, size)`: a square window centred on a pixel.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::common::Result;
-use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
+use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use crate::image_value::ImageArray;
+use crate::memory::{ImageMemory, PixelReservation};
 
 use super::image_resize::size_value;
 use super::map_images;
-use crate::args::{arg_arrays, image_arg, int_arg, int_at};
+use crate::args::{int_arg, int_at};
 use crate::image_value::image_type;
 use crate::pixels;
 
@@ -40,45 +41,35 @@ pub struct Thumbnail {
     memory: ImageMemory,
 }
 
-memory_constructors!(Thumbnail, [Image, Integer, Integer, Integer], []);
+image_function!(
+    Thumbnail,
+    "thumbnail",
+    [Image, Integer, Integer, Integer],
+    [],
+    image_type(),
+    thumbnail_batch
+);
 
-impl ScalarUDFImpl for Thumbnail {
-    fn name(&self) -> &str {
-        "thumbnail"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(image_type())
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let name = self.name();
-        let mut reservation = super::reserve(&self.memory, name, &args);
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let images = image_arg(name, &arrays, 0)?;
-        let (cxs, cys, sizes) = (
-            int_arg(name, &arrays, 1)?,
-            int_arg(name, &arrays, 2)?,
-            int_arg(name, &arrays, 3)?,
-        );
-        let out = map_images(name, &images, &mut reservation, |row, view, reservation| {
-            let (Some(cx), Some(cy), Some(size)) = (int_at(cxs, row), int_at(cys, row), int_at(sizes, row)) else {
-                return Ok(None);
-            };
-            let size = size_value(name, "size", size)?;
-            reservation.image(size as u64, size as u64, view.channels as u64)?;
-            Ok(Some(pixels::thumbnail(view, cx, cy, size)))
-        })?;
-        Ok(ColumnarValue::Array(out))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.doc()
-    }
+/// `thumbnail` of a batch: `arrays` are all the arguments, `images` the first.
+fn thumbnail_batch(
+    name: &str,
+    arrays: &[ArrayRef],
+    images: &ImageArray<'_>,
+    reservation: &mut PixelReservation,
+) -> Result<ArrayRef> {
+    let (cxs, cys, sizes) = (
+        int_arg(name, arrays, 1)?,
+        int_arg(name, arrays, 2)?,
+        int_arg(name, arrays, 3)?,
+    );
+    map_images(name, images, reservation, |row, view, reservation| {
+        let (Some(cx), Some(cy), Some(size)) = (int_at(cxs, row), int_at(cys, row), int_at(sizes, row)) else {
+            return Ok(None);
+        };
+        let size = size_value(name, "size", size)?;
+        reservation.image(size as u64, size as u64, view.channels as u64)?;
+        Ok(Some(pixels::thumbnail(view, cx, cy, size)))
+    })
 }
 
 #[cfg(test)]
