@@ -7,7 +7,11 @@ use std::str::FromStr;
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 
-use super::{label_counts, register_labelled_folder, single_count, sql_path};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+
+use super::{register_labelled_folder, single_count, sql_path};
 use crate::exec::run_sql;
 
 /// One augmentation step; each draws its own numbers from the row's seed.
@@ -112,11 +116,15 @@ pub struct AugmentSummary {
     pub classes: Vec<(String, i64, f64)>,
 }
 
+/// `(1), (2), ... (copies)`: the copy numbers as SQL `VALUES` rows.
+fn copy_numbers(copies: usize) -> String {
+    (1..=copies).map(|c| format!("({c})")).collect::<Vec<_>>().join(", ")
+}
+
 /// The SQL that writes the augmented copies (after
 /// [`register_labelled_folder`] with prefix `augment`): one step after the
 /// other, each a layer of the query, so an image is computed once per step.
 pub fn augment_copy_sql(options: &AugmentOptions) -> String {
-    let copies: Vec<String> = (1..=options.copies).map(|c| format!("({c})")).collect();
     let mut layers = vec![format!(
         "s0 AS (
             SELECT stem || '_aug' || c.copy AS name, label,
@@ -126,7 +134,7 @@ pub fn augment_copy_sql(options: &AugmentOptions) -> String {
             CROSS JOIN (VALUES {values}) AS c(copy)
         )",
         seed = options.seed,
-        values = copies.join(", ")
+        values = copy_numbers(options.copies)
     )];
     for (k, step) in options.steps.iter().enumerate() {
         layers.push(format!(
@@ -179,8 +187,8 @@ pub async fn augment(ctx: &SessionContext, options: &AugmentOptions) -> Result<A
     )
     .await?;
     run_sql(ctx, &format!("{};", augment_copy_sql(options))).await?;
-    let copies = options.copies as i64;
-    let values: Vec<String> = (1..=copies).map(|c| format!("({c})")).collect();
+    // Every file written, and each class's weight: images / (classes x
+    // images of the class), as scikit-learn's class_weight='balanced'.
     run_sql(
         ctx,
         &format!(
@@ -189,27 +197,38 @@ pub async fn augment(ctx: &SessionContext, options: &AugmentOptions) -> Result<A
              UNION ALL
              SELECT stem || '_aug' || c.copy || '.png' AS filename, label
              FROM augment_labelled CROSS JOIN (VALUES {values}) AS c(copy);
+             CREATE VIEW augment_weights AS
+             WITH counts AS (SELECT label, count(*) AS images FROM augment_written GROUP BY label)
+             SELECT c.label, c.images,
+                 CAST((SELECT sum(images) FROM counts) AS DOUBLE) / ((SELECT count(*) FROM counts) * c.images) AS weight
+             FROM counts c;
              COPY (
-                 WITH counts AS (SELECT label, count(*) AS images FROM augment_written GROUP BY label),
-                 total AS (SELECT sum(images) AS images, count(*) AS classes FROM counts)
-                 SELECT w.filename, w.label, CAST(t.images AS DOUBLE) / (t.classes * c.images) AS weight
-                 FROM augment_written w JOIN counts c ON c.label = w.label CROSS JOIN total t
+                 SELECT w.filename, w.label, c.weight
+                 FROM augment_written w JOIN augment_weights c ON c.label = w.label
                  ORDER BY w.filename
              ) TO {} STORED AS CSV OPTIONS ('format.has_header' 'true');",
             sql_path(&options.new_label_file, false),
-            values = values.join(", ")
+            values = copy_numbers(options.copies)
         ),
     )
     .await?;
-    let counts = label_counts(ctx, "augment_written").await?;
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
-    let classes = counts
-        .iter()
-        .map(|(label, n)| (label.clone(), *n, total as f64 / (counts.len() as f64 * *n as f64)))
-        .collect();
+    let weights = run_sql(ctx, "SELECT label, images, weight FROM augment_weights ORDER BY label;").await?;
+    let mut classes = Vec::new();
+    for batch in weights.iter().flat_map(|r| &r.batches) {
+        // Text may come as any string type (VARCHAR is Utf8View).
+        let labels = cast(batch.column(0), &DataType::Utf8)?;
+        let (labels, images, weight) = (
+            labels.as_string::<i32>(),
+            batch.column(1).as_primitive::<Int64Type>(),
+            batch.column(2).as_primitive::<Float64Type>(),
+        );
+        for i in 0..batch.num_rows() {
+            classes.push((labels.value(i).to_string(), images.value(i), weight.value(i)));
+        }
+    }
     Ok(AugmentSummary {
         originals,
-        augmented: originals * copies,
+        augmented: originals * options.copies as i64,
         classes,
     })
 }

@@ -223,7 +223,8 @@ pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
                 let (Some(wn), Some(bn)) = (n.input.get(1), n.input.get(2)) else {
                     return not_seed();
                 };
-                let (Some(weights), Some(bias)) = (initializers.get(wn), initializers.get(bn)) else {
+                // The bias initializer goes on as it is, as the convolution's.
+                let (Some(weights), true) = (initializers.get(wn), initializers.contains_key(bn)) else {
                     return not_seed();
                 };
                 let values = float_values(weights)?;
@@ -258,7 +259,6 @@ pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
                 graph.node.push(node("Conv", &[&x, &kn, bn], &output, attributes));
                 x = output;
                 first = false;
-                let _ = bias;
             }
             "Relu" => {
                 let output = format!("{x}_relu");
