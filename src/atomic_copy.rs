@@ -1,8 +1,9 @@
-//! All-or-nothing `COPY ... TO` for local targets, as a rule of the
-//! session: a COPY that fails removes the file or folder it was writing
-//! when that did not exist before, whatever the format (CSV, JSON,
-//! Parquet, images), so a failure never leaves a partial file that
-//! looks like a result. Files that were there before are left as they are.
+//! All-or-nothing `COPY ... TO`, as a rule of the session: a COPY that
+//! fails removes the file or folder it was writing when that did not exist
+//! before, whatever the format (CSV, JSON, Parquet, images) and wherever
+//! it writes (a local path, or an object store's object or prefix), so a
+//! failure never leaves a partial result that looks like one. What was
+//! there before is left as it is.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -10,17 +11,20 @@ use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::Result;
+use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::file_format::csv::CsvSink;
 use datafusion::datasource::file_format::json::JsonSink;
 use datafusion::datasource::file_format::parquet::ParquetSink;
 use datafusion::datasource::physical_plan::{FileSink, FileSinkConfig};
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::TaskContext;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::images::ImageSink;
 use crate::pass_through::{AroundInput, PassThroughExec};
@@ -42,32 +46,35 @@ fn file_sink_config(sink: &dyn DataSink) -> Option<&FileSinkConfig> {
     None
 }
 
-/// The local path a sink writes (a file or a folder), when it is local.
-fn local_target(config: &FileSinkConfig) -> Option<PathBuf> {
-    if config.object_store_url.as_str() != "file:///" {
-        return None;
-    }
+/// What a sink writes: a local file or folder, or an object store's object
+/// or prefix.
+fn sink_target(config: &FileSinkConfig) -> Option<TargetToRemove> {
     let [table_path] = config.table_paths.as_slice() else {
         return None;
     };
-    Some(PathBuf::from(format!("/{}", table_path.prefix())))
+    if config.object_store_url.as_str() == "file:///" {
+        return Some(TargetToRemove::Local(PathBuf::from(format!("/{}", table_path.prefix()))));
+    }
+    Some(TargetToRemove::Objects {
+        store: config.object_store_url.clone(),
+        prefix: table_path.prefix().clone(),
+    })
 }
 
-/// Wraps every local `DataSinkExec` in a [`RemoveTargetOnError`].
+/// Wraps every file-writing `DataSinkExec` in a [`RemoveTargetOnError`].
 #[derive(Debug, Default)]
-pub struct AtomicLocalCopy;
+pub struct AtomicCopy;
 
-impl PhysicalOptimizerRule for AtomicLocalCopy {
+impl PhysicalOptimizerRule for AtomicCopy {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
             let Some(sink) = node.downcast_ref::<DataSinkExec>() else {
                 return Ok(Transformed::no(node));
             };
-            match file_sink_config(sink.sink()).and_then(local_target) {
-                Some(target) => Ok(Transformed::yes(Arc::new(RemoveTargetOnError::new(
-                    Arc::clone(&node),
-                    TargetToRemove { target },
-                )) as Arc<dyn ExecutionPlan>)),
+            match file_sink_config(sink.sink()).and_then(sink_target) {
+                Some(target) => Ok(Transformed::yes(
+                    Arc::new(RemoveTargetOnError::new(Arc::clone(&node), target)) as Arc<dyn ExecutionPlan>,
+                )),
                 None => Ok(Transformed::no(node)),
             }
         })
@@ -75,7 +82,7 @@ impl PhysicalOptimizerRule for AtomicLocalCopy {
     }
 
     fn name(&self) -> &str {
-        "atomic_local_copy"
+        "atomic_copy"
     }
 
     fn schema_check(&self) -> bool {
@@ -87,10 +94,13 @@ impl PhysicalOptimizerRule for AtomicLocalCopy {
 /// exist when the sink started.
 pub type RemoveTargetOnError = PassThroughExec<TargetToRemove>;
 
-/// The local file or folder a [`RemoveTargetOnError`] guards.
+/// What a [`RemoveTargetOnError`] guards.
 #[derive(Debug, Clone)]
-pub struct TargetToRemove {
-    target: PathBuf,
+pub enum TargetToRemove {
+    /// A local file or folder.
+    Local(PathBuf),
+    /// The object at `prefix` and every object under it.
+    Objects { store: ObjectStoreUrl, prefix: StorePath },
 }
 
 fn remove_path(path: &std::path::Path) {
@@ -105,7 +115,10 @@ impl AroundInput for TargetToRemove {
     const NAME: &'static str = "RemoveTargetOnError";
 
     fn fmt_details(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "target={}", self.target.display())
+        match self {
+            Self::Local(path) => write!(f, "target={}", path.display()),
+            Self::Objects { store, prefix } => write!(f, "target={store}{prefix}"),
+        }
     }
 
     fn execute(
@@ -114,15 +127,63 @@ impl AroundInput for TargetToRemove {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let existed = self.target.exists();
-        let target = self.target.clone();
-        let stream = input.execute(partition, context)?;
-        let schema = stream.schema();
-        let guarded = stream.inspect_err(move |_| {
-            if !existed {
-                remove_path(&target);
+        match self {
+            Self::Local(path) => {
+                let existed = path.exists();
+                let target = path.clone();
+                let stream = input.execute(partition, context)?;
+                let schema = stream.schema();
+                let guarded = stream.inspect_err(move |_| {
+                    if !existed {
+                        remove_path(&target);
+                    }
+                });
+                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded.boxed())))
             }
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded.boxed())))
+            Self::Objects { store, prefix } => {
+                let store = context.runtime_env().object_store(store)?;
+                let (input, prefix, schema) = (Arc::clone(input), prefix.clone(), input.schema());
+                // Whether anything was there is asked before the sink starts.
+                let guarded = futures::stream::once(async move {
+                    let existed = has_objects(store.as_ref(), &prefix).await?;
+                    let stream = input.execute(partition, context)?;
+                    Ok::<_, DataFusionError>(stream.or_else(move |e| {
+                        let (store, prefix) = (Arc::clone(&store), prefix.clone());
+                        async move {
+                            if !existed {
+                                remove_objects(store.as_ref(), &prefix).await;
+                            }
+                            Err(e)
+                        }
+                    }))
+                })
+                .try_flatten();
+                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, guarded.boxed())))
+            }
+        }
+    }
+}
+
+/// Whether there is an object at `prefix` or under it.
+async fn has_objects(store: &dyn ObjectStore, prefix: &StorePath) -> Result<bool> {
+    match store.head(prefix).await {
+        Ok(_) => return Ok(true),
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(store.list(Some(prefix)).try_next().await?.is_some())
+}
+
+/// Deletes the object at `prefix` and every object under it, as far as the
+/// store lets it: the COPY's own error is what the user sees.
+async fn remove_objects(store: &dyn ObjectStore, prefix: &StorePath) {
+    let _ = store.delete(prefix).await;
+    let listed: Vec<StorePath> = store
+        .list(Some(prefix))
+        .filter_map(|meta| async move { meta.ok().map(|m| m.location) })
+        .collect()
+        .await;
+    for location in listed {
+        let _ = store.delete(&location).await;
     }
 }

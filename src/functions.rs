@@ -121,11 +121,12 @@ pub static IMAGE_TILES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(||
 
 /// Every function of the session, sorted by name.
 pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
-    let own: HashSet<String> = rookery_udfs::scalar_functions(&rookery_udfs::ImageMemory::default())
+    let models = rookery_udfs::ModelStore::default();
+    let own: HashSet<String> = rookery_udfs::scalar_functions(&rookery_udfs::ImageMemory::default(), &models)
         .iter()
         .map(|f| f.name().to_string())
         .chain(
-            rookery_udfs::aggregate_functions(&Default::default())
+            rookery_udfs::aggregate_functions(&Default::default(), &models)
                 .iter()
                 .map(|f| f.name().to_string()),
         )

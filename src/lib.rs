@@ -9,6 +9,8 @@
 //! - [`images`]: image folders as tables (`STORED AS IMAGES`, `images()`,
 //!   `image_tiles()`) and `COPY ... STORED AS IMAGES`;
 //! - [`exec`]: running SQL text statement by statement, as streams;
+//! - [`stores`]: `s3://`, `gs://`, `az://`, `http(s)://` locations, from
+//!   the environment or a table's `aws.*`-style options;
 //! - [`display`]: values as compact text (`<image 4992x3328x3>`);
 //! - [`functions`]: what the functions' documentation says, for `\\df`/`\\h`;
 //! - [`sealions`], [`frames`]: the data generators (crate `rookery-gen`).
@@ -21,6 +23,7 @@ pub mod images;
 pub mod pass_through;
 pub mod read_blob;
 pub mod session;
+pub mod stores;
 pub mod tsv;
 pub mod workflows;
 

@@ -11,7 +11,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 
-use crate::atomic_copy::AtomicLocalCopy;
+use crate::atomic_copy::AtomicCopy;
 use crate::images::{
     CapBatchesOverImages, ImageConfig, ImageFileFormatFactory, ImageTableFactory, ImageTilesTableFunction,
     ImagesTableFunction,
@@ -19,7 +19,8 @@ use crate::images::{
 use crate::read_blob::ReadBlob;
 use crate::tsv::TsvTableFactory;
 use rookery_udfs::cnn::control::TrainingControl;
-use rookery_udfs::{ImageMemory, RookeryConfig};
+use crate::stores::{ObjectStoresFromEnv, WithStoreOptions};
+use rookery_udfs::{ImageMemory, ModelStore, RookeryConfig};
 
 /// How a session is set up; `None` means DataFusion's default.
 #[derive(Debug, Clone, Default)]
@@ -70,7 +71,7 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
 /// `TSV` table factories, the `images` file format (COPY's sink),
 /// `images()` and `image_tiles()`, every image function (reserving in the
 /// builder's memory pool), `rookery.*` options, the rule that keeps
-/// batches of images small and the one that makes local COPYs all or
+/// batches of images small and the one that makes COPYs all or
 /// nothing. Call it after `with_config` and
 /// `with_runtime_env`, which replace what it added to them.
 ///
@@ -85,11 +86,23 @@ pub fn register(builder: SessionStateBuilder) -> SessionStateBuilder {
 /// [`register`], with `cnn_train` reporting each epoch to `training` and
 /// stopping when it is cancelled (the REPL's Ctrl-C).
 pub fn register_with_training(mut builder: SessionStateBuilder, training: &TrainingControl) -> SessionStateBuilder {
-    let runtime = Arc::clone(
-        builder
-            .runtime_env()
-            .get_or_insert_with(|| Arc::new(RuntimeEnv::default())),
-    );
+    // Object store locations (s3://...) resolve from the environment on
+    // first use; stores the application registered stay first.
+    let runtime = {
+        let slot = builder.runtime_env();
+        let current = slot.get_or_insert_with(|| Arc::new(RuntimeEnv::default()));
+        let stores = Arc::new(ObjectStoresFromEnv::new(Arc::clone(&current.object_store_registry)));
+        // Rebuilding keeps the pool, disk manager and caches; it cannot
+        // fail for a runtime that was built, but if it did the session
+        // would keep its registry as it was.
+        if let Ok(wrapped) = RuntimeEnvBuilder::from_runtime_env(current)
+            .with_object_store_registry(stores)
+            .build()
+        {
+            *current = Arc::new(wrapped);
+        }
+        Arc::clone(current)
+    };
     let config = builder.config().get_or_insert_with(SessionConfig::new);
     if config.options().extensions.get::<RookeryConfig>().is_none() {
         config.options_mut().extensions.insert(RookeryConfig::default());
@@ -100,6 +113,10 @@ pub fn register_with_training(mut builder: SessionStateBuilder, training: &Train
     let factories = builder.table_factories().get_or_insert_with(HashMap::new);
     factories.insert("IMAGES".to_string(), Arc::new(ImageTableFactory));
     factories.insert("TSV".to_string(), Arc::new(TsvTableFactory::default()));
+    // Every format's tables take the store options of their location.
+    for factory in factories.values_mut() {
+        *factory = Arc::new(WithStoreOptions::new(Arc::clone(factory)));
+    }
     builder
         .file_formats()
         .get_or_insert_with(Vec::new)
@@ -113,16 +130,17 @@ pub fn register_with_training(mut builder: SessionStateBuilder, training: &Train
         table_functions.insert(name.to_string(), Arc::new(TableFunction::new(name.to_string(), udtf)));
     }
     let memory = ImageMemory::new(Arc::clone(&runtime.memory_pool));
+    let models = ModelStore::new(Arc::clone(&runtime.object_store_registry));
     let scalars = builder.scalar_functions().get_or_insert_with(Vec::new);
-    scalars.extend(rookery_udfs::scalar_functions(&memory));
+    scalars.extend(rookery_udfs::scalar_functions(&memory, &models));
     scalars.push(Arc::new(ReadBlob::udf(runtime)));
     builder
         .aggregate_functions()
         .get_or_insert_with(Vec::new)
-        .extend(rookery_udfs::aggregate_functions(training));
+        .extend(rookery_udfs::aggregate_functions(training, &models));
     builder
         .with_physical_optimizer_rule(Arc::new(CapBatchesOverImages))
-        .with_physical_optimizer_rule(Arc::new(AtomicLocalCopy))
+        .with_physical_optimizer_rule(Arc::new(AtomicCopy))
 }
 
 /// The memory pool's size when none is given: 80 % of the memory this

@@ -100,7 +100,7 @@ enum Subcommand {
         /// tables); may repeat.
         #[arg(long = "init")]
         init: Vec<PathBuf>,
-        /// The .onnx model for /classify.
+        /// The .onnx model for /classify: a path or a URL (s3://bucket/m.onnx).
         #[arg(long)]
         model: Option<PathBuf>,
         /// Address to listen on (port 0 picks a free port).
@@ -130,7 +130,7 @@ enum Subcommand {
     /// image (or with --verbose every [label, score], highest first). With
     /// no --image, reads one image from standard input.
     Classify {
-        /// The .onnx model.
+        /// The .onnx model: a path or a URL (s3://bucket/m.onnx).
         #[arg(long)]
         model: PathBuf,
         /// An image file; repeat for several (one line each).
@@ -308,7 +308,14 @@ fn classify(model: &std::path::Path, images: Vec<PathBuf>, verbose: bool, option
         images.into_iter().map(ImageSource::File).collect()
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    rookery_cli::classify::classify(model, options, &sources, verbose, &mut out, &mut err)
+    rookery_cli::classify::classify(&model_file(model)?, options, &sources, verbose, &mut out, &mut err)
+}
+
+/// The local file of a `--model` that may be an object store URL
+/// (`s3://bucket/m.onnx`, configured by the environment as in SQL).
+fn model_file(model: &std::path::Path) -> Result<PathBuf> {
+    let stores = std::sync::Arc::new(rookery::stores::ObjectStoresFromEnv::default());
+    rookery_udfs::ModelStore::new(stores).local_file(&model.to_string_lossy())
 }
 
 /// Runs `augment`, `train` or `crops`; `None` for other subcommands.
@@ -475,7 +482,11 @@ fn run(args: Args) -> Result<()> {
             Some(model) => {
                 let options = ClassifyOptions::parse(options)?;
                 // Requests run side by side: one ONNX Runtime thread per core each may use.
-                Some(Classifier::cached(model, &options, threads_per_session(partitions))?)
+                Some(Classifier::cached(
+                    &model_file(model)?,
+                    &options,
+                    threads_per_session(partitions),
+                )?)
             }
             None => None,
         };

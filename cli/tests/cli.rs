@@ -184,6 +184,45 @@ fn memory_limit_is_an_error_not_a_crash() {
     );
 }
 
+/// `s3://` locations configured by the environment alone, as datafusion-cli
+/// does: COPY to s3, a table function over s3, a model on s3 in SQL and
+/// in `classify`.
+#[test]
+fn s3_locations_from_the_environment() {
+    let dir = fixtures();
+    let server = common::s3::S3Server::start();
+    server.create_bucket("cli-bucket");
+    let model = std::fs::read(dir.path().join("models/colour_classifier.onnx")).expect("model");
+    server.put_object("cli-bucket", "models/colour.onnx", &model);
+    let run = |args: &[&str]| {
+        let output = rookery(dir.path()).envs(server.environment()).args(args).output().expect("run");
+        assert!(output.status.success(), "{args:?}: {}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    run(&[
+        "-c",
+        "COPY (SELECT name, content FROM images('colours/')) TO 's3://cli-bucket/colours/' STORED AS IMAGES",
+    ]);
+    let labels = run(&[
+        "--format",
+        "csv",
+        "-c",
+        "SELECT name, cnn_classify('s3://cli-bucket/models/colour.onnx', image, 'labels=red|green|blue') AS colour
+         FROM images('s3://cli-bucket/colours/') ORDER BY name",
+    ]);
+    assert_eq!(labels, "name,colour\nblue,blue\ngreen,green\nred,red\n");
+    let classified = run(&[
+        "classify",
+        "--model",
+        "s3://cli-bucket/models/colour.onnx",
+        "--options",
+        "labels=red|green|blue",
+        "--image",
+        "colours/red.png",
+    ]);
+    assert_eq!(classified, "['red']\n");
+}
+
 fn classify(dir: &Path) -> Command {
     let mut command = rookery(dir);
     command.args([

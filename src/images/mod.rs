@@ -90,7 +90,7 @@ impl ImageTable {
     /// a path or a URL such as `s3://bucket/prefix/`.
     pub fn try_new(location: &str, options: ImageOptions) -> Result<Self> {
         Ok(Self {
-            location: ListingTableUrl::parse(location)?,
+            location: crate::stores::table_url(location)?,
             options,
             schema: image_table_schema(),
         })

@@ -82,7 +82,7 @@ pub struct ImageTileTable {
 impl ImageTileTable {
     pub fn try_new(location: &str, options: ImageOptions, spec: TileSpec) -> Result<Self> {
         Ok(Self {
-            location: ListingTableUrl::parse(location)?,
+            location: crate::stores::table_url(location)?,
             options,
             spec,
             schema: tile_table_schema(),

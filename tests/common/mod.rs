@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 

@@ -14,6 +14,7 @@ pub mod functions;
 pub mod grid;
 pub mod image_value;
 pub mod memory;
+pub mod model_store;
 pub mod pixels;
 pub mod rng;
 
@@ -24,19 +25,20 @@ use std::sync::Arc;
 
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 pub use memory::{ImageMemory, RookeryConfig};
+pub use model_store::ModelStore;
 
 /// Every scalar function of this crate, for registration in a session
 /// whose memory pool `memory` holds: the image functions reserve there
 /// what they allocate.
-pub fn scalar_functions(memory: &ImageMemory) -> Vec<Arc<ScalarUDF>> {
+pub fn scalar_functions(memory: &ImageMemory, models: &ModelStore) -> Vec<Arc<ScalarUDF>> {
     use functions::*;
     let m = || memory.clone();
     vec![
         Arc::new(ScalarUDF::new_from_impl(BlobDots::new(m()))),
-        Arc::new(ScalarUDF::new_from_impl(CnnClassify::default())),
-        Arc::new(ScalarUDF::new_from_impl(CnnEmbed::default())),
-        Arc::new(ScalarUDF::new_from_impl(CnnHeatmap::default())),
-        Arc::new(ScalarUDF::new_from_impl(CnnScores::default())),
+        Arc::new(ScalarUDF::new_from_impl(CnnClassify::new(models.clone()))),
+        Arc::new(ScalarUDF::new_from_impl(CnnEmbed::new(models.clone()))),
+        Arc::new(ScalarUDF::new_from_impl(CnnHeatmap::new(models.clone()))),
+        Arc::new(ScalarUDF::new_from_impl(CnnScores::new(models.clone()))),
         Arc::new(ScalarUDF::new_from_impl(Crop::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(DrawDots::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageAdjust::new(m()))),
@@ -62,11 +64,11 @@ pub fn scalar_functions(memory: &ImageMemory) -> Vec<Arc<ScalarUDF>> {
 
 /// Every aggregate function of this crate; `cnn_train` reports to and
 /// obeys `training`.
-pub fn aggregate_functions(training: &cnn::control::TrainingControl) -> Vec<Arc<AggregateUDF>> {
+pub fn aggregate_functions(training: &cnn::control::TrainingControl, models: &ModelStore) -> Vec<Arc<AggregateUDF>> {
     vec![
-        Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::new(training.clone()))),
-        Arc::new(AggregateUDF::new_from_impl(functions::LinearTrain::default())),
+        Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::new(training.clone(), models.clone()))),
+        Arc::new(AggregateUDF::new_from_impl(functions::LinearTrain::new(models.clone()))),
         Arc::new(AggregateUDF::new_from_impl(functions::ImageGrid::default())),
-        Arc::new(AggregateUDF::new_from_impl(functions::CnnQuantize::default())),
+        Arc::new(AggregateUDF::new_from_impl(functions::CnnQuantize::new(models.clone()))),
     ]
 }

@@ -2,7 +2,6 @@
 //! of transfer learning. Plain f64 maths on one thread, so the same rows,
 //! options and seed give the same head on any machine.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use datafusion::common::{plan_err, Result};
@@ -26,10 +25,11 @@ pub struct LinearOptions {
     pub seed: u64,
     pub class_weights: ClassWeights,
     /// The model whose features the rows hold; the head is written on it.
-    pub featurizer: Option<PathBuf>,
+    pub featurizer: Option<String>,
     /// The featurizer's tensor (as `cnn_embed`'s output argument).
     pub feature: Option<String>,
-    pub output: PathBuf,
+    /// Where the head is written: a path or an object store URL.
+    pub output: String,
 }
 
 pub const LINEAR_OPTIONS: &str =
@@ -46,7 +46,7 @@ impl Default for LinearOptions {
             class_weights: ClassWeights::None,
             featurizer: None,
             feature: None,
-            output: PathBuf::from("head.onnx"),
+            output: "head.onnx".to_string(),
         }
     }
 }
@@ -67,7 +67,7 @@ impl LinearOptions {
                 if value.is_empty() {
                     plan_err!("linear_train option {key} must be a file path")
                 } else {
-                    Ok(PathBuf::from(&value))
+                    Ok(value.clone())
                 }
             };
             match key.as_str() {

@@ -17,7 +17,6 @@ pub mod runtime;
 pub mod train;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
@@ -26,6 +25,7 @@ use datafusion::logical_expr::ScalarFunctionArgs;
 
 use crate::args::{arg_arrays, image_arg, optional_text_arg, text_arg};
 use crate::image_value::ImageView;
+use crate::model_store::ModelStore;
 use runtime::{threads_per_session, Classifier, ClassifyOptions, ModelOutput};
 
 /// The classifier that scored a row, and its scores.
@@ -34,14 +34,14 @@ pub type RowScores = (Arc<Classifier>, Vec<f32>);
 /// Scores of every row of a `(model, image [, options])` call: `None` for
 /// rows with a NULL argument. Rows sharing a model and options go to ONNX
 /// Runtime in one call.
-pub fn classify_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option<RowScores>>> {
-    model_rows(name, args, None, 2)
+pub fn classify_rows(name: &str, models: &ModelStore, args: &ScalarFunctionArgs) -> Result<Vec<Option<RowScores>>> {
+    model_rows(name, models, args, None, 2)
 }
 
 /// Features of every row of a `(model, image [, output [, options]])` call,
 /// as [`classify_rows`] gives scores.
-pub fn embed_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option<RowScores>>> {
-    model_rows(name, args, Some(2), 3)
+pub fn embed_rows(name: &str, models: &ModelStore, args: &ScalarFunctionArgs) -> Result<Vec<Option<RowScores>>> {
+    model_rows(name, models, args, Some(2), 3)
 }
 
 /// What a model gives for each row of a `(model, image, ...)` call: its
@@ -50,6 +50,7 @@ pub fn embed_rows(name: &str, args: &ScalarFunctionArgs) -> Result<Vec<Option<Ro
 /// `options_arg` are optional text.
 fn model_rows(
     name: &str,
+    stores: &ModelStore,
     args: &ScalarFunctionArgs,
     output_arg: Option<usize>,
     options_arg: usize,
@@ -89,7 +90,9 @@ fn model_rows(
             Some(_) => ModelOutput::Features(output.filter(|o| !o.is_empty()).map(str::to_string)),
             None => ModelOutput::Classes,
         };
-        let model = Classifier::cached_with_output(Path::new(model), &options, &output, threads)
+        let model = stores
+            .local_file(model)
+            .and_then(|file| Classifier::cached_with_output(&file, &options, &output, threads))
             .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
         let views: Vec<ImageView<'_>> = rows.iter().map(|(_, v)| *v).collect();
         let values = match output {

@@ -401,7 +401,12 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
 /// Writes the model next to its final path and renames it into place, so a
 /// failed write never leaves half a model under the name.
 pub fn write_model(model: &SeedCnn, labels: &[String], path: &Path) -> Result<()> {
-    write_model_bytes(&model_proto(model, labels)?.encode_to_vec(), path)
+    write_model_bytes(&model_bytes(model, labels)?, path)
+}
+
+/// The ONNX file of a trained model with its labels.
+pub fn model_bytes(model: &SeedCnn, labels: &[String]) -> Result<Vec<u8>> {
+    Ok(model_proto(model, labels)?.encode_to_vec())
 }
 
 /// Writes an encoded model as [`write_model`] does.

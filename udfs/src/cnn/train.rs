@@ -2,7 +2,6 @@
 //! class weights and augmentation. No SQL here: `cnn_train` feeds it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, D};
@@ -25,7 +24,8 @@ pub struct TrainOptions {
     pub class_weights: ClassWeights,
     pub flip: bool,
     pub rotate: bool,
-    pub output: PathBuf,
+    /// Where the model is written: a path or an object store URL.
+    pub output: String,
     /// Side of the square input; other images are resized to it.
     pub input_size: usize,
     /// Keep the weights of the epoch with the best validation accuracy
@@ -56,7 +56,7 @@ impl Default for TrainOptions {
             class_weights: ClassWeights::None,
             flip: false,
             rotate: false,
-            output: PathBuf::from("model.onnx"),
+            output: "model.onnx".to_string(),
             input_size: 64,
             keep_best: false,
         }
@@ -109,7 +109,7 @@ impl TrainOptions {
                     if value.is_empty() {
                         return plan_err!("cnn_train option output must be a file path");
                     }
-                    options.output = PathBuf::from(&value)
+                    options.output = value.clone()
                 }
                 other => return plan_err!("unknown cnn_train option '{other}' (known: {TRAIN_OPTIONS})"),
             }
@@ -646,7 +646,7 @@ mod tests {
         .unwrap();
         assert_eq!((o.epochs, o.batch_size, o.seed, o.validation), (3, 32, 7, 0.0));
         assert!(o.flip && o.rotate);
-        assert_eq!(o.output, PathBuf::from("/tmp/m.onnx"));
+        assert_eq!(o.output, "/tmp/m.onnx");
         let ClassWeights::Explicit(w) = o.class_weights else {
             panic!("explicit weights")
         };

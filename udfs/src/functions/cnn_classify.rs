@@ -12,6 +12,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::args::{signature, ArgKind};
+use crate::model_store::ModelStore;
 use crate::cnn::classify_rows;
 use crate::cnn::runtime::best;
 
@@ -41,12 +42,21 @@ use crate::cnn::runtime::best;
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnClassify {
     signature: Signature,
+    models: ModelStore,
 }
 
 impl Default for CnnClassify {
     fn default() -> Self {
+        Self::new(ModelStore::default())
+    }
+}
+
+impl CnnClassify {
+    /// The function reading models at URLs from `models`.
+    pub fn new(models: ModelStore) -> Self {
         Self {
             signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
+            models,
         }
     }
 }
@@ -65,7 +75,7 @@ impl ScalarUDFImpl for CnnClassify {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = classify_rows(self.name(), &args)?;
+        let rows = classify_rows(self.name(), &self.models, &args)?;
         let mut out = StringBuilder::with_capacity(rows.len(), rows.len() * 12);
         for row in rows {
             out.append_option(row.map(|(classifier, scores)| classifier.label(best(&scores))));

@@ -12,6 +12,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::args::{signature, ArgKind};
+use crate::model_store::ModelStore;
 use crate::cnn::embed_rows;
 
 /// `List<Float32>`.
@@ -48,16 +49,25 @@ pub fn features_type() -> DataType {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnEmbed {
     signature: Signature,
+    models: ModelStore,
 }
 
 impl Default for CnnEmbed {
     fn default() -> Self {
+        Self::new(ModelStore::default())
+    }
+}
+
+impl CnnEmbed {
+    /// The function reading models at URLs from `models`.
+    pub fn new(models: ModelStore) -> Self {
         Self {
             signature: signature(
                 &[ArgKind::Text, ArgKind::Image],
                 &[ArgKind::Text, ArgKind::Text],
                 Volatility::Stable,
             ),
+            models,
         }
     }
 }
@@ -76,7 +86,7 @@ impl ScalarUDFImpl for CnnEmbed {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = embed_rows(self.name(), &args)?;
+        let rows = embed_rows(self.name(), &self.models, &args)?;
         let values: usize = rows.iter().flatten().map(|(_, v)| v.len()).sum();
         let mut out = ListBuilder::with_capacity(Float32Builder::with_capacity(values), rows.len());
         for row in rows {

@@ -1,7 +1,6 @@
 //! `cnn_heatmap(model, image [, options])`: the best class of every tile
 //! position of an image, from one fully convolutional pass.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Float32Builder, ListBuilder, StringBuilder, StructBuilder, UInt32Builder};
@@ -13,6 +12,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::args::{arg_arrays, image_arg, key_value_list, optional_text_arg, signature, text_arg, ArgKind};
+use crate::model_store::ModelStore;
 use crate::cnn::heatmap::HeatmapModel;
 use crate::cnn::message;
 use crate::cnn::runtime::threads_per_session;
@@ -74,9 +74,16 @@ impl HeatmapOptions {
 
 /// The model of `path` scoring at `stride` pixels (0: the network's own),
 /// which must be a multiple of the network's.
-fn heatmap_model(name: &str, path: &str, stride: usize, threads: usize) -> Result<Arc<HeatmapModel>> {
+fn heatmap_model(
+    name: &str,
+    models: &ModelStore,
+    location: &str,
+    stride: usize,
+    threads: usize,
+) -> Result<Arc<HeatmapModel>> {
     let fail = |e: datafusion::common::DataFusionError| exec_datafusion_err!("{name}: {}", message(&e));
-    let native = HeatmapModel::cached(Path::new(path), 1, threads).map_err(fail)?;
+    let path = models.local_file(location).map_err(fail)?;
+    let native = HeatmapModel::cached(&path, 1, threads).map_err(fail)?;
     if stride == 0 || stride == native.stride {
         return Ok(native);
     }
@@ -86,7 +93,7 @@ fn heatmap_model(name: &str, path: &str, stride: usize, threads: usize) -> Resul
             native.stride
         );
     }
-    HeatmapModel::cached(Path::new(path), stride / native.stride, threads).map_err(fail)
+    HeatmapModel::cached(&path, stride / native.stride, threads).map_err(fail)
 }
 
 #[user_doc(
@@ -115,12 +122,21 @@ fn heatmap_model(name: &str, path: &str, stride: usize, threads: usize) -> Resul
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnHeatmap {
     signature: Signature,
+    models: ModelStore,
 }
 
 impl Default for CnnHeatmap {
     fn default() -> Self {
+        Self::new(ModelStore::default())
+    }
+}
+
+impl CnnHeatmap {
+    /// The function reading models at URLs from `models`.
+    pub fn new(models: ModelStore) -> Self {
         Self {
             signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
+            models,
         }
     }
 }
@@ -156,7 +172,7 @@ impl ScalarUDFImpl for CnnHeatmap {
                 continue;
             };
             let options = HeatmapOptions::parse(options.map_or("", |o| o.value(row)))?;
-            let model = heatmap_model(name, models.value(row), options.stride, threads)?;
+            let model = heatmap_model(name, &self.models, models.value(row), options.stride, threads)?;
             let excluded: Vec<bool> = (0..model.labels.len().max(1))
                 .map(|k| options.exclude.contains(&model.label(k)))
                 .collect();

@@ -2,7 +2,6 @@
 //! calibrates a model on its rows and writes its int8 (QDQ) form.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
@@ -14,7 +13,7 @@ use datafusion_macros::user_doc;
 
 use crate::args::{key_value_list, normalized, optional_text_arg, signature, ArgKind};
 use crate::cnn::message;
-use crate::cnn::onnx::write_model_bytes;
+use crate::model_store::{with_model_suffix, ModelStore};
 use crate::cnn::quantize::{calibration_tensors, quantize_model, Range};
 use crate::cnn::runtime::{threads_per_session, Classifier, ClassifyOptions, ModelOutput};
 use crate::image_value::{ImageArray, ImageView};
@@ -25,16 +24,16 @@ const CALIBRATION_CHUNK: usize = 32;
 
 /// The output path of `options` for `model`: `output=...`, else the
 /// model's path with `.int8.onnx`.
-fn output_path(model: &str, options: &str) -> Result<PathBuf> {
+fn output_path(model: &str, options: &str) -> Result<String> {
     let mut output = None;
     for (key, value) in key_value_list("cnn_quantize", QUANTIZE_OPTIONS, options)? {
         match key.as_str() {
-            "output" if !value.is_empty() => output = Some(PathBuf::from(value)),
+            "output" if !value.is_empty() => output = Some(value),
             "output" => return plan_err!("cnn_quantize option output must be a file path"),
             other => return plan_err!("unknown cnn_quantize option '{other}' (known: {QUANTIZE_OPTIONS})"),
         }
     }
-    Ok(output.unwrap_or_else(|| Path::new(model).with_extension("int8.onnx")))
+    Ok(output.unwrap_or_else(|| with_model_suffix(model, ".int8.onnx")))
 }
 
 #[user_doc(
@@ -68,12 +67,21 @@ fn output_path(model: &str, options: &str) -> Result<PathBuf> {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnQuantize {
     signature: Signature,
+    models: ModelStore,
 }
 
 impl Default for CnnQuantize {
     fn default() -> Self {
+        Self::new(ModelStore::default())
+    }
+}
+
+impl CnnQuantize {
+    /// The function reading and writing models at URLs in `models`.
+    pub fn new(models: ModelStore) -> Self {
         Self {
             signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Volatile),
+            models,
         }
     }
 }
@@ -92,7 +100,10 @@ impl AggregateUDFImpl for CnnQuantize {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::<CnnQuantizeAccumulator>::default())
+        Ok(Box::new(CnnQuantizeAccumulator {
+            models: self.models.clone(),
+            ..Default::default()
+        }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -118,6 +129,7 @@ struct CnnQuantizeAccumulator {
     tensors: Vec<String>,
     ranges: HashMap<String, Range>,
     rows: i64,
+    models: ModelStore,
 }
 
 impl CnnQuantizeAccumulator {
@@ -136,10 +148,11 @@ impl CnnQuantizeAccumulator {
         let Some(model) = self.model.clone() else {
             return Ok(());
         };
-        let path = Path::new(&model);
         let fail = |e: &datafusion::common::DataFusionError| {
             exec_datafusion_err!("cnn_quantize: model {model}: {}", message(e))
         };
+        let file = self.models.local_file(&model).map_err(|e| fail(&e))?;
+        let path = file.as_path();
         if self.tensors.is_empty() {
             let bytes = std::fs::read(path)
                 .map_err(|e| exec_datafusion_err!("cnn_quantize: cannot read model {model}: {e}"))?;
@@ -237,12 +250,16 @@ impl Accumulator for CnnQuantizeAccumulator {
             return plan_err!("cnn_quantize needs at least one calibration image");
         }
         let output = output_path(&model, self.options.as_deref().unwrap_or(""))?;
+        let file = self
+            .models
+            .local_file(&model)
+            .map_err(|e| exec_datafusion_err!("cnn_quantize: {}", message(&e)))?;
         let bytes =
-            std::fs::read(&model).map_err(|e| exec_datafusion_err!("cnn_quantize: cannot read model {model}: {e}"))?;
+            std::fs::read(&file).map_err(|e| exec_datafusion_err!("cnn_quantize: cannot read model {model}: {e}"))?;
         let quantised = quantize_model(&bytes, &self.ranges)
             .map_err(|e| exec_datafusion_err!("cnn_quantize: model {model}: {}", message(&e)))?;
-        write_model_bytes(&quantised, &output)?;
-        Ok(ScalarValue::Utf8(Some(output.display().to_string())))
+        self.models.write(&output, &quantised)?;
+        Ok(ScalarValue::Utf8(Some(output)))
     }
 
     fn size(&self) -> usize {
@@ -253,6 +270,7 @@ impl Accumulator for CnnQuantizeAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use crate::cnn::model::{Kernels, SeedCnn};
     use crate::cnn::onnx::write_model;
     use crate::cnn::runtime::best;
@@ -321,7 +339,7 @@ mod tests {
 
     #[test]
     fn options_and_foreign_models_are_checked() {
-        assert_eq!(output_path("a/m.onnx", "").unwrap(), PathBuf::from("a/m.int8.onnx"));
+        assert_eq!(output_path("a/m.onnx", "").unwrap(), "a/m.int8.onnx");
         let err = output_path("m.onnx", "bits=4").unwrap_err().to_string();
         assert!(err.contains("unknown cnn_quantize option 'bits'"), "{err}");
         let mut acc = CnnQuantizeAccumulator::default();

@@ -12,6 +12,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::args::{signature, ArgKind};
+use crate::model_store::ModelStore;
 use crate::cnn::classify_rows;
 use crate::cnn::runtime::ranked;
 
@@ -51,12 +52,21 @@ pub fn scores_type() -> DataType {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnScores {
     signature: Signature,
+    models: ModelStore,
 }
 
 impl Default for CnnScores {
     fn default() -> Self {
+        Self::new(ModelStore::default())
+    }
+}
+
+impl CnnScores {
+    /// The function reading models at URLs from `models`.
+    pub fn new(models: ModelStore) -> Self {
         Self {
             signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
+            models,
         }
     }
 }
@@ -75,7 +85,7 @@ impl ScalarUDFImpl for CnnScores {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = classify_rows(self.name(), &args)?;
+        let rows = classify_rows(self.name(), &self.models, &args)?;
         let entry = StructBuilder::new(
             score_fields(),
             vec![Box::new(StringBuilder::new()), Box::new(Float32Builder::new())],

@@ -13,7 +13,8 @@ use datafusion_macros::user_doc;
 use crate::args::{normalized, signature, ArgKind};
 use crate::cnn::control::TrainingControl;
 use crate::cnn::model::Kernels;
-use crate::cnn::onnx::write_model;
+use crate::cnn::onnx::model_bytes;
+use crate::model_store::ModelStore;
 use crate::cnn::train::{train_until, Dataset, EpochReport, TrainOptions, TrainReport};
 use crate::image_value::ImageArray;
 use crate::pixels;
@@ -53,17 +54,19 @@ use crate::pixels;
 pub struct CnnTrain {
     signature: Signature,
     control: TrainingControl,
+    models: ModelStore,
 }
 
 impl Default for CnnTrain {
     fn default() -> Self {
-        Self::new(TrainingControl::default())
+        Self::new(TrainingControl::default(), ModelStore::default())
     }
 }
 
 impl CnnTrain {
-    /// A `cnn_train` whose runs report to, and can be cancelled by, `control`.
-    pub fn new(control: TrainingControl) -> Self {
+    /// A `cnn_train` whose runs report to, and can be cancelled by,
+    /// `control`, writing models at URLs to `models`.
+    pub fn new(control: TrainingControl, models: ModelStore) -> Self {
         Self {
             signature: signature(
                 &[ArgKind::Image, ArgKind::Text],
@@ -71,6 +74,7 @@ impl CnnTrain {
                 Volatility::Volatile,
             ),
             control,
+            models,
         }
     }
 }
@@ -106,6 +110,7 @@ impl AggregateUDFImpl for CnnTrain {
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(CnnTrainAccumulator {
             control: self.control.clone(),
+            models: self.models.clone(),
             ..Default::default()
         }))
     }
@@ -133,6 +138,7 @@ struct CnnTrainAccumulator {
     data: Option<Dataset>,
     options_text: Option<String>,
     control: TrainingControl,
+    models: ModelStore,
 }
 
 impl CnnTrainAccumulator {
@@ -302,7 +308,7 @@ impl Accumulator for CnnTrainAccumulator {
         let (model, report) = train_until(&data, &options, Kernels::Fast, &mut progress, &|| {
             self.control.is_cancelled()
         })?;
-        write_model(&model, &report.classes, &options.output)?;
+        self.models.write(&options.output, &model_bytes(&model, &report.classes)?)?;
         report_value(&options.output, &report)
     }
 
@@ -315,14 +321,14 @@ impl Accumulator for CnnTrainAccumulator {
 }
 
 /// A training report as the struct of [`result_fields`].
-pub(crate) fn report_value(model: &std::path::Path, report: &TrainReport) -> Result<ScalarValue> {
+pub(crate) fn report_value(model: &str, report: &TrainReport) -> Result<ScalarValue> {
     let classes: Vec<ScalarValue> = report
         .classes
         .iter()
         .map(|c| ScalarValue::Utf8(Some(c.clone())))
         .collect();
     let values: Vec<ArrayRef> = vec![
-        ScalarValue::Utf8(Some(model.display().to_string())).to_array()?,
+        ScalarValue::Utf8(Some(model.to_string())).to_array()?,
         ScalarValue::List(ScalarValue::new_list_nullable(&classes, &DataType::Utf8)).to_array()?,
         ScalarValue::Float64(Some(report.train_accuracy)).to_array()?,
         ScalarValue::Float64(report.validation_accuracy).to_array()?,

@@ -15,7 +15,7 @@ use super::cnn_train::{report_value, result_fields};
 use crate::args::{coerce_args, normalized, signature, ArgKind};
 use crate::cnn::linear::{train_linear, Features, LinearOptions};
 use crate::cnn::message;
-use crate::cnn::onnx::write_model_bytes;
+use crate::model_store::ModelStore;
 use crate::cnn::rewrite::chain_head;
 use crate::cnn::runtime::{Classifier, ClassifyOptions, ModelOutput};
 use crate::image_value::Image;
@@ -57,12 +57,21 @@ const OPTIONAL: [ArgKind; 1] = [ArgKind::Text];
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct LinearTrain {
     signature: Signature,
+    models: ModelStore,
 }
 
 impl Default for LinearTrain {
     fn default() -> Self {
+        Self::new(ModelStore::default())
+    }
+}
+
+impl LinearTrain {
+    /// The function reading and writing models at URLs in `models`.
+    pub fn new(models: ModelStore) -> Self {
         Self {
             signature: signature(&REQUIRED, &OPTIONAL, Volatility::Volatile),
+            models,
         }
     }
 }
@@ -85,7 +94,10 @@ impl AggregateUDFImpl for LinearTrain {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::<LinearTrainAccumulator>::default())
+        Ok(Box::new(LinearTrainAccumulator {
+            models: self.models.clone(),
+            ..Default::default()
+        }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -108,6 +120,7 @@ impl AggregateUDFImpl for LinearTrain {
 struct LinearTrainAccumulator {
     data: Features,
     options_text: Option<String>,
+    models: ModelStore,
 }
 
 impl LinearTrainAccumulator {
@@ -218,7 +231,8 @@ impl Accumulator for LinearTrainAccumulator {
         // The featurizer's tensor must be as long as the rows' features.
         let fail = |e: &datafusion::common::DataFusionError| exec_datafusion_err!("linear_train: {}", message(e));
         let output = ModelOutput::Features(options.feature.clone());
-        let model = Classifier::cached_with_output(&featurizer, &ClassifyOptions::default(), &output, 1)
+        let featurizer_file = self.models.local_file(&featurizer).map_err(|e| fail(&e))?;
+        let model = Classifier::cached_with_output(&featurizer_file, &ClassifyOptions::default(), &output, 1)
             .map_err(|e| fail(&e))?;
         let blank = Image {
             width: model.width as u32,
@@ -234,14 +248,14 @@ impl Accumulator for LinearTrainAccumulator {
                 "linear_train: the rows' features have {} values but tensor '{feature}' of featurizer {} has {length}; \
                  give the featurizer (and feature) cnn_embed read",
                 head.inputs,
-                featurizer.display()
+                featurizer
             );
         }
-        let bytes = std::fs::read(&featurizer)
-            .map_err(|e| exec_datafusion_err!("linear_train: cannot read featurizer {}: {e}", featurizer.display()))?;
+        let bytes = std::fs::read(&featurizer_file)
+            .map_err(|e| exec_datafusion_err!("linear_train: cannot read featurizer {featurizer}: {e}"))?;
         let chained = chain_head(&bytes, Some(&feature), &head, &report.classes)
-            .map_err(|e| exec_datafusion_err!("linear_train: featurizer {}: {}", featurizer.display(), message(&e)))?;
-        write_model_bytes(&chained, &options.output)?;
+            .map_err(|e| exec_datafusion_err!("linear_train: featurizer {featurizer}: {}", message(&e)))?;
+        self.models.write(&options.output, &chained)?;
         report_value(&options.output, &report)
     }
 

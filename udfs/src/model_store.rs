@@ -1,0 +1,266 @@
+//! Where the model functions read and write model files: a local path as
+//! it is, or a URL (`s3://bucket/m.onnx`, `gs://`, `az://`, `http(s)://`)
+//! through the session's object stores, so a model lives where the data
+//! does and every executor of a cluster can read it.
+//!
+//! ONNX Runtime loads models from files, so a model at a URL is downloaded
+//! once per version (its ETag) into the user's cache folder and run from
+//! there; a changed object is a new file, which the functions' caches pick
+//! up as they do a changed local file.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use datafusion::common::{exec_datafusion_err, exec_err, Result};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use url::Url;
+
+use crate::cnn::onnx::write_model_bytes;
+
+/// The object stores that model locations with a URL scheme resolve in.
+#[derive(Clone)]
+pub struct ModelStore {
+    registry: Arc<dyn ObjectStoreRegistry>,
+}
+
+impl ModelStore {
+    /// Models at URLs resolve in `registry` (a session's:
+    /// `runtime_env().object_store_registry`).
+    pub fn new(registry: Arc<dyn ObjectStoreRegistry>) -> Self {
+        Self { registry }
+    }
+
+    /// A local file with the model at `location`: the path itself, or the
+    /// cached download of the object's current version.
+    pub fn local_file(&self, location: &str) -> Result<PathBuf> {
+        let url = match parse_location(location)? {
+            Location::Local(path) => return Ok(path),
+            Location::Remote(url) => url,
+        };
+        let (store, path) = self.store_and_path(&url)?;
+        let cache = download_folder()?;
+        let location = location.to_string();
+        run_io(async move {
+            let cannot = |e: object_store::Error| exec_datafusion_err!("cannot read model {location}: {e}");
+            let meta = store.head(&path).await.map_err(cannot)?;
+            let version = meta.e_tag.clone().unwrap_or_else(|| meta.last_modified.to_rfc3339());
+            let file = cache.join(cached_name(url.as_str(), &version, meta.size));
+            if file.is_file() {
+                return Ok(file);
+            }
+            let bytes = store.get(&path).await.map_err(cannot)?.bytes().await.map_err(cannot)?;
+            // Written beside and renamed, so a concurrent reader never sees half a model.
+            write_model_bytes(&bytes, &file)?;
+            Ok(file)
+        })?
+    }
+
+    /// Writes a model to `location`: a local file (renamed into place) or
+    /// one object (an object store's put is all or nothing).
+    pub fn write(&self, location: &str, bytes: &[u8]) -> Result<()> {
+        let url = match parse_location(location)? {
+            Location::Local(path) => return write_model_bytes(bytes, &path),
+            Location::Remote(url) => url,
+        };
+        let (store, path) = self.store_and_path(&url)?;
+        let payload = PutPayload::from(bytes.to_vec());
+        let location = location.to_string();
+        run_io(async move {
+            store
+                .put(&path, payload)
+                .await
+                .map(|_| ())
+                .map_err(|e| exec_datafusion_err!("cannot write model {location}: {e}"))
+        })?
+    }
+
+    fn store_and_path(&self, url: &Url) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
+        let store = self.registry.get_store(url)?;
+        let path = StorePath::from_url_path(url.path())
+            .map_err(|e| exec_datafusion_err!("bad model location {url}: {e}"))?;
+        Ok((store, path))
+    }
+}
+
+/// Local files only (`file://` and plain paths), for functions made
+/// outside a session.
+impl Default for ModelStore {
+    fn default() -> Self {
+        Self::new(Arc::new(DefaultObjectStoreRegistry::new()))
+    }
+}
+
+impl fmt::Debug for ModelStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelStore").finish_non_exhaustive()
+    }
+}
+
+/// Two functions are the same when they resolve in the same registry.
+impl PartialEq for ModelStore {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.registry, &other.registry)
+    }
+}
+
+impl Eq for ModelStore {}
+
+impl Hash for ModelStore {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.registry) as *const () as usize).hash(state);
+    }
+}
+
+/// A model's location: a local file or an object's URL.
+#[derive(Debug, PartialEq)]
+enum Location {
+    Local(PathBuf),
+    Remote(Url),
+}
+
+/// A plain path (a Windows drive letter such as `C:\` is one too) or a
+/// `file://` URL is local; any other URL is an object store's.
+fn parse_location(location: &str) -> Result<Location> {
+    match Url::parse(location) {
+        Ok(url) if url.scheme() == "file" => match url.to_file_path() {
+            Ok(path) => Ok(Location::Local(path)),
+            Err(()) => exec_err!("bad model location {location}: not a local file"),
+        },
+        Ok(url) if url.scheme().len() > 1 => Ok(Location::Remote(url)),
+        _ => Ok(Location::Local(PathBuf::from(location))),
+    }
+}
+
+/// The path a model written to `location` gets for `suffix` (`.int8.onnx`):
+/// the `.onnx` extension replaced, for a path or a URL alike.
+pub fn with_model_suffix(location: &str, suffix: &str) -> String {
+    let stem = location.strip_suffix(".onnx").unwrap_or(location);
+    format!("{stem}{suffix}")
+}
+
+fn download_folder() -> Result<PathBuf> {
+    let folder = dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("rookery")
+        .join("models");
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| exec_datafusion_err!("cannot create the model cache {}: {e}", folder.display()))?;
+    Ok(folder)
+}
+
+/// A file name unique to (URL, version, size) that keeps the model's
+/// own name readable.
+fn cached_name(url: &str, version: &str, size: u64) -> String {
+    let mut hasher = DefaultHasher::new();
+    (url, version, size).hash(&mut hasher);
+    let name: String = url
+        .rsplit('/')
+        .next()
+        .unwrap_or("model.onnx")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    let stem = name.strip_suffix(".onnx").unwrap_or(&name);
+    format!("{stem}-{:016x}.onnx", hasher.finish())
+}
+
+/// Runs object store I/O from a function's synchronous body. The I/O runs
+/// on a small runtime of its own (a function may be called on any
+/// runtime's thread, or none), and the caller waits, as it would for a
+/// local read.
+fn run_io<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> Result<T> {
+    static IO: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    let runtime = IO
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("rookery-model-io")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| exec_datafusion_err!("cannot start model I/O: {e}"))?;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = sender.send(work.await);
+    });
+    match receiver.recv() {
+        Ok(value) => Ok(value),
+        Err(_) => exec_err!("model I/O stopped before it finished"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn memory_store() -> (ModelStore, Arc<InMemory>) {
+        let registry = Arc::new(DefaultObjectStoreRegistry::new());
+        let memory = Arc::new(InMemory::new());
+        let url = Url::parse("memory://models").unwrap();
+        registry.register_store(&url, memory.clone());
+        (ModelStore::new(registry), memory)
+    }
+
+    #[test]
+    fn tells_urls_from_paths() {
+        for remote in ["s3://bucket/m.onnx", "https://host/m.onnx"] {
+            assert!(matches!(parse_location(remote).unwrap(), Location::Remote(_)), "{remote}");
+        }
+        for (local, path) in [
+            ("m.onnx", "m.onnx"),
+            ("/tmp/m.onnx", "/tmp/m.onnx"),
+            ("file:///tmp/m.onnx", "/tmp/m.onnx"),
+            ("C:\\m.onnx", "C:\\m.onnx"),
+            ("out/s3:x.onnx", "out/s3:x.onnx"),
+        ] {
+            assert_eq!(parse_location(local).unwrap(), Location::Local(PathBuf::from(path)), "{local}");
+        }
+    }
+
+    #[test]
+    fn writes_and_reads_back_a_model_at_a_url() {
+        let (store, memory) = memory_store();
+        store.write("memory://models/dir/m.onnx", b"first").unwrap();
+        let local = store.local_file("memory://models/dir/m.onnx").unwrap();
+        assert_eq!(std::fs::read(&local).unwrap(), b"first");
+        assert!(local.file_name().unwrap().to_string_lossy().starts_with("m-"));
+        // A new version is a new file: caches keyed by path reload it.
+        store.write("memory://models/dir/m.onnx", b"second").unwrap();
+        let again = store.local_file("memory://models/dir/m.onnx").unwrap();
+        assert_ne!(local, again);
+        assert_eq!(std::fs::read(&again).unwrap(), b"second");
+        let listed = run_io(async move { memory.head(&StorePath::from("dir/m.onnx")).await.map(|m| m.size) })
+            .unwrap()
+            .unwrap();
+        assert_eq!(listed, 6);
+    }
+
+    #[test]
+    fn names_a_missing_model_and_an_unknown_store() {
+        let (store, _) = memory_store();
+        let err = store.local_file("memory://models/none.onnx").unwrap_err().to_string();
+        assert!(err.contains("cannot read model memory://models/none.onnx"), "{err}");
+        let err = store.local_file("memory://elsewhere/m.onnx").unwrap_err().to_string();
+        assert!(err.contains("memory://elsewhere"), "{err}");
+    }
+
+    #[test]
+    fn local_paths_pass_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/m.onnx");
+        let location = path.to_string_lossy().to_string();
+        let store = ModelStore::default();
+        store.write(&location, b"model").unwrap();
+        assert_eq!(store.local_file(&location).unwrap(), path);
+        assert_eq!(with_model_suffix("s3://b/m.onnx", ".int8.onnx"), "s3://b/m.int8.onnx");
+        assert_eq!(with_model_suffix("m", ".int8.onnx"), "m.int8.onnx");
+    }
+}
