@@ -82,7 +82,12 @@ async fn upload(store: Arc<dyn ObjectStore>, dir: &std::path::Path) -> usize {
             size
         }
     });
-    futures::stream::iter(puts).buffer_unordered(16).collect::<Vec<_>>().await.iter().sum()
+    futures::stream::iter(puts)
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .iter()
+        .sum()
 }
 
 /// The median time of `sql` over `repeats` runs, each in a new session so
@@ -191,9 +196,6 @@ async fn main() {
         let (local_s, local_answer) = timed(session, &sql.replace("{}", &local), repeats).await;
         let (remote_s, remote_answer) = timed(session, &sql.replace("{}", &remote), repeats).await;
         assert_eq!(local_answer, remote_answer, "{what}: the same answer");
-        println!(
-            "| {what} | {local_s:.3} | {remote_s:.3} | {:.1}x |",
-            remote_s / local_s
-        );
+        println!("| {what} | {local_s:.3} | {remote_s:.3} | {:.1}x |", remote_s / local_s);
     }
 }

@@ -53,7 +53,10 @@ fn sink_target(config: &FileSinkConfig) -> Option<TargetToRemove> {
         return None;
     };
     if config.object_store_url.as_str() == "file:///" {
-        return Some(TargetToRemove::Local(PathBuf::from(format!("/{}", table_path.prefix()))));
+        return Some(TargetToRemove::Local(PathBuf::from(format!(
+            "/{}",
+            table_path.prefix()
+        ))));
     }
     Some(TargetToRemove::Objects {
         store: config.object_store_url.clone(),

@@ -17,9 +17,9 @@ use crate::images::{
     ImagesTableFunction,
 };
 use crate::read_blob::ReadBlob;
+use crate::stores::{ObjectStoresFromEnv, WithStoreOptions};
 use crate::tsv::TsvTableFactory;
 use rookery_udfs::cnn::control::TrainingControl;
-use crate::stores::{ObjectStoresFromEnv, WithStoreOptions};
 use rookery_udfs::{ImageMemory, ModelStore, RookeryConfig};
 
 /// How a session is set up; `None` means DataFusion's default.

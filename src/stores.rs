@@ -71,8 +71,7 @@ pub fn build_store(url: &Url, options: &HashMap<String, String>) -> Result<Arc<d
     let Some(kind) = StoreKind::of(url) else {
         return plan_err!("{location} is not an object store location (s3://, gs://, az://, http(s)://)");
     };
-    let bad_key =
-        |key: &str| plan_datafusion_err!("unknown option '{}{key}' for {location}", kind.option_prefix());
+    let bad_key = |key: &str| plan_datafusion_err!("unknown option '{}{key}' for {location}", kind.option_prefix());
     let failed = |e: object_store::Error| DataFusionError::Plan(format!("cannot use {location}: {e}"));
     let store: Arc<dyn ObjectStore> = match kind {
         StoreKind::S3 => {
@@ -130,7 +129,9 @@ pub fn build_store(url: &Url, options: &HashMap<String, String>) -> Result<Arc<d
 pub fn table_url(location: &str) -> Result<ListingTableUrl> {
     let remote = Url::parse(location).is_ok_and(|u| u.scheme().len() > 1 && u.scheme() != "file");
     if let (true, Some(host_at)) = (remote, location.find("://").map(|i| i + 3)) {
-        let path_at = location[host_at..].find('/').map_or(location.len(), |i| host_at + i + 1);
+        let path_at = location[host_at..]
+            .find('/')
+            .map_or(location.len(), |i| host_at + i + 1);
         if let Some(glob_at) = location[path_at..].find(['*', '?', '[']).map(|i| path_at + i) {
             let split = location[..glob_at].rfind('/').map_or(path_at, |i| i + 1);
             let (prefix, glob) = location.split_at(split);
@@ -142,7 +143,11 @@ pub fn table_url(location: &str) -> Result<ListingTableUrl> {
 
 /// `scheme://bucket/` of a location, the unit a store serves, for messages.
 fn bucket_url(url: &Url) -> String {
-    format!("{}://{}/", url.scheme(), &url[url::Position::BeforeHost..url::Position::AfterPort])
+    format!(
+        "{}://{}/",
+        url.scheme(),
+        &url[url::Position::BeforeHost..url::Position::AfterPort]
+    )
 }
 
 /// A registry that builds a bucket's store from the environment the first
@@ -167,7 +172,9 @@ impl Default for ObjectStoresFromEnv {
 
 impl fmt::Debug for ObjectStoresFromEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObjectStoresFromEnv").field("inner", &self.inner).finish()
+        f.debug_struct("ObjectStoresFromEnv")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 
@@ -196,13 +203,14 @@ impl ObjectStoreRegistry for ObjectStoresFromEnv {
     }
 }
 
+/// The locations a table's store options configure, and the options
+/// without their prefix.
+type StoreOptions = (Vec<Url>, HashMap<String, String>);
+
 /// The store options among a table's options, taken out of them, with
 /// their prefix removed, and the locations they configure. Options for
 /// another kind of store than the locations' are an error.
-fn take_store_options(
-    locations: &[String],
-    options: &mut HashMap<String, String>,
-) -> Result<Option<(Vec<Url>, HashMap<String, String>)>> {
+fn take_store_options(locations: &[String], options: &mut HashMap<String, String>) -> Result<Option<StoreOptions>> {
     let keys: Vec<String> = options
         .keys()
         .filter(|k| OPTION_PREFIXES.iter().any(|p| k.starts_with(p)))
@@ -298,13 +306,19 @@ mod tests {
         assert_eq!(table, options(&[("format.has_header", "true")]));
 
         let mut local = options(&[("aws.region", "eu-west-1")]);
-        let err = take_store_options(&["data/labels.csv".to_string()], &mut local).unwrap_err().to_string();
+        let err = take_store_options(&["data/labels.csv".to_string()], &mut local)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not in one"), "{err}");
         let mut other = options(&[("gcp.service_account", "x")]);
-        let err = take_store_options(&["s3://b/x".to_string()], &mut other).unwrap_err().to_string();
+        let err = take_store_options(&["s3://b/x".to_string()], &mut other)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("'gcp.service_account' does not apply to s3://b/"), "{err}");
         let mut none = options(&[("format.delimiter", ";")]);
-        assert!(take_store_options(&["s3://b/x".to_string()], &mut none).unwrap().is_none());
+        assert!(take_store_options(&["s3://b/x".to_string()], &mut none)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -94,7 +94,11 @@ async fn upload(store: &dyn ObjectStore, root: &Path, dir: &Path) {
         if path.is_dir() {
             Box::pin(upload(store, root, &path)).await;
         } else {
-            let relative = path.strip_prefix(root).expect("under root").to_string_lossy().to_string();
+            let relative = path
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .to_string();
             let bytes = std::fs::read(&path).expect("read fixture");
             store
                 .put(&StorePath::from(relative.as_str()), PutPayload::from(bytes))
@@ -159,11 +163,19 @@ async fn image_and_label_tables_on_s3() {
     let create = |name: &str, location: String| {
         format!("CREATE EXTERNAL TABLE {name} STORED AS IMAGES LOCATION '{location}' OPTIONS ('drop_invalid' 'true')")
     };
-    sql(&ctx, &create("mixed_s3", format!("s3://{BUCKET}/mixed/"))).await.unwrap();
-    sql(&ctx, &create("mixed_local", format!("{}/", setup.local("mixed")))).await.unwrap();
+    sql(&ctx, &create("mixed_s3", format!("s3://{BUCKET}/mixed/")))
+        .await
+        .unwrap();
+    sql(&ctx, &create("mixed_local", format!("{}/", setup.local("mixed"))))
+        .await
+        .unwrap();
     assert_eq!(
         text(&ctx, "SELECT name, image_width(image) AS w FROM mixed_s3 ORDER BY name").await,
-        text(&ctx, "SELECT name, image_width(image) AS w FROM mixed_local ORDER BY name").await
+        text(
+            &ctx,
+            "SELECT name, image_width(image) AS w FROM mixed_local ORDER BY name"
+        )
+        .await
     );
 
     // The label table made with the store's options, and read_blob.
@@ -191,7 +203,9 @@ async fn copy_to_s3_and_nothing_left_after_a_failure() {
         )
     };
     sql(&ctx, &query(&local_csv, "CSV")).await.unwrap();
-    sql(&ctx, &query(&format!("s3://{BUCKET}/out/sizes.csv"), "CSV")).await.unwrap();
+    sql(&ctx, &query(&format!("s3://{BUCKET}/out/sizes.csv"), "CSV"))
+        .await
+        .unwrap();
     assert_eq!(setup.object("out/sizes.csv").await, std::fs::read(&local_csv).unwrap());
 
     let parquet = format!(
@@ -264,7 +278,10 @@ async fn models_on_s3() {
             FROM images('s3://{BUCKET}/colours/'))"
     );
     let trained = text(&ctx, &train).await;
-    assert!(trained.contains(&format!("s3://{BUCKET}/models/trained.onnx")), "{trained}");
+    assert!(
+        trained.contains(&format!("s3://{BUCKET}/models/trained.onnx")),
+        "{trained}"
+    );
     assert!(setup.object("models/trained.onnx").await.len() > 1000);
     let scores = text(
         &ctx,
@@ -277,7 +294,9 @@ async fn models_on_s3() {
     assert!(scores.contains("| red   | 3 |"), "{scores}");
 
     // Errors name the location.
-    let err = sql(&ctx, &classify(&format!("s3://{BUCKET}/models/none.onnx"))).await.unwrap_err();
+    let err = sql(&ctx, &classify(&format!("s3://{BUCKET}/models/none.onnx")))
+        .await
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains(&format!("cannot read model s3://{BUCKET}/models/none.onnx")),
@@ -291,14 +310,17 @@ async fn models_on_s3() {
 async fn unconfigured_and_unreachable_stores_are_named() {
     let ctx = library_session();
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-        let err = sql(&ctx, "SELECT count(*) FROM images('s3://some-bucket/frames/')").await.unwrap_err();
+        let err = sql(&ctx, "SELECT count(*) FROM images('s3://some-bucket/frames/')")
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("no AWS region for s3://some-bucket/"), "{err}");
     }
     let create = "CREATE EXTERNAL TABLE t STORED AS IMAGES LOCATION 's3://other-bucket/frames/'
         OPTIONS ('aws.region' 'us-east-1', 'aws.bad_key' 'x')";
     let err = sql(&ctx, create).await.unwrap_err();
     assert!(
-        err.to_string().contains("unknown option 'aws.bad_key' for s3://other-bucket/"),
+        err.to_string()
+            .contains("unknown option 'aws.bad_key' for s3://other-bucket/"),
         "{err}"
     );
     let err = sql(

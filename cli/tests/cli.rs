@@ -195,7 +195,11 @@ fn s3_locations_from_the_environment() {
     let model = std::fs::read(dir.path().join("models/colour_classifier.onnx")).expect("model");
     server.put_object("cli-bucket", "models/colour.onnx", &model);
     let run = |args: &[&str]| {
-        let output = rookery(dir.path()).envs(server.environment()).args(args).output().expect("run");
+        let output = rookery(dir.path())
+            .envs(server.environment())
+            .args(args)
+            .output()
+            .expect("run");
         assert!(output.status.success(), "{args:?}: {}", text(&output.stderr));
         text(&output.stdout)
     };

@@ -56,7 +56,10 @@ impl S3Server {
         };
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "moto_server did not start in 60 s");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto_server did not start in 60 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         server

@@ -66,7 +66,10 @@ pub fn scalar_functions(memory: &ImageMemory, models: &ModelStore) -> Vec<Arc<Sc
 /// obeys `training`.
 pub fn aggregate_functions(training: &cnn::control::TrainingControl, models: &ModelStore) -> Vec<Arc<AggregateUDF>> {
     vec![
-        Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::new(training.clone(), models.clone()))),
+        Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::new(
+            training.clone(),
+            models.clone(),
+        ))),
         Arc::new(AggregateUDF::new_from_impl(functions::LinearTrain::new(models.clone()))),
         Arc::new(AggregateUDF::new_from_impl(functions::ImageGrid::default())),
         Arc::new(AggregateUDF::new_from_impl(functions::CnnQuantize::new(models.clone()))),

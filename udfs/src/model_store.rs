@@ -81,8 +81,8 @@ impl ModelStore {
 
     fn store_and_path(&self, url: &Url) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
         let store = self.registry.get_store(url)?;
-        let path = StorePath::from_url_path(url.path())
-            .map_err(|e| exec_datafusion_err!("bad model location {url}: {e}"))?;
+        let path =
+            StorePath::from_url_path(url.path()).map_err(|e| exec_datafusion_err!("bad model location {url}: {e}"))?;
         Ok((store, path))
     }
 }
@@ -163,7 +163,13 @@ fn cached_name(url: &str, version: &str, size: u64) -> String {
         .next()
         .unwrap_or("model.onnx")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let stem = name.strip_suffix(".onnx").unwrap_or(&name);
     format!("{stem}-{:016x}.onnx", hasher.finish())
@@ -212,7 +218,10 @@ mod tests {
     #[test]
     fn tells_urls_from_paths() {
         for remote in ["s3://bucket/m.onnx", "https://host/m.onnx"] {
-            assert!(matches!(parse_location(remote).unwrap(), Location::Remote(_)), "{remote}");
+            assert!(
+                matches!(parse_location(remote).unwrap(), Location::Remote(_)),
+                "{remote}"
+            );
         }
         for (local, path) in [
             ("m.onnx", "m.onnx"),
@@ -221,7 +230,11 @@ mod tests {
             ("C:\\m.onnx", "C:\\m.onnx"),
             ("out/s3:x.onnx", "out/s3:x.onnx"),
         ] {
-            assert_eq!(parse_location(local).unwrap(), Location::Local(PathBuf::from(path)), "{local}");
+            assert_eq!(
+                parse_location(local).unwrap(),
+                Location::Local(PathBuf::from(path)),
+                "{local}"
+            );
         }
     }
 

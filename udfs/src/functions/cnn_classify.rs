@@ -12,9 +12,9 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::args::{signature, ArgKind};
-use crate::model_store::ModelStore;
 use crate::cnn::classify_rows;
 use crate::cnn::runtime::best;
+use crate::model_store::ModelStore;
 
 #[user_doc(
     doc_section(label = "Model Functions"),

@@ -12,8 +12,8 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::args::{signature, ArgKind};
-use crate::model_store::ModelStore;
 use crate::cnn::embed_rows;
+use crate::model_store::ModelStore;
 
 /// `List<Float32>`.
 pub fn features_type() -> DataType {

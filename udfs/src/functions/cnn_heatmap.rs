@@ -12,10 +12,10 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::args::{arg_arrays, image_arg, key_value_list, optional_text_arg, signature, text_arg, ArgKind};
-use crate::model_store::ModelStore;
 use crate::cnn::heatmap::HeatmapModel;
 use crate::cnn::message;
 use crate::cnn::runtime::threads_per_session;
+use crate::model_store::ModelStore;
 
 fn position_fields() -> Fields {
     Fields::from(vec![

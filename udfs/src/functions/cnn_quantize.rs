@@ -13,10 +13,10 @@ use datafusion_macros::user_doc;
 
 use crate::args::{key_value_list, normalized, optional_text_arg, signature, ArgKind};
 use crate::cnn::message;
-use crate::model_store::{with_model_suffix, ModelStore};
 use crate::cnn::quantize::{calibration_tensors, quantize_model, Range};
 use crate::cnn::runtime::{threads_per_session, Classifier, ClassifyOptions, ModelOutput};
 use crate::image_value::{ImageArray, ImageView};
+use crate::model_store::{with_model_suffix, ModelStore};
 
 const QUANTIZE_OPTIONS: &str = "output";
 /// Images per calibration run.
@@ -270,7 +270,6 @@ impl Accumulator for CnnQuantizeAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
     use crate::cnn::model::{Kernels, SeedCnn};
     use crate::cnn::onnx::write_model;
     use crate::cnn::runtime::best;
@@ -278,6 +277,7 @@ mod tests {
     use crate::functions::test_util::{images, texts};
     use crate::image_value::Image;
     use crate::rng::Rng;
+    use std::path::Path;
 
     /// Bright and dark noisy squares: a model trained on them, quantised,
     /// gives the same labels.

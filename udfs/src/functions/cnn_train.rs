@@ -14,9 +14,9 @@ use crate::args::{normalized, signature, ArgKind};
 use crate::cnn::control::TrainingControl;
 use crate::cnn::model::Kernels;
 use crate::cnn::onnx::model_bytes;
-use crate::model_store::ModelStore;
 use crate::cnn::train::{train_until, Dataset, EpochReport, TrainOptions, TrainReport};
 use crate::image_value::ImageArray;
+use crate::model_store::ModelStore;
 use crate::pixels;
 
 #[user_doc(
@@ -308,7 +308,8 @@ impl Accumulator for CnnTrainAccumulator {
         let (model, report) = train_until(&data, &options, Kernels::Fast, &mut progress, &|| {
             self.control.is_cancelled()
         })?;
-        self.models.write(&options.output, &model_bytes(&model, &report.classes)?)?;
+        self.models
+            .write(&options.output, &model_bytes(&model, &report.classes)?)?;
         report_value(&options.output, &report)
     }
 

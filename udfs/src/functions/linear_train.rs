@@ -15,10 +15,10 @@ use super::cnn_train::{report_value, result_fields};
 use crate::args::{coerce_args, normalized, signature, ArgKind};
 use crate::cnn::linear::{train_linear, Features, LinearOptions};
 use crate::cnn::message;
-use crate::model_store::ModelStore;
 use crate::cnn::rewrite::chain_head;
 use crate::cnn::runtime::{Classifier, ClassifyOptions, ModelOutput};
 use crate::image_value::Image;
+use crate::model_store::ModelStore;
 
 const SYNTAX: &str = "linear_train(features, label [, options])";
 const REQUIRED: [ArgKind; 2] = [ArgKind::Floats, ArgKind::Text];
