@@ -16,6 +16,7 @@
 //! - [`sealions`], [`frames`]: the data generators (crate `rookery-gen`).
 
 pub mod atomic_copy;
+pub mod cluster;
 pub mod display;
 pub mod exec;
 pub mod functions;

@@ -58,12 +58,38 @@ struct Args {
     #[arg(long = "set", value_name = "NAME=VALUE", action = clap::ArgAction::Append, value_parser = parse_var)]
     vars: Vec<(String, String)>,
 
+    /// Run queries on an Apache Ballista cluster: the scheduler at
+    /// df://HOST:PORT (started by `rookery scheduler`).
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
+
     #[command(subcommand)]
     command: Option<Subcommand>,
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum Subcommand {
+    /// Run a Ballista scheduler whose sessions are Rookery's (its tables,
+    /// functions and codecs); clients connect with --cluster df://HOST:PORT.
+    Scheduler {
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// Run a Ballista executor with Rookery's functions and codecs, joining
+    /// the scheduler at HOST:PORT.
+    Executor {
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        scheduler: std::net::SocketAddr,
+        /// Where it serves shuffle data (Arrow Flight).
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        bind: std::net::SocketAddr,
+        /// Its gRPC port.
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks at once (default: one per core).
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
     /// The sea-lion demo: runs sql/sealions/01 to 06 on a data set (dots,
     /// thumbnails, training, counting, scoring) and prints where sub.csv is,
     /// the score table and the time taken.
@@ -448,7 +474,31 @@ fn run(args: Args) -> Result<()> {
     if !args.quiet {
         options.training.on_progress(|epoch| eprintln!("{}", epoch_line(epoch)));
     }
-    let ctx = new_session(&options)?;
+    match &args.command {
+        Some(Subcommand::Scheduler { bind }) => {
+            return runtime.block_on(rookery::cluster::run_scheduler(*bind, options));
+        }
+        Some(Subcommand::Executor {
+            scheduler,
+            bind,
+            grpc_port,
+            concurrency,
+        }) => {
+            let executor = rookery::cluster::ExecutorOptions {
+                scheduler: *scheduler,
+                bind: *bind,
+                grpc_port: *grpc_port,
+                concurrency: *concurrency,
+                engine: options,
+            };
+            return runtime.block_on(rookery::cluster::run_executor(executor));
+        }
+        _ => {}
+    }
+    let ctx = match &args.cluster {
+        Some(url) => runtime.block_on(rookery::cluster::connect(url, &options))?,
+        None => new_session(&options)?,
+    };
     let mut shell = Shell::new(ctx);
     shell.training = options.training.clone();
     shell.format = args.format;

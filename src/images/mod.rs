@@ -80,6 +80,8 @@ pub fn image_table_schema() -> SchemaRef {
 /// A folder (or glob) of images.
 #[derive(Debug)]
 pub struct ImageTable {
+    /// The location as given, glob included (what a cluster's codec sends).
+    source: String,
     location: ListingTableUrl,
     options: ImageOptions,
     schema: SchemaRef,
@@ -90,6 +92,7 @@ impl ImageTable {
     /// a path or a URL such as `s3://bucket/prefix/`.
     pub fn try_new(location: &str, options: ImageOptions) -> Result<Self> {
         Ok(Self {
+            source: location.to_string(),
             location: crate::stores::table_url(location)?,
             options,
             schema: image_table_schema(),
@@ -98,6 +101,11 @@ impl ImageTable {
 
     pub fn options(&self) -> &ImageOptions {
         &self.options
+    }
+
+    /// The location as given to [`ImageTable::try_new`].
+    pub fn source(&self) -> &str {
+        &self.source
     }
 }
 

@@ -71,6 +71,21 @@ impl ImageOptions {
         Ok(options)
     }
 
+    /// The options given, as `from_map` reads them back.
+    pub fn to_map(&self) -> HashMap<String, String> {
+        let mut map = HashMap::new();
+        if let Some(v) = self.drop_invalid {
+            map.insert("drop_invalid".to_string(), v.to_string());
+        }
+        if let Some(v) = self.batch_rows {
+            map.insert("batch_rows".to_string(), v.to_string());
+        }
+        if let Some(v) = self.max_pixels {
+            map.insert("max_pixels".to_string(), v.to_string());
+        }
+        map
+    }
+
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let key = key.to_ascii_lowercase();
         let key = key.strip_prefix("format.").unwrap_or(&key);

@@ -73,6 +73,8 @@ pub struct TileSpec {
 /// The tiles of every image of a folder (or glob).
 #[derive(Debug)]
 pub struct ImageTileTable {
+    /// The location as given, glob included (what a cluster's codec sends).
+    source: String,
     location: ListingTableUrl,
     options: ImageOptions,
     spec: TileSpec,
@@ -82,11 +84,25 @@ pub struct ImageTileTable {
 impl ImageTileTable {
     pub fn try_new(location: &str, options: ImageOptions, spec: TileSpec) -> Result<Self> {
         Ok(Self {
+            source: location.to_string(),
             location: crate::stores::table_url(location)?,
             options,
             spec,
             schema: tile_table_schema(),
         })
+    }
+
+    /// The location as given to [`ImageTileTable::try_new`].
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn options(&self) -> &ImageOptions {
+        &self.options
+    }
+
+    pub fn spec(&self) -> TileSpec {
+        self.spec
     }
 }
 
@@ -182,6 +198,19 @@ pub struct TileExec {
 }
 
 impl TileExec {
+    pub fn spec(&self) -> TileSpec {
+        self.spec
+    }
+
+    pub fn drops_invalid(&self) -> bool {
+        self.drop_invalid
+    }
+
+    /// Columns of [`tile_table_schema`] it emits.
+    pub fn projection(&self) -> &[usize] {
+        &self.projection
+    }
+
     pub fn new(
         input: Arc<dyn ExecutionPlan>,
         spec: TileSpec,

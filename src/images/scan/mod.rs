@@ -26,13 +26,16 @@ use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{internal_err, Result, Statistics};
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -42,10 +45,11 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream,
 };
+use futures::TryStreamExt;
 use object_store::ObjectMeta;
 
-use super::options::ImageOptions;
-use plan::ScanSettings;
+use super::options::{ImageOptions, ScanOptions};
+use plan::{ScanSettings, Work};
 use reader::{PartitionReader, ScanMetrics};
 
 /// Counters across all scans of the process, for progress display.
@@ -64,6 +68,12 @@ pub static SCAN_PROGRESS: ScanProgress = ScanProgress {
 pub struct ImageScanExec {
     location: String,
     partitions: Vec<Arc<Vec<ObjectMeta>>>,
+    /// On a cluster: a child whose partition `n` holds the index of the
+    /// file partition that output partition `n` reads. Ballista restricts a
+    /// task to its partitions by slicing the leaves it knows (DataFusion's
+    /// in-memory and file scans), so this child carries the slice to the
+    /// scan; without it every task would read every partition.
+    partition_ids: Option<Arc<dyn ExecutionPlan>>,
     file_count: usize,
     settings: Arc<ScanSettings>,
     metrics: ExecutionPlanMetricsSet,
@@ -105,11 +115,208 @@ impl ImageScanExec {
         Ok(Self {
             location: location.as_str().to_string(),
             partitions,
+            partition_ids: None,
             file_count,
             settings: Arc::new(settings),
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         })
+    }
+
+    /// The scan as JSON, for a cluster's codec: the files of every
+    /// partition (so every executor reads the same ones) and the settings;
+    /// the filter travels beside it as a protobuf expression.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let s = &self.settings;
+        let file = |m: &ObjectMeta| {
+            json!({
+                "location": m.location.as_ref(),
+                "size": m.size,
+                "last_modified": m.last_modified.timestamp_millis(),
+                "e_tag": m.e_tag,
+                "version": m.version,
+            })
+        };
+        json!({
+            "location": self.location,
+            "partitions": self.partitions.iter().map(|p| p.iter().map(file).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "projection": s.projection,
+            "options": {
+                "drop_invalid": s.options.drop_invalid,
+                "batch_rows": s.options.batch_rows,
+                "max_pixels": s.options.max_pixels,
+            },
+            "work": {
+                "header": s.work.header,
+                "content": s.work.content,
+                "decode": s.work.decode,
+                "filter_needs_header": s.work.filter_needs_header,
+            },
+            "store_url": s.store_url.as_str(),
+            "limit": s.limit,
+            "rows_per_batch": s.rows_per_batch,
+        })
+    }
+
+    /// This scan with a [`partition_ids`](Self::partition_ids) child
+    /// numbering its partitions, for a cluster to restrict.
+    pub fn with_partition_ids(&self) -> Result<Self> {
+        let schema = Arc::new(Schema::new(vec![Field::new("partition", DataType::UInt32, false)]));
+        let batches = (0..self.partitions.len() as u32)
+            .map(|g| {
+                let ids: ArrayRef = Arc::new(UInt32Array::from(vec![g]));
+                RecordBatch::try_new(Arc::clone(&schema), vec![ids]).map(|b| vec![b])
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let ids = MemorySourceConfig::try_new_exec(&batches, schema, None)?;
+        self.with_partition_ids_child(ids)
+    }
+
+    /// This scan reading, for output partition `n`, the file partition
+    /// that partition `n` of `ids` names.
+    pub fn with_partition_ids_child(&self, ids: Arc<dyn ExecutionPlan>) -> Result<Self> {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&self.settings.projected_schema)),
+            Partitioning::UnknownPartitioning(ids.properties().output_partitioning().partition_count()),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            location: self.location.clone(),
+            partitions: self.partitions.clone(),
+            partition_ids: Some(ids),
+            file_count: self.file_count,
+            settings: Arc::clone(&self.settings),
+            metrics: ExecutionPlanMetricsSet::new(),
+            properties: Arc::new(properties),
+        })
+    }
+
+    /// True when the scan has a partition-numbering child.
+    pub fn has_partition_ids(&self) -> bool {
+        self.partition_ids.is_some()
+    }
+
+    /// The filter the scan applies, if any.
+    pub fn filter(&self) -> Option<&Arc<dyn PhysicalExpr>> {
+        self.settings.filter.as_ref()
+    }
+
+    /// The scan [`ImageScanExec::to_json`] described, with its filter.
+    pub fn from_json(value: &serde_json::Value, filter: Option<Arc<dyn PhysicalExpr>>) -> Result<Self> {
+        use datafusion::common::internal_datafusion_err;
+        let bad = |what: &str| internal_datafusion_err!("bad image scan encoding: {what}");
+        let text = |v: &serde_json::Value, key: &str| v[key].as_str().map(str::to_string).ok_or_else(|| bad(key));
+        let number = |v: &serde_json::Value, key: &str| v[key].as_u64().ok_or_else(|| bad(key));
+        let flag = |v: &serde_json::Value, key: &str| v[key].as_bool().ok_or_else(|| bad(key));
+        let file = |v: &serde_json::Value| -> Result<ObjectMeta> {
+            let millis = v["last_modified"].as_i64().ok_or_else(|| bad("last_modified"))?;
+            Ok(ObjectMeta {
+                location: object_store::path::Path::from(text(v, "location")?),
+                size: number(v, "size")?,
+                last_modified: chrono::DateTime::from_timestamp_millis(millis).ok_or_else(|| bad("last_modified"))?,
+                e_tag: v["e_tag"].as_str().map(str::to_string),
+                version: v["version"].as_str().map(str::to_string),
+            })
+        };
+        let partitions = value["partitions"]
+            .as_array()
+            .ok_or_else(|| bad("partitions"))?
+            .iter()
+            .map(|p| {
+                let files = p.as_array().ok_or_else(|| bad("partition"))?;
+                files.iter().map(file).collect::<Result<Vec<_>>>().map(Arc::new)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let projection = value["projection"]
+            .as_array()
+            .ok_or_else(|| bad("projection"))?
+            .iter()
+            .map(|i| i.as_u64().map(|i| i as usize).ok_or_else(|| bad("projection")))
+            .collect::<Result<Vec<_>>>()?;
+        let table_schema = crate::images::image_table_schema();
+        let projected_schema = Arc::new(table_schema.project(&projection)?);
+        let options = &value["options"];
+        let work = &value["work"];
+        let settings = ScanSettings {
+            table_schema,
+            projection,
+            projected_schema,
+            filter,
+            options: ScanOptions {
+                drop_invalid: flag(options, "drop_invalid")?,
+                batch_rows: number(options, "batch_rows")? as usize,
+                max_pixels: number(options, "max_pixels")?,
+            },
+            work: Work {
+                header: flag(work, "header")?,
+                content: flag(work, "content")?,
+                decode: flag(work, "decode")?,
+                filter_needs_header: flag(work, "filter_needs_header")?,
+            },
+            store_url: ObjectStoreUrl::parse(text(value, "store_url")?)?,
+            limit: value["limit"].as_u64().map(|l| l as usize),
+            rows_per_batch: number(value, "rows_per_batch")? as usize,
+        };
+        let file_count = partitions.iter().map(|p| p.len()).sum();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&settings.projected_schema)),
+            Partitioning::UnknownPartitioning(partitions.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            location: text(value, "location")?,
+            partitions,
+            partition_ids: None,
+            file_count,
+            settings: Arc::new(settings),
+            metrics: ExecutionPlanMetricsSet::new(),
+            properties: Arc::new(properties),
+        })
+    }
+
+    /// A copy sharing files, settings and metrics, for a stream to own.
+    fn clone_shallow(&self) -> Self {
+        Self {
+            location: self.location.clone(),
+            partitions: self.partitions.clone(),
+            partition_ids: self.partition_ids.clone(),
+            file_count: self.file_count,
+            settings: Arc::clone(&self.settings),
+            metrics: self.metrics.clone(),
+            properties: Arc::clone(&self.properties),
+        }
+    }
+
+    /// Reads file partition `files_partition` as output partition `partition`.
+    fn read_partition(
+        &self,
+        files_partition: usize,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let Some(files) = self.partitions.get(files_partition) else {
+            return internal_err!("ImageScanExec has no partition {files_partition}");
+        };
+        let settings = Arc::clone(&self.settings);
+        let store = context.runtime_env().object_store(&settings.store_url)?;
+        let reservation = MemoryConsumer::new(format!("ImageScanExec[{partition}]")).register(context.memory_pool());
+        let metric = |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
+        let metrics = ScanMetrics {
+            files_read: metric("files_read"),
+            bytes_read: metric("bytes_read"),
+            images_decoded: metric("images_decoded"),
+            invalid_files: metric("invalid_files"),
+            decode_time: MetricBuilder::new(&self.metrics).subset_time("decode_time", partition),
+        };
+        let reader = PartitionReader::new(Arc::clone(files), store, settings, reservation, metrics);
+        let schema = Arc::clone(&self.settings.projected_schema);
+        let stream = futures::stream::try_unfold(reader, |mut reader| async move {
+            Ok(reader.next_batch().await?.map(|batch| (batch, reader)))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 
     /// True when this scan decodes pixels (the query uses `image`).
@@ -174,7 +381,7 @@ impl ExecutionPlan for ImageScanExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
+        self.partition_ids.iter().collect()
     }
 
     fn apply_expressions(
@@ -188,37 +395,38 @@ impl ExecutionPlan for ImageScanExec {
     }
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            internal_err!("ImageScanExec has no children")
+        match (children.as_slice(), &self.partition_ids) {
+            ([], None) => Ok(self),
+            ([ids], Some(_)) => Ok(Arc::new(self.with_partition_ids_child(Arc::clone(ids))?)),
+            _ => internal_err!("ImageScanExec got {} children", children.len()),
         }
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let Some(files) = self.partitions.get(partition) else {
-            return internal_err!("ImageScanExec has no partition {partition}");
+        let Some(ids) = &self.partition_ids else {
+            return self.read_partition(partition, partition, context);
         };
-        let settings = Arc::clone(&self.settings);
-        let store = context.runtime_env().object_store(&settings.store_url)?;
-        let reservation = MemoryConsumer::new(format!("ImageScanExec[{partition}]")).register(context.memory_pool());
-        let metric = |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
-        let metrics = ScanMetrics {
-            files_read: metric("files_read"),
-            bytes_read: metric("bytes_read"),
-            images_decoded: metric("images_decoded"),
-            invalid_files: metric("invalid_files"),
-            decode_time: MetricBuilder::new(&self.metrics).subset_time("decode_time", partition),
-        };
-        let reader = PartitionReader::new(Arc::clone(files), store, settings, reservation, metrics);
+        // The file partition comes first, from the numbering child.
+        let ids = ids.execute(partition, Arc::clone(&context))?;
+        let this = self.clone_shallow();
         let schema = Arc::clone(&self.settings.projected_schema);
-        let stream = futures::stream::try_unfold(reader, |mut reader| async move {
-            Ok(reader.next_batch().await?.map(|batch| (batch, reader)))
-        });
+        let stream = futures::stream::once(async move {
+            let batches: Vec<RecordBatch> = ids.try_collect().await?;
+            let global = batches
+                .iter()
+                .filter_map(|b| b.column(0).as_primitive_opt::<UInt32Type>())
+                .find_map(|ids| ids.values().first().copied());
+            match global {
+                Some(global) => this.read_partition(global as usize, partition, context),
+                None => internal_err!("ImageScanExec partition {partition} got no file partition number"),
+            }
+        })
+        .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
+        // (the numbering child's metrics are its own)
         Some(self.metrics.clone_inner())
     }
 
@@ -233,6 +441,7 @@ impl ExecutionPlan for ImageScanExec {
         Some(Arc::new(Self {
             location: self.location.clone(),
             partitions: self.partitions.clone(),
+            partition_ids: self.partition_ids.clone(),
             file_count: self.file_count,
             settings: Arc::new(settings),
             metrics: ExecutionPlanMetricsSet::new(),
@@ -248,6 +457,10 @@ impl ExecutionPlan for ImageScanExec {
     /// planner builds its hash tables on the side without pixels and
     /// collects a small side instead of repartitioning the frames.
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        if partition.is_some() && self.partition_ids.is_some() {
+            // Which files a local partition reads is known when it runs.
+            return Ok(Arc::new(Statistics::new_unknown(&self.settings.projected_schema)));
+        }
         let partitions: Vec<&Arc<Vec<ObjectMeta>>> = match partition {
             Some(i) => match self.partitions.get(i) {
                 Some(files) => vec![files],
