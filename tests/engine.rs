@@ -10,7 +10,7 @@ use std::sync::Arc;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::ExecutionPlanProperties;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -28,12 +28,7 @@ impl Fixture {
     }
 }
 
-fn library_session() -> SessionContext {
-    let builder = SessionStateBuilder::new()
-        .with_default_features()
-        .with_config(SessionConfig::new().with_target_partitions(2));
-    SessionContext::new_with_state(rookery::register(builder).build())
-}
+use common::library_session;
 
 async fn sql(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
     ctx.sql(sql).await?.collect().await

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use common::s3::S3Server;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -108,12 +107,7 @@ async fn upload(store: &dyn ObjectStore, root: &Path, dir: &Path) {
     }
 }
 
-fn library_session() -> SessionContext {
-    let builder = SessionStateBuilder::new()
-        .with_default_features()
-        .with_config(SessionConfig::new().with_target_partitions(2));
-    SessionContext::new_with_state(rookery::register(builder).build())
-}
+use common::library_session;
 
 async fn sql(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
     ctx.sql(sql).await?.collect().await

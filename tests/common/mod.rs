@@ -124,3 +124,14 @@ pub fn fixtures_dir() -> std::path::PathBuf {
         .find(|dir| dir.is_dir())
         .expect("tests/fixtures in the workspace")
 }
+
+/// A plain DataFusion session with one `rookery::register` call (two
+/// partitions), as a library user makes it.
+pub fn library_session() -> datafusion::prelude::SessionContext {
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+    let builder = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(SessionConfig::new().with_target_partitions(2));
+    SessionContext::new_with_state(rookery::register(builder).build())
+}

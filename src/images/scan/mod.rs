@@ -80,6 +80,16 @@ pub struct ImageScanExec {
     properties: Arc<PlanProperties>,
 }
 
+/// A scan's plan properties: `partitions` streams of `schema`, no order.
+fn scan_properties(schema: &SchemaRef, partitions: usize) -> PlanProperties {
+    PlanProperties::new(
+        EquivalenceProperties::new(Arc::clone(schema)),
+        Partitioning::UnknownPartitioning(partitions),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    )
+}
+
 impl ImageScanExec {
     /// Lists `location` and plans reading it for the given projection,
     /// filters (all on columns known from headers) and limit. Options not
@@ -106,12 +116,7 @@ impl ImageScanExec {
         let file_count = files.len();
         let target = state.config_options().execution.target_partitions;
         let partitions = plan::deal(files, target);
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&settings.projected_schema)),
-            Partitioning::UnknownPartitioning(partitions.len()),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
+        let properties = scan_properties(&settings.projected_schema, partitions.len());
         Ok(Self {
             location: location.as_str().to_string(),
             partitions,
@@ -176,11 +181,9 @@ impl ImageScanExec {
     /// This scan reading, for output partition `n`, the file partition
     /// that partition `n` of `ids` names.
     pub fn with_partition_ids_child(&self, ids: Arc<dyn ExecutionPlan>) -> Result<Self> {
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&self.settings.projected_schema)),
-            Partitioning::UnknownPartitioning(ids.properties().output_partitioning().partition_count()),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
+        let properties = scan_properties(
+            &self.settings.projected_schema,
+            ids.properties().output_partitioning().partition_count(),
         );
         Ok(Self {
             location: self.location.clone(),
@@ -260,12 +263,7 @@ impl ImageScanExec {
             rows_per_batch: number(value, "rows_per_batch")? as usize,
         };
         let file_count = partitions.iter().map(|p| p.len()).sum();
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&settings.projected_schema)),
-            Partitioning::UnknownPartitioning(partitions.len().max(1)),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
+        let properties = scan_properties(&settings.projected_schema, partitions.len().max(1));
         Ok(Self {
             location: text(value, "location")?,
             partitions,
