@@ -17,6 +17,10 @@
 //! moto is a Python server on the same two cores, so the s3 figures are an
 //! upper bound of the engine's own overhead, not of a real S3's latency.
 
+#[path = "support/texture.rs"]
+mod support;
+use support::texture;
+
 #[path = "../tests/common/s3.rs"]
 #[allow(dead_code)]
 mod s3;
@@ -34,16 +38,6 @@ use rookery::{new_session, EngineOptions};
 use url::Url;
 
 const BUCKET: &str = "bench";
-
-fn texture(width: u32, height: u32, seed: u32) -> image::RgbImage {
-    image::RgbImage::from_fn(width, height, |x, y| {
-        let mut h = x.wrapping_mul(374_761_393) ^ y.wrapping_mul(668_265_263) ^ seed.wrapping_mul(2_246_822_519);
-        h = (h ^ (h >> 13)).wrapping_mul(1_274_126_177);
-        let base = ((x / 7 + y / 5 + seed) % 96) as i32 + 60 + ((h >> 24) as i32 - 128) / 3;
-        let v = |o: i32| (base + o).clamp(0, 255) as u8;
-        image::Rgb([v(10), v(20), v(0)])
-    })
-}
 
 fn make_images(dir: &std::path::Path, count: usize, width: u32, height: u32) {
     let done = dir.join(".complete");
@@ -153,16 +147,7 @@ async fn main() {
 
     let server = s3::S3Server::start();
     server.create_bucket(BUCKET);
-    let options = [
-        ("endpoint", server.endpoint.clone()),
-        ("allow_http", "true".to_string()),
-        ("access_key_id", s3::KEY_ID.to_string()),
-        ("secret_access_key", s3::SECRET.to_string()),
-        ("region", s3::REGION.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let options = server.store_options();
     let url = Url::parse(&format!("s3://{BUCKET}/")).expect("url");
     let store = rookery::stores::build_store(&url, &options).expect("store");
     let started = Instant::now();

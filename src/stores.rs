@@ -75,11 +75,12 @@ pub fn build_store(url: &Url, options: &HashMap<String, String>) -> Result<Arc<d
     let failed = |e: object_store::Error| DataFusionError::Plan(format!("cannot use {location}: {e}"));
     let store: Arc<dyn ObjectStore> = match kind {
         StoreKind::S3 => {
-            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
-            for (key, value) in options {
-                let key: AmazonS3ConfigKey = key.parse().map_err(|_| bad_key(key))?;
-                builder = builder.with_config(key, value);
-            }
+            let mut builder = configure(
+                AmazonS3Builder::from_env().with_url(url.as_str()),
+                options,
+                bad_key,
+                |b: AmazonS3Builder, k: AmazonS3ConfigKey, v| b.with_config(k, v),
+            )?;
             let has = |key| builder.get_config_value(&key).is_some_and(|v| !v.is_empty());
             // Without a region object_store would sign for us-east-1 and
             // AWS would answer with a redirect: say what to set instead.
@@ -96,27 +97,30 @@ pub fn build_store(url: &Url, options: &HashMap<String, String>) -> Result<Arc<d
             Arc::new(builder.build().map_err(failed)?)
         }
         StoreKind::Google => {
-            let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-            for (key, value) in options {
-                let key: GoogleConfigKey = key.parse().map_err(|_| bad_key(key))?;
-                builder = builder.with_config(key, value);
-            }
+            let builder = configure(
+                GoogleCloudStorageBuilder::from_env().with_url(url.as_str()),
+                options,
+                bad_key,
+                |b: GoogleCloudStorageBuilder, k: GoogleConfigKey, v| b.with_config(k, v),
+            )?;
             Arc::new(builder.build().map_err(failed)?)
         }
         StoreKind::Azure => {
-            let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-            for (key, value) in options {
-                let key: AzureConfigKey = key.parse().map_err(|_| bad_key(key))?;
-                builder = builder.with_config(key, value);
-            }
+            let builder = configure(
+                MicrosoftAzureBuilder::from_env().with_url(url.as_str()),
+                options,
+                bad_key,
+                |b: MicrosoftAzureBuilder, k: AzureConfigKey, v| b.with_config(k, v),
+            )?;
             Arc::new(builder.build().map_err(failed)?)
         }
         StoreKind::Http => {
-            let mut builder = HttpBuilder::new().with_url(&url[..url::Position::BeforePath]);
-            for (key, value) in options {
-                let key: ClientConfigKey = key.parse().map_err(|_| bad_key(key))?;
-                builder = builder.with_config(key, value);
-            }
+            let builder = configure(
+                HttpBuilder::new().with_url(&url[..url::Position::BeforePath]),
+                options,
+                bad_key,
+                |b: HttpBuilder, k: ClientConfigKey, v| b.with_config(k, v),
+            )?;
             Arc::new(builder.build().map_err(failed)?)
         }
     };
@@ -139,6 +143,20 @@ pub fn table_url(location: &str) -> Result<ListingTableUrl> {
         }
     }
     ListingTableUrl::parse(location)
+}
+
+/// `builder` with every option set, each key parsed as object_store's
+/// key type `K`; a key it does not know is an error made by `unknown`.
+fn configure<B, K: std::str::FromStr>(
+    builder: B,
+    options: &HashMap<String, String>,
+    unknown: impl Fn(&str) -> DataFusionError,
+    set: impl Fn(B, K, &str) -> B,
+) -> Result<B> {
+    options.iter().try_fold(builder, |builder, (key, value)| {
+        let parsed = key.parse::<K>().map_err(|_| unknown(key))?;
+        Ok(set(builder, parsed, value))
+    })
 }
 
 /// `scheme://bucket/` of a location, the unit a store serves, for messages.

@@ -35,16 +35,7 @@ impl Setup {
         server.create_bucket(BUCKET);
         let local = tempfile::tempdir().expect("temp dir");
         common::write_fixtures(local.path());
-        let options = [
-            ("endpoint", server.endpoint.clone()),
-            ("allow_http", "true".to_string()),
-            ("access_key_id", common::s3::KEY_ID.to_string()),
-            ("secret_access_key", common::s3::SECRET.to_string()),
-            ("region", common::s3::REGION.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let options = server.store_options();
         let url = Url::parse(&format!("s3://{BUCKET}/")).unwrap();
         let store = rookery::stores::build_store(&url, &options).expect("an S3 store for moto");
         upload(store.as_ref(), local.path(), local.path()).await;

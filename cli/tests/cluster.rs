@@ -21,11 +21,16 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// `n` distinct free ports: all are held until all are chosen, so none
+/// comes back twice.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("an address").port())
+        .collect()
 }
 
 /// The scheduler and executors, killed when the test ends.
@@ -52,7 +57,8 @@ fn wait_for_port(port: u16) {
 }
 
 fn start_cluster(dir: &Path, executors: usize) -> Cluster {
-    let scheduler_port = free_port();
+    let ports = free_ports(1 + 2 * executors);
+    let scheduler_port = ports[0];
     let scheduler = format!("127.0.0.1:{scheduler_port}");
     let spawn = |args: &[&str]| {
         rookery(dir)
@@ -67,8 +73,8 @@ fn start_cluster(dir: &Path, executors: usize) -> Cluster {
         url: format!("df://{scheduler}"),
     };
     wait_for_port(scheduler_port);
-    for _ in 0..executors {
-        let (flight, grpc) = (free_port(), free_port());
+    for i in 0..executors {
+        let (flight, grpc) = (ports[1 + 2 * i], ports[2 + 2 * i]);
         cluster.processes.push(spawn(&[
             "--partitions",
             "2",

@@ -8,6 +8,7 @@
 //! for a filtered scan, its filter as a protobuf expression); anything else
 //! is passed to Ballista's own codecs, which know DataFusion's file formats.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -327,7 +328,7 @@ impl RookeryPhysicalCodec {
             "file_extension": config.file_extension,
             "single_file": matches!(config.file_output_mode, FileOutputMode::SingleFile),
             "format": options.format,
-            "quality": options.quality,
+            "quality": options.quality.to_string(),
         })
     }
 
@@ -353,14 +354,11 @@ impl RookeryPhysicalCodec {
                 FileOutputMode::Automatic
             },
         };
-        let format = match text(value, "format")?.as_str() {
-            "jpeg" => "jpeg",
-            _ => "png",
-        };
-        let options = ImageWriteOptions {
-            format,
-            quality: number(value, "quality")? as u8,
-        };
+        // Read back as COPY's options are, with their checks.
+        let options = ImageWriteOptions::from_map(&HashMap::from([
+            ("format".to_string(), text(value, "format")?),
+            ("quality".to_string(), text(value, "quality")?),
+        ]))?;
         let sink = ImageSink::try_new(config, options)?;
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }

@@ -58,15 +58,18 @@ pub fn cluster_config(config: SessionConfig) -> SessionConfig {
 }
 
 /// Rookery's session state over `config` (a client's, as the scheduler
-/// receives it), with image scans numbered for Ballista to split.
+/// receives it), ready for a cluster.
 fn rookery_state(config: SessionConfig, options: &EngineOptions) -> Result<SessionState> {
-    let local = new_session(options)?.state();
-    let runtime = Arc::clone(local.runtime_env());
-    let builder = SessionStateBuilder::new_from_existing(local)
+    Ok(for_cluster(new_session(options)?.state(), config))
+}
+
+/// `state` with [`cluster_config`] over `config` and image scans numbered
+/// for Ballista to split.
+fn for_cluster(state: SessionState, config: SessionConfig) -> SessionState {
+    SessionStateBuilder::new_from_existing(state)
         .with_config(cluster_config(config))
-        .with_runtime_env(runtime)
-        .with_physical_optimizer_rule(Arc::new(NumberImageScanPartitions));
-    Ok(builder.build())
+        .with_physical_optimizer_rule(Arc::new(NumberImageScanPartitions))
+        .build()
 }
 
 /// Gives every image scan a partition-numbering child (see
@@ -99,11 +102,7 @@ impl PhysicalOptimizerRule for NumberImageScanPartitions {
 /// (`df://HOST:PORT`), with every Rookery function and table.
 pub async fn connect(url: &str, options: &EngineOptions) -> Result<SessionContext> {
     let local = new_session(options)?.state();
-    let config = cluster_config(local.config().clone());
-    let state = SessionStateBuilder::new_from_existing(local.clone())
-        .with_config(config)
-        .with_physical_optimizer_rule(Arc::new(NumberImageScanPartitions))
-        .build();
+    let state = for_cluster(local.clone(), local.config().clone());
     let ctx = SessionContext::remote_with_state(url, state).await?;
     // Ballista's upgrade replaces the function lists with its built-ins:
     // Rookery's (and DataFusion's) go back in.

@@ -1,10 +1,10 @@
 //! A local S3-compatible server for the object store tests: moto's
 //! `moto_server` (installed by `scripts/setup-moto.sh`, which the README's
-//! test command runs), started on a free port of 127.0.0.1 and stopped when
+//! test command runs), started on a port of 127.0.0.1 it picks itself and stopped when
 //! the test ends, panicking or not.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,16 +40,35 @@ impl S3Server {
             "{} is missing: run scripts/setup-moto.sh (scripts/test.sh does) or set ROOKERY_MOTO_SERVER",
             program.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // Port 0: the server binds a free port itself and says which, so two
+        // tests never race for one.
+        let mut child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let stderr = child.stderr.take().expect("moto_server's stderr");
+        let (found, port) = std::sync::mpsc::channel();
+        // The thread reads the port, then drains the request log so the
+        // server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
+                if let Some(port) = line
+                    .split("Running on http://127.0.0.1:")
+                    .nth(1)
+                    .and_then(|rest| rest.trim().parse::<u16>().ok())
+                {
+                    if let Some(found) = found.take() {
+                        let _ = found.send(port);
+                    }
+                }
+            }
+        });
+        let port = port
+            .recv_timeout(Duration::from_secs(60))
+            .expect("moto_server did not say its port in 60 s");
         let server = Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -93,6 +112,21 @@ impl S3Server {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).expect("answer");
         assert!(answer.starts_with("HTTP/1.1 200"), "put {bucket}/{key}: {answer}");
+    }
+
+    /// The store options (object_store's keys) that point an `s3://`
+    /// store at this server.
+    pub fn store_options(&self) -> std::collections::HashMap<String, String> {
+        [
+            ("endpoint", self.endpoint.clone()),
+            ("allow_http", "true".to_string()),
+            ("access_key_id", KEY_ID.to_string()),
+            ("secret_access_key", SECRET.to_string()),
+            ("region", REGION.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     /// The table options that point an `s3://` table at this server.

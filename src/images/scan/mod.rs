@@ -64,7 +64,7 @@ pub static SCAN_PROGRESS: ScanProgress = ScanProgress {
     images_decoded: AtomicU64::new(0),
 };
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ImageScanExec {
     location: String,
     partitions: Vec<Arc<Vec<ObjectMeta>>>,
@@ -186,13 +186,10 @@ impl ImageScanExec {
             ids.properties().output_partitioning().partition_count(),
         );
         Ok(Self {
-            location: self.location.clone(),
-            partitions: self.partitions.clone(),
             partition_ids: Some(ids),
-            file_count: self.file_count,
-            settings: Arc::clone(&self.settings),
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
+            ..self.clone()
         })
     }
 
@@ -273,19 +270,6 @@ impl ImageScanExec {
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         })
-    }
-
-    /// A copy sharing files, settings and metrics, for a stream to own.
-    fn clone_shallow(&self) -> Self {
-        Self {
-            location: self.location.clone(),
-            partitions: self.partitions.clone(),
-            partition_ids: self.partition_ids.clone(),
-            file_count: self.file_count,
-            settings: Arc::clone(&self.settings),
-            metrics: self.metrics.clone(),
-            properties: Arc::clone(&self.properties),
-        }
     }
 
     /// Reads file partition `files_partition` as output partition `partition`.
@@ -406,7 +390,8 @@ impl ExecutionPlan for ImageScanExec {
         };
         // The file partition comes first, from the numbering child.
         let ids = ids.execute(partition, Arc::clone(&context))?;
-        let this = self.clone_shallow();
+        // A copy shares the files, settings and metrics.
+        let this = self.clone();
         let schema = Arc::clone(&self.settings.projected_schema);
         let stream = futures::stream::once(async move {
             let batches: Vec<RecordBatch> = ids.try_collect().await?;
@@ -437,13 +422,9 @@ impl ExecutionPlan for ImageScanExec {
             ..self.settings.as_ref().clone()
         };
         Some(Arc::new(Self {
-            location: self.location.clone(),
-            partitions: self.partitions.clone(),
-            partition_ids: self.partition_ids.clone(),
-            file_count: self.file_count,
             settings: Arc::new(settings),
             metrics: ExecutionPlanMetricsSet::new(),
-            properties: Arc::clone(&self.properties),
+            ..self.clone()
         }))
     }
 
