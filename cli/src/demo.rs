@@ -23,17 +23,17 @@ pub const STEPS: [(&str, &str, &str); 6] = [
     ),
     (
         "03_thumbnails.sql",
-        "64x64 training thumbnails",
+        "64x64 training thumbnails and count tiles",
         include_str!("../../sql/sealions/03_thumbnails.sql"),
     ),
     (
         "04_train.sql",
-        "training the CNN, exported to ONNX",
+        "training the seed CNN and the count model, exported to ONNX",
         include_str!("../../sql/sealions/04_train.sql"),
     ),
     (
         "05_count.sql",
-        "counting the test images to sub.csv",
+        "counting the test images to sub.csv, sub_peaks.csv and sub_counts.csv",
         include_str!("../../sql/sealions/05_count.sql"),
     ),
     (
@@ -66,14 +66,22 @@ pub async fn run_demo(shell: &mut Shell, out: &Path) -> Result<()> {
     }
     println!();
     println!(
-        "Submission (the seed's non-overlapping tiles): {}",
+        "Submission (the seed's non-overlapping tiles):   {}",
         out.join("sub.csv").display()
     );
     println!(
-        "Submission (one count per animal, peaks):      {}",
+        "Submission (one count per animal, peaks):        {}",
         out.join("sub_peaks.csv").display()
     );
-    println!("Model: {}", out.join("model.onnx").display());
+    println!(
+        "Submission (the count model's counts per tile):  {}",
+        out.join("sub_counts.csv").display()
+    );
+    println!(
+        "Models: {} (seed CNN), {} (count model)",
+        out.join("model.onnx").display(),
+        out.join("count_model.onnx").display()
+    );
     println!("Scores above: the mean over the five classes of the RMSE of per-image counts (lower is better).");
     println!("Demo took {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

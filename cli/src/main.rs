@@ -100,7 +100,7 @@ enum Subcommand {
         /// Output folder (thumbnails, model, submissions).
         #[arg(long, default_value = "out/sealions")]
         out: PathBuf,
-        /// Training epochs [default: 04_train.sql's].
+        /// Training epochs of both models [default: 04_train.sql's, 12 for the seed CNN and 15 for the count model].
         #[arg(long)]
         epochs: Option<usize>,
     },
@@ -512,6 +512,7 @@ fn run(args: Args) -> Result<()> {
         shell.pin_var("out", &out.display().to_string());
         if let Some(epochs) = epochs {
             shell.pin_var("epochs", &epochs.to_string());
+            shell.pin_var("count_epochs", &epochs.to_string());
         }
         shell.show_progress = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
         return runtime.block_on(rookery_cli::demo::run_demo(&mut shell, out));

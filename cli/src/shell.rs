@@ -61,13 +61,18 @@ pub struct Shell {
 
 /// One line per training epoch, as the CLI prints it on stderr.
 pub fn epoch_line(e: &EpochReport) -> String {
-    let validation = e
-        .validation_accuracy
-        .map(|v| format!(", validation accuracy {v:.3}"))
+    let accuracy = e
+        .train_accuracy
+        .map(|v| format!(", train accuracy {v:.3}"))
         .unwrap_or_default();
+    let validation = match (e.validation_accuracy, e.validation_loss) {
+        (Some(v), _) => format!(", validation accuracy {v:.3}"),
+        (None, Some(v)) => format!(", validation loss {v:.4}"),
+        (None, None) => String::new(),
+    };
     format!(
-        "cnn_train: epoch {}/{}: loss {:.4}, train accuracy {:.3}{validation}, {:.0} samples/s",
-        e.epoch, e.epochs, e.loss, e.train_accuracy, e.samples_per_second
+        "cnn_train: epoch {}/{}: loss {:.4}{accuracy}{validation}, {:.0} samples/s",
+        e.epoch, e.epochs, e.loss, e.samples_per_second
     )
 }
 

@@ -125,6 +125,8 @@ fn the_count_on_two_executors_equals_the_local_one() {
             &format!("out={out}"),
             "--set",
             "model=model/model.onnx",
+            "--set",
+            "count_model=model/count_model.onnx",
             "-f",
             "../sql/sealions/01_tables.sql",
             "../sql/sealions/05_count.sql",
@@ -134,7 +136,7 @@ fn the_count_on_two_executors_equals_the_local_one() {
     };
     let local = count("local", None);
     let remote = count("remote", Some(&cluster.url));
-    for file in ["sub.csv", "sub_peaks.csv"] {
+    for file in ["sub.csv", "sub_peaks.csv", "sub_counts.csv"] {
         let (a, b) = (
             std::fs::read(path.join("local").join(file)).expect("local output"),
             std::fs::read(path.join("remote").join(file)).expect("cluster output"),

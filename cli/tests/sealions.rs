@@ -158,7 +158,7 @@ fn full_size_demo_runs_in_a_2g_pool() {
         "{}\n{stdout}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for submission in ["sub.csv", "sub_peaks.csv"] {
+    for submission in ["sub.csv", "sub_peaks.csv", "sub_counts.csv"] {
         let text = std::fs::read_to_string(out.join(submission)).expect("submission");
         let mut lines = text.lines();
         assert_eq!(
@@ -168,4 +168,59 @@ fn full_size_demo_runs_in_a_2g_pool() {
         assert_eq!(lines.count(), 1, "one row per test image: {text}");
     }
     assert!(stdout.contains("all zeros"), "{stdout}");
+}
+
+/// (submission, RMSE) of every row of a score table printed as text.
+fn score_rows(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let (name, rmse) = (cells.get(1)?, cells.get(2)?.parse::<f64>().ok()?);
+            (name.contains(".csv (") || *name == "all zeros").then(|| (name.to_string(), rmse))
+        })
+        .collect()
+}
+
+/// `rookery demo` on the committed sample prints the score table that
+/// README.md shows. The README's table is from one machine; training sums
+/// in a fixed order on any x86-64 CPU, but ONNX Runtime's kernels (AVX2
+/// or AVX-512) differ in a score's last bits, which can move a count: so
+/// each RMSE may differ by 2 % (README.md, "Reproducible scores").
+#[test]
+fn the_demo_prints_the_readme_scores() {
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let block = readme
+        .split("```text")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("README.md's first text block: the demo's score table");
+    let expected = score_rows(block);
+    assert_eq!(expected.len(), 4, "four submissions in README.md's table: {block}");
+
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
+        .current_dir(root)
+        .args(["-q", "demo", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("run rookery demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = score_rows(&stdout);
+    assert_eq!(
+        printed.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        expected.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "the same submissions in the same order\n{stdout}"
+    );
+    for ((name, got), (_, want)) in printed.iter().zip(&expected) {
+        assert!(
+            (got - want).abs() <= 0.02 * want,
+            "{name}: the demo printed RMSE {got}, README.md says {want}\n{stdout}"
+        );
+    }
 }

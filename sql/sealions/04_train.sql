@@ -1,10 +1,14 @@
--- Sea-lion pipeline, step 4: train the seed CNN on the thumbnails of step 3
--- and write it as ONNX. Needs 03_thumbnails.sql (its Parquet file is enough).
--- Change the length of training with --set epochs=N.
+-- Sea-lion pipeline, step 4: train the seed CNN on the thumbnails of step 3,
+-- and the count model on its count tiles, and write both as ONNX. Needs
+-- 03_thumbnails.sql (its Parquet files are enough). Change the length of
+-- training with --set epochs=N (both models; the count model trains 15
+-- epochs by default).
 \set out out/sealions
 \set epochs 12
+\set count_epochs 15
 
 CREATE EXTERNAL TABLE IF NOT EXISTS thumbnails STORED AS PARQUET LOCATION '${out}/thumbnails.parquet';
+CREATE EXTERNAL TABLE IF NOT EXISTS count_tiles STORED AS PARQUET LOCATION '${out}/count_tiles.parquet';
 
 -- One row: the model's path, classes, accuracies and time. Random flips
 -- and quarter turns: seen from above, animals lie any way round.
@@ -25,3 +29,25 @@ SELECT run['model'] AS model,
     run['epochs'] AS epochs,
     round(run['seconds'], 1) AS seconds
 FROM training;
+
+-- The count model: the same layers, five outputs (one per class) trained
+-- on how many animals of each class have their centre in a tile (a struct
+-- of counts as the label makes cnn_train train counts, with squared
+-- error). Validation holds out whole training images (the group), and
+-- keep=best keeps the epoch with the lowest validation loss. Flips and
+-- quarter turns keep a tile's counts.
+CREATE TABLE count_training AS
+SELECT cnn_train(image,
+    named_struct('adult_males', adult_males, 'subadult_males', subadult_males,
+                 'adult_females', adult_females, 'juveniles', juveniles, 'pups', pups),
+    'epochs=${count_epochs}, batch_size=64, learning_rate=0.001, validation=0.2, keep=best, seed=2017, augment=flip+rotate, output=${out}/count_model.onnx',
+    CAST(train_id AS VARCHAR)) AS run
+FROM count_tiles;
+
+SELECT run['model'] AS model,
+    round(run['validation_loss'], 4) AS validation_loss,
+    run['kept_epoch'] AS kept_epoch,
+    run['epochs'] AS epochs,
+    run['validation_rows'] AS validation_rows,
+    round(run['seconds'], 1) AS seconds
+FROM count_training;

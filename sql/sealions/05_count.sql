@@ -1,15 +1,22 @@
 -- Sea-lion pipeline, step 5: count the animals of every test image with the
--- model of step 4 and write Kaggle submissions. Needs 01_tables.sql.
---   sub.csv        the seed's method: non-overlapping 64x64 tiles, one label
---                  per tile, labels counted per image;
---   sub_peaks.csv  one count per animal: overlapping tiles every 16 px, and
---                  an animal where a tile's animal score is the highest of
---                  its neighbours (non-maximum suppression).
+-- models of step 4 and write Kaggle submissions. Needs 01_tables.sql.
+--   sub.csv         the seed's method: non-overlapping 64x64 tiles, one
+--                   label per tile, labels counted per image;
+--   sub_peaks.csv   one count per animal: the seed CNN's best label at every
+--                   position every 16 px (cnn_heatmap, one pass per frame),
+--                   an animal where a position's animal score is the
+--                   highest of its neighbours (non-maximum suppression);
+--   sub_counts.csv  the count model: its counts of every non-overlapping
+--                   64x64 tile summed per image.
 \set data data/sealions
 \set out out/sealions
 \set model ${out}/model.onnx
+\set count_model ${out}/count_model.onnx
 -- Two peaks closer than this (in pixels, each axis) are one animal.
 \set peak_radius 16
+-- A tile's count of a class below this is taken as 0: the model's ReLU
+-- leaves small positive noise on empty tiles, and a frame has thousands.
+\set min_tile_count 0.1
 
 -- Every test image's id, so images with no animal found still get a row.
 CREATE VIEW test_ids AS SELECT CAST(name AS BIGINT) AS test_id FROM test_images;
@@ -21,14 +28,21 @@ CREATE TABLE seed_labels AS
 SELECT CAST(name AS BIGINT) AS test_id, cnn_classify('${model}', tile) AS label
 FROM image_tiles('${data}/Test/', 64, 64);
 
--- Overlapping tiles every 16 px, each with its best label and score.
-CREATE TABLE grid_scores AS
-SELECT CAST(name AS BIGINT) AS test_id, x, y, cnn_scores('${model}', tile)[1] AS best
-FROM image_tiles('${data}/Test/', 64, 16);
+-- The best label of a 64x64 tile every 16 px, from one fully convolutional
+-- pass per frame (what cnn_scores gives on each tile cut there; tiles over
+-- the right and bottom edges are not scored).
+CREATE TABLE animal_tiles AS
+SELECT CAST(name AS BIGINT) AS test_id, p['x'] AS x, p['y'] AS y, p['label'] AS label, p['score'] AS score
+FROM (SELECT name, unnest(cnn_heatmap('${model}', image, 'stride=16, exclude=background')) AS p FROM test_images);
 
-CREATE VIEW animal_tiles AS
-SELECT test_id, x, y, best['label'] AS label, best['score'] AS score
-FROM grid_scores WHERE best['label'] <> 'background';
+-- The count model on the seed's tiles: its count of each class in each
+-- tile (cnn_scores of a count model gives counts, not probabilities).
+-- cnn_density computes the same counts in one pass over each frame.
+CREATE TABLE tile_counts AS
+SELECT test_id, c['label'] AS label, c['score'] AS animals
+FROM (SELECT CAST(name AS BIGINT) AS test_id, unnest(cnn_scores('${count_model}', tile)) AS c
+      FROM image_tiles('${data}/Test/', 64, 64))
+WHERE c['score'] >= ${min_tile_count};
 
 -- A tile counts when no animal tile within peak_radius scores higher
 -- (ties go to the top-left one).
@@ -45,17 +59,19 @@ WHERE NOT EXISTS (
 -- Counts per method, image and class, zeros included.
 CREATE VIEW counts AS
 SELECT m.method, i.test_id,
-    coalesce(sum(CASE WHEN l.label = 'adult_males' THEN 1 END), 0) AS adult_males,
-    coalesce(sum(CASE WHEN l.label = 'subadult_males' THEN 1 END), 0) AS subadult_males,
-    coalesce(sum(CASE WHEN l.label = 'adult_females' THEN 1 END), 0) AS adult_females,
-    coalesce(sum(CASE WHEN l.label = 'juveniles' THEN 1 END), 0) AS juveniles,
-    coalesce(sum(CASE WHEN l.label = 'pups' THEN 1 END), 0) AS pups
+    CAST(round(coalesce(sum(CASE WHEN l.label = 'adult_males' THEN l.animals END), 0)) AS BIGINT) AS adult_males,
+    CAST(round(coalesce(sum(CASE WHEN l.label = 'subadult_males' THEN l.animals END), 0)) AS BIGINT) AS subadult_males,
+    CAST(round(coalesce(sum(CASE WHEN l.label = 'adult_females' THEN l.animals END), 0)) AS BIGINT) AS adult_females,
+    CAST(round(coalesce(sum(CASE WHEN l.label = 'juveniles' THEN l.animals END), 0)) AS BIGINT) AS juveniles,
+    CAST(round(coalesce(sum(CASE WHEN l.label = 'pups' THEN l.animals END), 0)) AS BIGINT) AS pups
 FROM test_ids i
-CROSS JOIN (VALUES ('seed_tiles'), ('peaks')) AS m(method)
+CROSS JOIN (VALUES ('seed_tiles'), ('peaks'), ('count_model')) AS m(method)
 LEFT JOIN (
-    SELECT 'seed_tiles' AS method, test_id, label FROM seed_labels
+    SELECT 'seed_tiles' AS method, test_id, label, 1.0 AS animals FROM seed_labels
     UNION ALL
-    SELECT 'peaks' AS method, test_id, label FROM peak_labels
+    SELECT 'peaks' AS method, test_id, label, 1.0 AS animals FROM peak_labels
+    UNION ALL
+    SELECT 'count_model' AS method, test_id, label, animals FROM tile_counts
 ) l ON l.test_id = i.test_id AND l.method = m.method
 GROUP BY m.method, i.test_id;
 
@@ -66,6 +82,10 @@ TO '${out}/sub.csv' STORED AS CSV OPTIONS ('format.has_header' 'true');
 COPY (SELECT test_id, adult_males, subadult_males, adult_females, juveniles, pups
       FROM counts WHERE method = 'peaks' ORDER BY test_id)
 TO '${out}/sub_peaks.csv' STORED AS CSV OPTIONS ('format.has_header' 'true');
+
+COPY (SELECT test_id, adult_males, subadult_males, adult_females, juveniles, pups
+      FROM counts WHERE method = 'count_model' ORDER BY test_id)
+TO '${out}/sub_counts.csv' STORED AS CSV OPTIONS ('format.has_header' 'true');
 
 SELECT method, count(*) AS images,
     sum(adult_males) AS adult_males, sum(subadult_males) AS subadult_males,

@@ -10,6 +10,8 @@ CREATE EXTERNAL TABLE IF NOT EXISTS sub_seed_tiles STORED AS CSV
 LOCATION '${out}/sub.csv' OPTIONS ('format.has_header' 'true');
 CREATE EXTERNAL TABLE IF NOT EXISTS sub_peaks STORED AS CSV
 LOCATION '${out}/sub_peaks.csv' OPTIONS ('format.has_header' 'true');
+CREATE EXTERNAL TABLE IF NOT EXISTS sub_counts STORED AS CSV
+LOCATION '${out}/sub_counts.csv' OPTIONS ('format.has_header' 'true');
 
 -- Every submission beside the truth, one row per (submission, image). A
 -- test image missing from a submission counts as all zeros.
@@ -18,6 +20,8 @@ WITH submissions AS (
     SELECT 'sub.csv (seed tiles)' AS submission, * FROM sub_seed_tiles
     UNION ALL
     SELECT 'sub_peaks.csv (peaks)' AS submission, * FROM sub_peaks
+    UNION ALL
+    SELECT 'sub_counts.csv (count model)' AS submission, * FROM sub_counts
 )
 SELECT s.submission, t.test_id,
     coalesce(p.adult_males, 0) - t.adult_males AS adult_males,

@@ -34,6 +34,10 @@ pub enum ArgKind {
     /// A list of numbers (features, as `cnn_embed` returns); passed on as
     /// `List<Float32>`.
     Floats,
+    /// A training target: text (a class), or a struct of numbers (the
+    /// counts a count model learns, named by its fields), passed on as a
+    /// struct of Float64.
+    Label,
 }
 
 impl ArgKind {
@@ -46,6 +50,7 @@ impl ArgKind {
             Self::Binary => "binary",
             Self::Dots => "a list of dots {x, y, class}",
             Self::Floats => "a list of numbers",
+            Self::Label => "text (a class) or a struct of numbers (counts)",
         }
     }
 
@@ -85,6 +90,16 @@ impl ArgKind {
                     _ => None,
                 }
             }
+            Self::Label => match data_type {
+                DataType::Struct(fields) if !fields.is_empty() && fields.iter().all(|f| f.data_type().is_numeric()) => {
+                    let floats = fields
+                        .iter()
+                        .map(|f| Field::new(f.name(), DataType::Float64, true))
+                        .collect::<Vec<_>>();
+                    Some(DataType::Struct(floats.into()))
+                }
+                other => Self::Text.coerce(other),
+            },
         }
     }
 
@@ -113,7 +128,7 @@ impl ArgKind {
             Self::Binary => {
                 Coercion::new_implicit(Class::Native(logical_binary()), vec![Class::Binary], NativeType::Binary)
             }
-            Self::Dots | Self::Floats => return None,
+            Self::Dots | Self::Floats | Self::Label => return None,
         })
     }
 }

@@ -38,6 +38,7 @@ pub fn scalar_functions(memory: &ImageMemory, models: &ModelStore) -> Vec<Arc<Sc
         Arc::new(ScalarUDF::new_from_impl(CnnClassify::new(models.clone()))),
         Arc::new(ScalarUDF::new_from_impl(CnnEmbed::new(models.clone()))),
         Arc::new(ScalarUDF::new_from_impl(CnnHeatmap::new(models.clone()))),
+        Arc::new(ScalarUDF::new_from_impl(CnnDensity::new(models.clone()))),
         Arc::new(ScalarUDF::new_from_impl(CnnScores::new(models.clone()))),
         Arc::new(ScalarUDF::new_from_impl(Crop::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(DrawDots::new(m()))),

@@ -12,7 +12,7 @@ use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result}
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::onnx::{META_LABELS, META_RANGE};
+use super::onnx::{META_LABELS, META_OUTPUT, META_RANGE};
 use super::rewrite::{fully_convolutional, HEATMAP_OUTPUT};
 use super::runtime::{open_session, parse_labels, parse_range, poisoned};
 use crate::image_value::ImageView;
@@ -36,6 +36,8 @@ pub struct HeatmapModel {
     /// The tile side the model was trained on, and the stride of positions.
     pub tile: usize,
     pub stride: usize,
+    /// A count model's (its outputs are counts, not probabilities).
+    pub counts: bool,
     channels: usize,
     range: (f32, f32),
     threads: usize,
@@ -76,6 +78,7 @@ impl HeatmapModel {
             labels: meta(META_LABELS).map(|t| parse_labels(&t)).unwrap_or_default(),
             tile: dims.get(1).copied().unwrap_or(0).max(1) as usize,
             stride: step.max(1) << pools,
+            counts: meta(META_OUTPUT).as_deref() == Some("counts"),
             channels: dims.get(3).copied().unwrap_or(3).max(1) as usize,
             range: meta(META_RANGE)
                 .as_deref()
@@ -108,10 +111,45 @@ impl HeatmapModel {
     /// lies inside the image, in row order; `strip_rows` rows of positions
     /// go to ONNX Runtime at a time, so memory is a strip's, not a frame's.
     pub fn peaks(&self, image: ImageView<'_>, strip_rows: usize) -> Result<Vec<Peak>> {
+        let mut peaks = Vec::new();
+        self.scan(image, strip_rows, false, &mut |x, y, values| {
+            let mut best = (0, f32::NEG_INFINITY);
+            for (k, v) in values.iter().enumerate() {
+                if *v > best.1 {
+                    best = (k, *v);
+                }
+            }
+            peaks.push(Peak {
+                x,
+                y,
+                class: best.0,
+                score: best.1,
+            });
+        })?;
+        Ok(peaks)
+    }
+
+    /// Every output of every position (x, y) at the stride, in row order.
+    /// With `cover`, positions cover the whole image: tiles over the right
+    /// and bottom edges are padded with black, as `tiles` pads them, so a
+    /// count model at a stride of its tile side counts every pixel once.
+    pub fn scan(
+        &self,
+        image: ImageView<'_>,
+        strip_rows: usize,
+        cover: bool,
+        visit: &mut dyn FnMut(u32, u32, &[f32]),
+    ) -> Result<()> {
         let (w, h) = (image.width as usize, image.height as usize);
         let (tile, stride) = (self.tile, self.stride);
-        if w < tile || h < tile {
-            return Ok(Vec::new());
+        let positions = |side: usize| match (cover, side >= tile) {
+            (true, _) if side > 0 => side.saturating_sub(tile).div_ceil(stride) + 1,
+            (false, true) => (side - tile) / stride + 1,
+            _ => 0,
+        };
+        let (rows, columns) = (positions(h), positions(w));
+        if rows == 0 || columns == 0 {
+            return Ok(());
         }
         let converted;
         let image = if image.channels as usize == self.channels {
@@ -121,39 +159,42 @@ impl HeatmapModel {
             converted.view()
         };
         let c = self.channels;
-        let (rows, columns) = ((h - tile) / stride + 1, (w - tile) / stride + 1);
+        // The width the network sees: the image, or padded to whole tiles.
+        let padded_w = tile + stride * (columns - 1);
         let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
             Some(s) => s,
             None => open_session(&self.path, Some(&self.bytes), self.threads)?,
         };
         let (lo, hi) = self.range;
         let scale = (hi - lo) / 255.0;
-        let mut peaks = Vec::with_capacity(rows * columns);
+        let mut values = Vec::new();
         let mut result = Ok(());
         let mut row = 0;
         while row < rows {
             let n = strip_rows.max(1).min(rows - row);
             let (y0, strip_h) = (row * stride, tile + stride * (n - 1));
-            let data = &image.data[y0 * w * c..(y0 + strip_h) * w * c];
-            let input: Vec<f32> = data.iter().map(|v| *v as f32 * scale + lo).collect();
-            match self.run_strip(&mut session, input, (strip_h, w)) {
+            let input_w = padded_w.max(w);
+            let mut input = vec![lo; strip_h * input_w * c];
+            for (dy, line) in input.chunks_mut(input_w * c).enumerate() {
+                let y = y0 + dy;
+                if y >= h {
+                    break;
+                }
+                let source = &image.data[y * w * c..(y + 1) * w * c];
+                for (d, s) in line.iter_mut().zip(source) {
+                    *d = *s as f32 * scale + lo;
+                }
+            }
+            match self.run_strip(&mut session, input, (strip_h, input_w)) {
                 Ok((out_rows, out_columns, classes, scores)) => {
                     let plane = out_rows * out_columns;
+                    values.resize(classes, 0.0);
                     for i in 0..n.min(out_rows) {
                         for j in 0..columns.min(out_columns) {
-                            let mut best = (0, f32::NEG_INFINITY);
-                            for k in 0..classes {
-                                let s = scores[k * plane + i * out_columns + j];
-                                if s > best.1 {
-                                    best = (k, s);
-                                }
+                            for (k, v) in values.iter_mut().enumerate() {
+                                *v = scores[k * plane + i * out_columns + j];
                             }
-                            peaks.push(Peak {
-                                x: (j * stride) as u32,
-                                y: ((row + i) * stride) as u32,
-                                class: best.0,
-                                score: best.1,
-                            });
+                            visit((j * stride) as u32, ((row + i) * stride) as u32, &values);
                         }
                     }
                 }
@@ -165,7 +206,7 @@ impl HeatmapModel {
             row += n;
         }
         self.sessions.lock().map_err(|_| poisoned())?.push(session);
-        result.map(|_| peaks)
+        result
     }
 
     fn run_strip(

@@ -34,12 +34,24 @@ pub struct Dense {
     pub bias: Var,
 }
 
+/// What the last dense layer's outputs are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Head {
+    /// Class logits; the exported model ends with a softmax.
+    #[default]
+    Classes,
+    /// Counts (a count model); the exported model ends with a ReLU, as a
+    /// count is never below 0.
+    Counts,
+}
+
 pub struct SeedCnn {
     /// Input height, width and channels.
     pub input: (usize, usize, usize),
     pub convs: Vec<Conv>,
     pub dense: Vec<Dense>,
     pub classes: usize,
+    pub head: Head,
 }
 
 /// Keras's default initialiser (Glorot uniform) from our seeded stream.
@@ -98,6 +110,7 @@ impl SeedCnn {
             convs,
             dense,
             classes,
+            head: Head::Classes,
         })
     }
 

@@ -8,15 +8,19 @@ use std::path::Path;
 use datafusion::common::{exec_datafusion_err, Result};
 use prost::Message;
 
-use super::model::SeedCnn;
+use super::model::{Head, SeedCnn};
 use super::train::candle_error;
 
 /// Metadata keys Rookery writes and `cnn_classify` reads.
 pub const META_LABELS: &str = "labels";
 pub const META_LAYOUT: &str = "input_layout";
 pub const META_RANGE: &str = "input_range";
+/// What the output is: `probabilities` (a classifier) or `counts`.
+pub const META_OUTPUT: &str = "output";
 
 pub const INPUT_NAME: &str = "image";
+/// A count model's output.
+pub const COUNTS_OUTPUT: &str = "counts";
 pub const OUTPUT_NAME: &str = "probabilities";
 const OPSET: i64 = 13;
 const IR_VERSION: i64 = 8;
@@ -370,7 +374,21 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
             x = relu;
         }
     }
-    nodes.push(node("Softmax", &[&x], OUTPUT_NAME, vec![int_attr("axis", 1)]));
+    let (last_op, attributes, output, description) = match model.head {
+        Head::Classes => (
+            "Softmax",
+            vec![int_attr("axis", 1)],
+            OUTPUT_NAME,
+            "The seed CNN (conv 32/64/128, dense 512/512, softmax), trained by Rookery's cnn_train",
+        ),
+        Head::Counts => (
+            "Relu",
+            vec![],
+            COUNTS_OUTPUT,
+            "A count model: the seed CNN's layers (conv 32/64/128, dense 512/512) with one ReLU output per counted class, trained by Rookery's cnn_train",
+        ),
+    };
+    nodes.push(node(last_op, &[&x], output, attributes));
 
     let labels_json = serde_json::to_string(labels).map_err(|e| exec_datafusion_err!("cannot write labels: {e}"))?;
     let meta = |key: &str, value: String| StringStringEntryProto { key: key.into(), value };
@@ -378,13 +396,13 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
         ir_version: IR_VERSION,
         producer_name: "rookery".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: "The seed CNN (conv 32/64/128, dense 512/512, softmax), trained by Rookery's cnn_train".into(),
+        doc_string: description.into(),
         graph: Some(GraphProto {
             node: nodes,
             name: "seed_cnn".into(),
             initializer: init,
             input: vec![value_info(INPUT_NAME, &[None, Some(h), Some(w), Some(c)])],
-            output: vec![value_info(OUTPUT_NAME, &[None, Some(labels.len())])],
+            output: vec![value_info(output, &[None, Some(labels.len())])],
         }),
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
@@ -394,6 +412,14 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
             meta(META_LABELS, labels_json),
             meta(META_LAYOUT, "NHWC".into()),
             meta(META_RANGE, "0..255".into()),
+            meta(
+                META_OUTPUT,
+                match model.head {
+                    Head::Classes => "probabilities",
+                    Head::Counts => "counts",
+                }
+                .into(),
+            ),
         ],
     })
 }

@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::onnx::{
     decode_model, decode_rookery_model, float_tensor, float_values, int_attr, node, value_info, GraphProto, ModelProto,
-    NodeProto, StringStringEntryProto, TensorProto, ValueInfoProto, META_LABELS, OUTPUT_NAME,
+    NodeProto, StringStringEntryProto, TensorProto, ValueInfoProto, COUNTS_OUTPUT, META_LABELS, OUTPUT_NAME,
 };
 
 /// A softmax regression over `inputs` features: logits = x W + b, with
@@ -259,6 +259,11 @@ pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
                 graph.node.push(node("Conv", &[&x, &kn, bn], &output, attributes));
                 x = output;
                 first = false;
+            }
+            // A count model's last ReLU gives its counts.
+            "Relu" if n.output.first().map(String::as_str) == Some(COUNTS_OUTPUT) => {
+                graph.node.push(node("Relu", &[&x], HEATMAP_OUTPUT, vec![]));
+                x = HEATMAP_OUTPUT.to_string();
             }
             "Relu" => {
                 let output = format!("{x}_relu");

@@ -16,7 +16,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{Tensor, ValueType};
 
-use super::onnx::{META_LABELS, META_LAYOUT, META_RANGE};
+use super::onnx::{META_LABELS, META_LAYOUT, META_OUTPUT, META_RANGE};
 use crate::image_value::ImageView;
 use crate::pixels;
 
@@ -184,6 +184,9 @@ pub struct Classifier {
     pub channels: usize,
     pub range: (f32, f32),
     pub labels: Vec<String>,
+    /// A count model (`output=counts` in its metadata): its outputs are
+    /// counts, given as they are, never made probabilities.
+    pub counts: bool,
     threads: usize,
     sessions: Mutex<Vec<Session>>,
 }
@@ -350,6 +353,7 @@ impl Classifier {
             None if classes > 0 => (0..classes).map(|i| i.to_string()).collect(),
             None => Vec::new(),
         };
+        let counts = metadata.custom(META_OUTPUT).as_deref() == Some("counts");
         drop(metadata);
         Ok(Self {
             path: path.to_path_buf(),
@@ -363,6 +367,7 @@ impl Classifier {
             channels,
             range,
             labels,
+            counts,
             threads,
             sessions: Mutex::new(vec![session]),
         })
@@ -512,6 +517,9 @@ impl Classifier {
                 self.path.display(),
                 self.labels.len()
             ));
+        }
+        if self.counts {
+            return Ok(values.chunks(classes).map(<[f32]>::to_vec).collect());
         }
         Ok(values.chunks(classes).map(probabilities).collect())
     }

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor, D};
 use datafusion::common::{exec_datafusion_err, exec_err, plan_err, DataFusionError, Result};
 
 use super::adam::Adam;
-use super::model::{Kernels, SeedCnn};
+use super::model::{Head, Kernels, SeedCnn};
 use crate::args::key_value_list;
 use crate::rng::Rng;
 
@@ -152,6 +152,11 @@ pub struct Dataset {
     pub channels: usize,
     pub pixels: Vec<u8>,
     pub labels: Vec<String>,
+    /// A count model's data: the names of the counts, and each row's
+    /// counts (row-major, one per name). Empty for a classifier's data,
+    /// whose rows have `labels` instead.
+    pub count_names: Vec<String>,
+    pub counts: Vec<f32>,
     /// Each row's group (e.g. the frame a thumbnail was cut from): when
     /// given, validation holds out whole groups. Empty, or one per row.
     pub groups: Vec<String>,
@@ -168,11 +173,19 @@ impl Dataset {
     }
 
     pub fn len(&self) -> usize {
-        self.labels.len()
+        match self.count_names.len() {
+            0 => self.labels.len(),
+            k => self.counts.len() / k,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether the rows carry counts (a count model) rather than labels.
+    pub fn is_counts(&self) -> bool {
+        !self.count_names.is_empty()
     }
 
     fn image_len(&self) -> usize {
@@ -180,6 +193,16 @@ impl Dataset {
     }
 
     pub fn push(&mut self, pixels: &[u8], label: String) -> Result<()> {
+        if self.is_counts() {
+            return exec_err!("cnn_train: rows give a label and counts mixed");
+        }
+        self.check_pixels(pixels)?;
+        self.pixels.extend_from_slice(pixels);
+        self.labels.push(label);
+        Ok(())
+    }
+
+    fn check_pixels(&self, pixels: &[u8]) -> Result<()> {
         if pixels.len() != self.image_len() {
             return Err(exec_datafusion_err!(
                 "training image has {} bytes, expected {}x{}x{}",
@@ -189,15 +212,46 @@ impl Dataset {
                 self.channels
             ));
         }
+        Ok(())
+    }
+
+    /// Adds a row of a count model's data: its counts, one per name (the
+    /// same names on every row), and its group as [`Self::push_grouped`].
+    pub fn push_counts(
+        &mut self,
+        pixels: &[u8],
+        names: &[String],
+        counts: &[f32],
+        group: Option<String>,
+    ) -> Result<()> {
+        if !self.labels.is_empty() {
+            return exec_err!("cnn_train: rows give a label and counts mixed");
+        }
+        if self.count_names.is_empty() {
+            self.count_names = names.to_vec();
+        } else if self.count_names != names {
+            return exec_err!(
+                "cnn_train: counts named {names:?} after {:?}: every row must name the same counts",
+                self.count_names
+            );
+        }
+        if let Some(bad) = counts.iter().find(|c| !c.is_finite() || **c < 0.0) {
+            return exec_err!("cnn_train: a count must be a finite number of at least 0, not {bad}");
+        }
+        if !self.is_empty() && group.is_some() == self.groups.is_empty() {
+            return exec_err!("cnn_train: a group must be given for every row or for none");
+        }
+        self.check_pixels(pixels)?;
         self.pixels.extend_from_slice(pixels);
-        self.labels.push(label);
+        self.counts.extend_from_slice(counts);
+        self.groups.extend(group);
         Ok(())
     }
 
     /// Adds a row with its group; rows of one data set all have a group
     /// or none do.
     pub fn push_grouped(&mut self, pixels: &[u8], label: String, group: Option<String>) -> Result<()> {
-        if !self.labels.is_empty() && group.is_some() == self.groups.is_empty() {
+        if !self.is_empty() && group.is_some() == self.groups.is_empty() {
             return Err(exec_datafusion_err!(
                 "cnn_train: a group must be given for every row or for none"
             ));
@@ -223,8 +277,12 @@ impl Dataset {
                 "cnn_train: a group must be given for every row or for none"
             ));
         }
+        if self.count_names != other.count_names {
+            return exec_err!("cnn_train: rows give labels and counts mixed, or counts of other names");
+        }
         self.pixels.extend(other.pixels);
         self.labels.extend(other.labels);
+        self.counts.extend(other.counts);
         self.groups.extend(other.groups);
         Ok(())
     }
@@ -236,8 +294,11 @@ pub struct EpochReport {
     pub epoch: usize,
     pub epochs: usize,
     pub loss: f64,
-    pub train_accuracy: f64,
+    /// A classifier's; `None` for a count model.
+    pub train_accuracy: Option<f64>,
     pub validation_accuracy: Option<f64>,
+    /// The mean loss on the validation rows (a count model's only measure).
+    pub validation_loss: Option<f64>,
     pub samples_per_second: f64,
 }
 
@@ -245,8 +306,9 @@ pub struct EpochReport {
 #[derive(Debug, Clone)]
 pub struct TrainReport {
     pub classes: Vec<String>,
-    pub train_accuracy: f64,
+    pub train_accuracy: Option<f64>,
     pub validation_accuracy: Option<f64>,
+    pub validation_loss: Option<f64>,
     pub epochs: usize,
     pub seconds: f64,
     pub train_rows: usize,
@@ -496,6 +558,56 @@ fn train_step(
     Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, argmax_rows(&logits)?))
 }
 
+/// A count model's loss: the squared errors of the counts, weighted per
+/// count (`weights`, `[1, K]`) and summed over them, as a `[N]` tensor.
+fn count_errors(predicted: &Tensor, counts: &[f32], weights: &Tensor) -> candle_core::Result<Tensor> {
+    let truth = Tensor::from_vec(counts.to_vec(), predicted.shape(), &Device::Cpu)?;
+    (predicted - truth)?.sqr()?.broadcast_mul(weights)?.sum(D::Minus1)
+}
+
+/// The rows' counts, row-major, in the order of `rows`.
+fn row_counts(data: &Dataset, rows: &[usize]) -> Vec<f32> {
+    let k = data.count_names.len();
+    rows.iter()
+        .flat_map(|&r| data.counts[r * k..(r + 1) * k].iter().copied())
+        .collect()
+}
+
+/// One optimiser step of a count model: the mean loss of the batch.
+fn count_step(
+    model: &SeedCnn,
+    optimizer: &mut Adam,
+    x: &Tensor,
+    counts: &[f32],
+    weights: &Tensor,
+    dropout: &mut Rng,
+    kernels: Kernels,
+) -> candle_core::Result<f64> {
+    let predicted = model.forward(x, Some(dropout), kernels)?;
+    let loss = count_errors(&predicted, counts, weights)?.mean_all()?;
+    optimizer.backward_step(&loss)?;
+    loss.to_dtype(DType::F64)?.to_scalar::<f64>()
+}
+
+/// A count model's mean loss (no dropout) on the given rows, in batches.
+fn count_loss(model: &SeedCnn, data: &Dataset, rows: &[usize], weights: &Tensor, batch: usize) -> Result<f64> {
+    if rows.is_empty() {
+        return Ok(f64::NAN);
+    }
+    let mut total = 0f64;
+    for chunk in rows.chunks(batch.max(256)) {
+        let x = batch_tensor(data, chunk, None).map_err(candle_error)?;
+        let predicted = model.forward(&x, None, Kernels::Fast).map_err(candle_error)?;
+        let errors = count_errors(&predicted, &row_counts(data, chunk), weights).map_err(candle_error)?;
+        total += errors
+            .to_dtype(DType::F64)
+            .and_then(|e| e.sum_all())
+            .and_then(|e| e.to_scalar::<f64>())
+            .map_err(candle_error)?;
+    }
+    Ok(total / rows.len() as f64)
+}
+
 /// Trains the seed CNN on `data`. `progress` hears about every epoch.
 pub fn train(
     data: &Dataset,
@@ -507,7 +619,9 @@ pub fn train(
 }
 
 /// [`train`], stopping with an error before the first batch after
-/// `cancelled` answers true.
+/// `cancelled` answers true. Rows with labels train a classifier (softmax,
+/// cross-entropy); rows with counts a count model (linear outputs, squared
+/// error).
 pub fn train_until(
     data: &Dataset,
     options: &TrainOptions,
@@ -519,7 +633,12 @@ pub fn train_until(
     if data.is_empty() {
         return plan_err!("cnn_train got no rows with both an image and a label");
     }
-    let (classes, targets) = classes_and_targets("cnn_train", &data.labels)?;
+    let counting = data.is_counts();
+    let (classes, targets) = if counting {
+        (data.count_names.clone(), vec![0; data.len()])
+    } else {
+        classes_and_targets("cnn_train", &data.labels)?
+    };
 
     // Rows arrive in whatever order the query's partitions deliver them:
     // start from an order fixed by content, so a seed gives the same model.
@@ -537,11 +656,19 @@ pub fn train_until(
     };
     let mut train_rows = train_rows;
 
-    let train_targets: Vec<usize> = train_rows.iter().map(|&r| targets[r]).collect();
-    let weights = class_weight_values(&options.class_weights, &classes, &train_targets)?;
+    let weights = if counting {
+        count_weight_values(&options.class_weights, &classes)?
+    } else {
+        let train_targets: Vec<usize> = train_rows.iter().map(|&r| targets[r]).collect();
+        class_weight_values(&options.class_weights, &classes, &train_targets)?
+    };
+    let count_weights = Tensor::from_vec(weights.clone(), (1, weights.len()), &Device::Cpu).map_err(candle_error)?;
 
-    let model =
+    let mut model =
         SeedCnn::new((data.height, data.width, data.channels), classes.len(), options.seed).map_err(candle_error)?;
+    if counting {
+        model.head = Head::Counts;
+    }
     let mut optimizer = Adam::new(model.vars(), options.learning_rate).map_err(candle_error)?;
 
     if options.keep_best && validation_rows.is_empty() {
@@ -565,44 +692,77 @@ pub fn train_until(
                 );
             }
             let x = batch_tensor(data, batch, Some((options, &mut rng))).map_err(candle_error)?;
-            let batch_targets: Vec<u32> = batch.iter().map(|&r| targets[r] as u32).collect();
-            let batch_weights: Vec<f32> = batch_targets.iter().map(|&t| weights[t as usize]).collect();
-            let (loss, predicted) = train_step(
-                &model,
-                &mut optimizer,
-                &x,
-                &batch_targets,
-                &batch_weights,
-                &mut dropout_rng,
-                kernels,
-            )
-            .map_err(candle_error)?;
+            let loss = if counting {
+                let counts = row_counts(data, batch);
+                count_step(
+                    &model,
+                    &mut optimizer,
+                    &x,
+                    &counts,
+                    &count_weights,
+                    &mut dropout_rng,
+                    kernels,
+                )
+                .map_err(candle_error)?
+            } else {
+                let batch_targets: Vec<u32> = batch.iter().map(|&r| targets[r] as u32).collect();
+                let batch_weights: Vec<f32> = batch_targets.iter().map(|&t| weights[t as usize]).collect();
+                let (loss, predicted) = train_step(
+                    &model,
+                    &mut optimizer,
+                    &x,
+                    &batch_targets,
+                    &batch_weights,
+                    &mut dropout_rng,
+                    kernels,
+                )
+                .map_err(candle_error)?;
+                correct += predicted
+                    .iter()
+                    .zip(&batch_targets)
+                    .filter(|(p, t)| **p == **t as usize)
+                    .count();
+                loss
+            };
             loss_sum += loss * batch.len() as f64;
-            correct += predicted
-                .iter()
-                .zip(&batch_targets)
-                .filter(|(p, t)| **p == **t as usize)
-                .count();
             seen += batch.len();
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
-        let validation_accuracy = if validation_rows.is_empty() {
-            None
-        } else {
-            Some(accuracy(&model, data, &validation_rows, &targets, options.batch_size)?)
+        let (validation_accuracy, validation_loss) = match (validation_rows.is_empty(), counting) {
+            (true, _) => (None, None),
+            (false, false) => (
+                Some(accuracy(&model, data, &validation_rows, &targets, options.batch_size)?),
+                None,
+            ),
+            (false, true) => (
+                None,
+                Some(count_loss(
+                    &model,
+                    data,
+                    &validation_rows,
+                    &count_weights,
+                    options.batch_size,
+                )?),
+            ),
         };
         let report = EpochReport {
             epoch,
             epochs: options.epochs,
             loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
+            train_accuracy: (!counting).then(|| correct as f64 / seen.max(1) as f64),
             validation_accuracy,
+            validation_loss,
             samples_per_second: seen as f64 / train_seconds.max(1e-9),
         };
         progress(&report);
+        // Better: a higher accuracy, or a lower loss for a count model (a
+        // NaN loss is never better).
         let improved = best
             .as_ref()
-            .is_none_or(|(b, _)| report.validation_accuracy > b.validation_accuracy);
+            .is_none_or(|(b, _)| match (b.validation_loss, report.validation_loss) {
+                (Some(old), Some(new)) => new < old || (old.is_nan() && !new.is_nan()),
+                _ => report.validation_accuracy > b.validation_accuracy,
+            });
         if options.keep_best && improved {
             let weights = model
                 .vars()
@@ -625,6 +785,7 @@ pub fn train_until(
         classes,
         train_accuracy: kept.train_accuracy,
         validation_accuracy: kept.validation_accuracy,
+        validation_loss: kept.validation_loss,
         epochs: options.epochs,
         seconds: started.elapsed().as_secs_f64(),
         train_rows: train_rows.len(),
@@ -632,6 +793,17 @@ pub fn train_until(
         kept_epoch: kept.epoch,
     };
     Ok((model, report))
+}
+
+/// Per-count loss weights of a count model, in `names` order: explicit
+/// `name:weight` pairs (others 1), or all 1.
+fn count_weight_values(class_weights: &ClassWeights, names: &[String]) -> Result<Vec<f32>> {
+    match class_weights {
+        ClassWeights::Balanced => {
+            plan_err!("cnn_train option class_weights=balanced is for labels; a count model takes 'name:weight' pairs")
+        }
+        other => class_weight_values(other, names, &[]),
+    }
 }
 
 #[cfg(test)]
@@ -712,7 +884,10 @@ mod reproducibility_tests {
     }
 
     fn trained_values(threads: usize) -> Vec<Vec<f32>> {
-        let data = squares(48);
+        trained_values_of(&squares(48), threads)
+    }
+
+    fn trained_values_of(data: &Dataset, threads: usize) -> Vec<Vec<f32>> {
         let options = TrainOptions {
             epochs: 2,
             batch_size: 16,
@@ -724,7 +899,7 @@ mod reproducibility_tests {
         };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let (model, _) = pool
-            .install(|| train(&data, &options, Kernels::Fast, &mut |_| {}))
+            .install(|| train(data, &options, Kernels::Fast, &mut |_| {}))
             .unwrap();
         model.vars().iter().map(|v| SeedCnn::values(v).unwrap()).collect()
     }
@@ -799,6 +974,79 @@ mod reproducibility_tests {
         assert!(err.to_string().contains("keep=best needs validation rows"), "{err}");
     }
 
+    /// 24x24 grey images with 0 to 3 bright 4x4 squares, and how many.
+    fn squares_to_count(n: usize) -> Dataset {
+        let mut rng = Rng::new(5);
+        let mut data = Dataset::new(24, 24, 3);
+        let names = vec!["squares".to_string()];
+        for i in 0..n {
+            let mut pixels = vec![90u8; 24 * 24 * 3];
+            let k = i % 4;
+            for s in 0..k {
+                let (x0, y0) = (2 + 7 * s, 2 + rng.below(16));
+                for y in y0..y0 + 4 {
+                    for x in x0..x0 + 4 {
+                        pixels[(y * 24 + x) * 3..(y * 24 + x) * 3 + 3].fill(230);
+                    }
+                }
+            }
+            data.push_counts(&pixels, &names, &[k as f32], Some(format!("g{}", i % 8)))
+                .unwrap();
+        }
+        data
+    }
+
+    /// Counts train a count model: squared error, a validation loss, and
+    /// predictions near the counts of held-out images.
+    #[test]
+    fn a_count_model_learns_counts() {
+        let data = squares_to_count(96);
+        let options = TrainOptions {
+            epochs: 12,
+            batch_size: 16,
+            validation: 0.25,
+            input_size: 24,
+            learning_rate: 0.003,
+            keep_best: true,
+            ..Default::default()
+        };
+        let mut reports = Vec::new();
+        let (model, report) = train(&data, &options, Kernels::Fast, &mut |r| reports.push(r.clone())).unwrap();
+        assert_eq!(model.head, Head::Counts);
+        assert_eq!(report.classes, vec!["squares".to_string()]);
+        assert_eq!((report.train_accuracy, report.validation_accuracy), (None, None));
+        let best = reports
+            .iter()
+            .filter_map(|r| r.validation_loss)
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(report.validation_loss, Some(best), "keep=best keeps the lowest loss");
+        // Predicting the mean count (1.5) everywhere has a loss of 1.25.
+        assert!(best < 0.3, "validation loss {best}: {reports:?}");
+        assert_eq!(report.validation_rows, 24, "two groups of twelve");
+
+        let mut mixed = squares_to_count(2);
+        let err = mixed.push(&[0; 24 * 24 * 3], "a".into()).unwrap_err().to_string();
+        assert!(err.contains("mixed"), "{err}");
+        let err = mixed
+            .push_counts(&[0; 24 * 24 * 3], &["other".into()], &[1.0], Some("g".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("every row must name the same counts"), "{err}");
+        let err = mixed
+            .push_counts(&[0; 24 * 24 * 3], &["squares".into()], &[-1.0], Some("g".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 0"), "{err}");
+        let balanced = TrainOptions {
+            class_weights: ClassWeights::Balanced,
+            ..options
+        };
+        let Err(err) = train(&data, &balanced, Kernels::Fast, &mut |_| {}) else {
+            panic!("balanced weights on counts trained")
+        };
+        assert!(err.to_string().contains("a count model takes"), "{err}");
+    }
+
     /// Every gemm of training sums in a fixed order (layers::K_BLOCK) and
     /// threads only split rows and columns: 1, 2 and 3 threads give the
     /// same weights, bit for bit.
@@ -807,5 +1055,8 @@ mod reproducibility_tests {
         let one = trained_values(1);
         assert_eq!(one, trained_values(2));
         assert_eq!(one, trained_values(3));
+        // A count model's squared error too.
+        let counts = squares_to_count(48);
+        assert_eq!(trained_values_of(&counts, 1), trained_values_of(&counts, 2));
     }
 }

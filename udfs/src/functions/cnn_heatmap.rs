@@ -74,7 +74,7 @@ impl HeatmapOptions {
 
 /// The model of `path` scoring at `stride` pixels (0: the network's own),
 /// which must be a multiple of the network's.
-fn heatmap_model(
+pub(crate) fn heatmap_model(
     name: &str,
     models: &ModelStore,
     location: &str,
@@ -173,6 +173,12 @@ impl ScalarUDFImpl for CnnHeatmap {
             };
             let options = HeatmapOptions::parse(options.map_or("", |o| o.value(row)))?;
             let model = heatmap_model(name, &self.models, models.value(row), options.stride, threads)?;
+            if model.counts {
+                return plan_err!(
+                    "{name}: {} is a count model, whose outputs are counts, not scores; cnn_density runs it",
+                    models.value(row)
+                );
+            }
             let excluded: Vec<bool> = (0..model.labels.len().max(1))
                 .map(|k| options.exclude.contains(&model.label(k)))
                 .collect();

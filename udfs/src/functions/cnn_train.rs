@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, LargeBinaryArray, ListArray, StringArray, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float32Array, LargeBinaryArray, ListArray, StringArray, StructArray, UInt32Array,
+};
+use datafusion::arrow::datatypes::Float64Type;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::{exec_datafusion_err, exec_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 use datafusion_macros::user_doc;
 
-use crate::args::{normalized, signature, ArgKind};
+use crate::args::{coerce_args, normalized, signature, ArgKind};
 use crate::cnn::control::TrainingControl;
 use crate::cnn::model::Kernels;
 use crate::cnn::onnx::model_bytes;
@@ -21,7 +24,7 @@ use crate::pixels;
 
 #[user_doc(
     doc_section(label = "Model Functions"),
-    description = "Trains the seed CNN (conv 32/64/128 3x3 with 2x2 max pooling, dense 512-512 with dropout 0.5, softmax) on the aggregated rows, one class per distinct label, and writes it as an ONNX file (NHWC float input 0..255; labels and layout in the metadata) that cnn_classify, cnn_scores and any ONNX runtime can run. Images are made RGB and resized to input_size x input_size. Prints a line per epoch on stderr. Returns {model, classes, train_accuracy, validation_accuracy, epochs, seconds, train_rows, validation_rows, kept_epoch}; the accuracies are of the kept epoch (the last, or the best with keep=best), train_accuracy the running accuracy of that epoch (with dropout), as Keras reports it.",
+    description = "Trains the seed CNN (conv 32/64/128 3x3 with 2x2 max pooling, dense 512-512 with dropout 0.5) on the aggregated rows and writes it as an ONNX file (NHWC float input 0..255; labels and layout in the metadata) that cnn_classify, cnn_scores and any ONNX runtime can run. With text labels it is a classifier: one class per distinct label, softmax, cross-entropy. With a struct of numbers as the label (named_struct('pups', pups, ...)) it is a count model: one output per field, trained on the squared error and written with a ReLU, whose cnn_scores are counts and which cnn_density runs over whole images. Images are made RGB and resized to input_size x input_size. Prints a line per epoch on stderr. Returns {model, classes, train_accuracy, validation_accuracy, validation_loss, epochs, seconds, train_rows, validation_rows, kept_epoch}: the accuracies (a classifier's) are of the kept epoch (the last, or the best with keep=best), train_accuracy the running accuracy of that epoch (with dropout), as Keras reports it; validation_loss is a count model's mean squared error on the validation rows; classes are a count model's field names.",
     syntax_example = "cnn_train(image, label [, options [, group]])",
     sql_example = r#"```sql
 > SELECT run['model'] AS model, round(run['train_accuracy'], 3) AS train_accuracy,
@@ -37,11 +40,11 @@ use crate::pixels;
     argument(name = "image", description = "The training image."),
     argument(
         name = "label",
-        description = "Its class, as text. Rows with a NULL image or label are skipped."
+        description = "Its class, as text; or its counts, as a struct of numbers whose field names name the counts (every row the same fields; a NULL field counts 0). Rows with a NULL image or label are skipped."
     ),
     argument(
         name = "options",
-        description = "Optional constant text 'key=value, ...': epochs (10), batch_size (64), learning_rate (0.001, Adam), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|label:weight'), augment (none | flip | rotate | flip+rotate: random mirror images and quarter turns), output (model path, model.onnx), input_size (64), keep (last | best: the weights of the epoch with the best validation accuracy, the first on ties, as Keras's save_best_only; kept_epoch in the result says which)."
+        description = "Optional constant text 'key=value, ...': epochs (10), batch_size (64), learning_rate (0.001, Adam), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|label:weight'; a count model takes the pairs, weighting each count's squared error), augment (none | flip | rotate | flip+rotate: random mirror images and quarter turns), output (model path, model.onnx), input_size (64), keep (last | best: the weights of the epoch with the best validation accuracy, or a count model's lowest validation loss, the first on ties, as Keras's save_best_only; kept_epoch in the result says which)."
     ),
     argument(
         name = "group",
@@ -68,16 +71,16 @@ impl CnnTrain {
     /// `control`, writing models at URLs to `models`.
     pub fn new(control: TrainingControl, models: ModelStore) -> Self {
         Self {
-            signature: signature(
-                &[ArgKind::Image, ArgKind::Text],
-                &[ArgKind::Text, ArgKind::Text],
-                Volatility::Volatile,
-            ),
+            signature: signature(&REQUIRED, &OPTIONAL, Volatility::Volatile),
             control,
             models,
         }
     }
 }
+
+const REQUIRED: [ArgKind; 2] = [ArgKind::Image, ArgKind::Label];
+const OPTIONAL: [ArgKind; 2] = [ArgKind::Text, ArgKind::Text];
+const SYNTAX: &str = "cnn_train(image, label [, options [, group]])";
 
 /// The struct `cnn_train` and `linear_train` return.
 pub(crate) fn result_fields() -> Fields {
@@ -86,6 +89,7 @@ pub(crate) fn result_fields() -> Fields {
         Field::new("classes", DataType::new_list(DataType::Utf8, true), false),
         Field::new("train_accuracy", DataType::Float64, true),
         Field::new("validation_accuracy", DataType::Float64, true),
+        Field::new("validation_loss", DataType::Float64, true),
         Field::new("epochs", DataType::Int64, false),
         Field::new("seconds", DataType::Float64, false),
         Field::new("train_rows", DataType::Int64, false),
@@ -101,6 +105,10 @@ impl AggregateUDFImpl for CnnTrain {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_args(self.name(), SYNTAX, arg_types, &REQUIRED, &OPTIONAL)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -124,6 +132,8 @@ impl AggregateUDFImpl for CnnTrain {
             field("side", DataType::UInt32),
             field("options", DataType::Utf8),
             field("groups", DataType::new_list(DataType::Utf8, true)),
+            field("count_names", DataType::new_list(DataType::Utf8, true)),
+            field("counts", DataType::new_list(DataType::Float32, true)),
         ])
     }
 
@@ -176,10 +186,7 @@ impl Accumulator for CnnTrainAccumulator {
         // Text arrives as the planner kept it (Utf8View from Parquet, say).
         let values: Vec<ArrayRef> = values.iter().cloned().map(normalized).collect::<Result<_>>()?;
         let images = ImageArray::try_new(values[0].as_ref()).map_err(|e| exec_datafusion_err!("cnn_train: {e}"))?;
-        let labels = values[1]
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| exec_datafusion_err!("cnn_train: label must be text"))?;
+        let labels = Labels::try_new(values[1].as_ref())?;
         if let Some(options) = values.get(2) {
             let options = options
                 .as_any()
@@ -211,8 +218,17 @@ impl Accumulator for CnnTrainAccumulator {
                 Some(g) => Some(g.value(row).to_string()),
                 None => None,
             };
-            self.dataset(side)?
-                .push_grouped(&sized.data, labels.value(row).to_string(), group)?;
+            let data = self.dataset(side)?;
+            match &labels {
+                Labels::Classes(names) => data.push_grouped(&sized.data, names.value(row).to_string(), group)?,
+                Labels::Counts(names, columns, _) => {
+                    let counts: Vec<f32> = columns
+                        .iter()
+                        .map(|c| if c.is_null(row) { 0.0 } else { c.value(row) as f32 })
+                        .collect();
+                    data.push_counts(&sized.data, names, &counts, group)?
+                }
+            }
         }
         Ok(())
     }
@@ -240,6 +256,20 @@ impl Accumulator for CnnTrainAccumulator {
                     .collect::<Vec<_>>(),
                 &DataType::Utf8,
             )),
+            ScalarValue::List(ScalarValue::new_list_nullable(
+                &data
+                    .count_names
+                    .iter()
+                    .map(|n| ScalarValue::Utf8(Some(n.clone())))
+                    .collect::<Vec<_>>(),
+                &DataType::Utf8,
+            )),
+            ScalarValue::List(Arc::new(ListArray::new(
+                Arc::new(Field::new_list_field(DataType::Float32, true)),
+                datafusion::arrow::buffer::OffsetBuffer::from_lengths([data.counts.len()]),
+                Arc::new(Float32Array::from(data.counts)),
+                None,
+            ))),
         ])
     }
 
@@ -265,12 +295,20 @@ impl Accumulator for CnnTrainAccumulator {
             .as_any()
             .downcast_ref::<ListArray>()
             .ok_or_else(downcast_error)?;
+        let count_names = states[5]
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(downcast_error)?;
+        let counts = states[6]
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(downcast_error)?;
         for row in 0..pixels.len() {
             if options.is_valid(row) {
                 self.set_options(Some(options.value(row)))?;
             }
             let side = sides.value(row) as usize;
-            if side == 0 || !labels.is_valid(row) {
+            if side == 0 || !labels.is_valid(row) || pixels.value(row).is_empty() {
                 continue;
             }
             let names = labels.value(row);
@@ -286,7 +324,18 @@ impl Accumulator for CnnTrainAccumulator {
                 let list = list.as_any().downcast_ref::<StringArray>().ok_or_else(downcast_error)?;
                 part.groups = (0..list.len()).map(|i| list.value(i).to_string()).collect();
             }
-            if part.pixels.len() != part.labels.len() * side * side * 3 {
+            if count_names.is_valid(row) && counts.is_valid(row) {
+                let names = count_names.value(row);
+                let names = names.as_string_opt::<i32>().ok_or_else(downcast_error)?;
+                part.count_names = (0..names.len()).map(|i| names.value(i).to_string()).collect();
+                let values = counts.value(row);
+                let values = values
+                    .as_any()
+                    .downcast_ref::<Float32Array>()
+                    .ok_or_else(downcast_error)?;
+                part.counts = values.values().to_vec();
+            }
+            if part.pixels.len() != part.len() * side * side * 3 {
                 return exec_err!("cnn_train: inconsistent partial state");
             }
             match &mut self.data {
@@ -316,8 +365,47 @@ impl Accumulator for CnnTrainAccumulator {
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
             + self.data.as_ref().map_or(0, |d| {
-                d.pixels.capacity() + d.labels.iter().map(|l| l.len() + 24).sum::<usize>()
+                d.pixels.capacity() + d.labels.iter().map(|l| l.len() + 24).sum::<usize>() + 4 * d.counts.capacity()
             })
+    }
+}
+
+/// The label argument of a batch: class names, or named count columns.
+enum Labels<'a> {
+    Classes(&'a StringArray),
+    Counts(
+        Vec<String>,
+        Vec<&'a datafusion::arrow::array::Float64Array>,
+        &'a StructArray,
+    ),
+}
+
+impl<'a> Labels<'a> {
+    fn try_new(array: &'a dyn Array) -> Result<Self> {
+        if let Some(names) = array.as_any().downcast_ref::<StringArray>() {
+            return Ok(Self::Classes(names));
+        }
+        let Some(counts) = array.as_any().downcast_ref::<StructArray>() else {
+            return exec_err!(
+                "cnn_train: label must be text or a struct of counts, not {}",
+                array.data_type()
+            );
+        };
+        let columns = counts
+            .columns()
+            .iter()
+            .map(|c| c.as_primitive_opt::<Float64Type>())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| exec_datafusion_err!("cnn_train: counts must be numbers"))?;
+        let names = counts.fields().iter().map(|f| f.name().clone()).collect();
+        Ok(Self::Counts(names, columns, counts))
+    }
+
+    fn is_valid(&self, row: usize) -> bool {
+        match self {
+            Self::Classes(names) => names.is_valid(row),
+            Self::Counts(_, _, counts) => counts.is_valid(row),
+        }
     }
 }
 
@@ -331,8 +419,9 @@ pub(crate) fn report_value(model: &str, report: &TrainReport) -> Result<ScalarVa
     let values: Vec<ArrayRef> = vec![
         ScalarValue::Utf8(Some(model.to_string())).to_array()?,
         ScalarValue::List(ScalarValue::new_list_nullable(&classes, &DataType::Utf8)).to_array()?,
-        ScalarValue::Float64(Some(report.train_accuracy)).to_array()?,
+        ScalarValue::Float64(report.train_accuracy).to_array()?,
         ScalarValue::Float64(report.validation_accuracy).to_array()?,
+        ScalarValue::Float64(report.validation_loss).to_array()?,
         ScalarValue::Int64(Some(report.epochs as i64)).to_array()?,
         ScalarValue::Float64(Some(report.seconds)).to_array()?,
         ScalarValue::Int64(Some(report.train_rows as i64)).to_array()?,
@@ -409,6 +498,72 @@ mod tests {
                 .value(0),
             12
         );
+    }
+
+    /// A struct of numbers as the label trains a count model: the state
+    /// carries the counts through a two-phase aggregate, and the written
+    /// model outputs counts, named after the struct's fields.
+    #[test]
+    fn a_struct_of_counts_trains_a_count_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("counts.onnx");
+        let text = format!(
+            "epochs=2, input_size=24, batch_size=8, validation=0, output={}",
+            output.display()
+        );
+        let options: ArrayRef = Arc::new(StringArray::from(vec![text.as_str(); 16]));
+        let (images, _) = sample(16);
+        let counts = |f: fn(usize) -> f64| -> ArrayRef {
+            Arc::new(datafusion::arrow::array::Float64Array::from(
+                (0..16).map(f).collect::<Vec<_>>(),
+            ))
+        };
+        let labels: ArrayRef = Arc::new(
+            StructArray::try_new(
+                Fields::from(vec![
+                    Field::new("dark", DataType::Float64, true),
+                    Field::new("bright", DataType::Float64, true),
+                ]),
+                vec![counts(|i| (i % 2 == 0) as u8 as f64), counts(|i| (i % 2) as f64 * 2.0)],
+                None,
+            )
+            .unwrap(),
+        );
+        let mut partials = [CnnTrainAccumulator::default(), CnnTrainAccumulator::default()];
+        for (k, acc) in partials.iter_mut().enumerate() {
+            let slice = |a: &ArrayRef| a.slice(k * 8, 8);
+            acc.update_batch(&[slice(&images), slice(&labels), slice(&options)])
+                .unwrap();
+        }
+        let mut total = CnnTrainAccumulator::default();
+        for acc in &mut partials {
+            let state: Vec<ArrayRef> = acc.state().unwrap().iter().map(|s| s.to_array().unwrap()).collect();
+            total.merge_batch(&state).unwrap();
+        }
+        let ScalarValue::Struct(result) = total.evaluate().unwrap() else {
+            panic!("struct")
+        };
+        assert!(result.column_by_name("train_accuracy").unwrap().is_null(0));
+        let classes = result.column_by_name("classes").unwrap().as_list::<i32>().value(0);
+        let classes = classes.as_string::<i32>();
+        assert_eq!((classes.value(0), classes.value(1)), ("dark", "bright"));
+        let bytes = std::fs::read(&output).unwrap();
+        let (proto, _) = crate::cnn::onnx::decode_model(&bytes).unwrap();
+        let graph = proto.graph.unwrap();
+        assert_eq!(graph.output[0].name, crate::cnn::onnx::COUNTS_OUTPUT);
+        assert_eq!(graph.node.last().unwrap().op_type, "Relu");
+
+        // Coercion: text stays text, numbers become Float64, others fail.
+        let train = CnnTrain::default();
+        let image = crate::image_type();
+        let int_struct = DataType::Struct(Fields::from(vec![Field::new("pups", DataType::Int64, true)]));
+        let coerced = train.coerce_types(&[image.clone(), int_struct]).unwrap();
+        assert_eq!(
+            coerced[1],
+            DataType::Struct(Fields::from(vec![Field::new("pups", DataType::Float64, true)]))
+        );
+        let err = train.coerce_types(&[image, DataType::Int64]).unwrap_err().to_string();
+        assert!(err.contains("text (a class) or a struct of numbers"), "{err}");
     }
 
     #[test]

@@ -152,6 +152,7 @@ pub(crate) fn same_shape(view: &ImageView<'_>) -> (u64, u64, u64) {
 
 mod blob_dots;
 mod cnn_classify;
+mod cnn_density;
 mod cnn_embed;
 mod cnn_heatmap;
 mod cnn_quantize;
@@ -182,6 +183,7 @@ mod tiles;
 
 pub use blob_dots::BlobDots;
 pub use cnn_classify::CnnClassify;
+pub use cnn_density::{density_type, CnnDensity};
 pub use cnn_embed::{features_type, CnnEmbed};
 pub use cnn_heatmap::{heatmap_type, CnnHeatmap};
 pub use cnn_quantize::CnnQuantize;
