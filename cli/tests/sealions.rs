@@ -143,20 +143,10 @@ fn full_size_demo_runs_in_a_2g_pool() {
     };
     generate(&options, 2, |_| {}).expect("generate");
     let out = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .args(["--memory-limit", "2G", "demo", "--epochs", "1"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("run rookery demo");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
+    let data = data.display().to_string();
+    let stdout = demo(
+        &["--memory-limit", "2G", "demo", "--epochs", "1", "--data", &data],
+        &out,
     );
     for submission in ["sub.csv", "sub_peaks.csv", "sub_counts.csv"] {
         let text = std::fs::read_to_string(out.join(submission)).expect("submission");
@@ -168,6 +158,24 @@ fn full_size_demo_runs_in_a_2g_pool() {
         assert_eq!(lines.count(), 1, "one row per test image: {text}");
     }
     assert!(stdout.contains("all zeros"), "{stdout}");
+}
+
+/// Runs `rookery ARGS --out OUT` from the repository root; its stdout.
+fn demo(args: &[&str], out: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("run rookery demo");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
 
 /// (submission, RMSE) of every row of a score table printed as text.
@@ -199,18 +207,7 @@ fn the_demo_prints_the_readme_scores() {
     assert_eq!(expected.len(), 4, "four submissions in README.md's table: {block}");
 
     let out = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_rookery"))
-        .current_dir(root)
-        .args(["-q", "demo", "--out"])
-        .arg(out.path())
-        .output()
-        .expect("run rookery demo");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = demo(&["-q", "demo"], out.path());
     let printed = score_rows(&stdout);
     assert_eq!(
         printed.iter().map(|(n, _)| n).collect::<Vec<_>>(),

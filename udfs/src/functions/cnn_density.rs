@@ -1,9 +1,6 @@
 //! `cnn_density(model, image [, options])`: a count model's counts at every
 //! tile position of an image, from one fully convolutional pass.
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{Array, Float32Builder, ListBuilder, StringBuilder, StructBuilder, UInt32Builder};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{exec_datafusion_err, plan_err, Result};
 use datafusion::logical_expr::{
@@ -11,10 +8,9 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::cnn_heatmap::heatmap_model;
-use crate::args::{arg_arrays, image_arg, key_value_list, optional_text_arg, signature, text_arg, ArgKind};
+use super::cnn_heatmap::{append_position, heatmap_model, position_lists};
+use crate::args::{key_value_list, signature, ArgKind};
 use crate::cnn::message;
-use crate::cnn::runtime::threads_per_session;
 use crate::model_store::ModelStore;
 
 fn count_fields() -> Fields {
@@ -139,60 +135,36 @@ impl ScalarUDFImpl for CnnDensity {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let models = text_arg(name, &arrays, 0)?;
-        let images = image_arg(name, &arrays, 1)?;
-        let options = optional_text_arg(name, &arrays, 2)?;
-        let threads = threads_per_session(args.config_options.execution.target_partitions);
-        let mut out = ListBuilder::new(StructBuilder::from_fields(count_fields(), 0));
-        for row in 0..args.number_rows {
-            let image = images
-                .get(row)
-                .map_err(|e| exec_datafusion_err!("{name}: row {row}: {e}"))?;
-            let (Some(image), false, false) = (image, models.is_null(row), options.is_some_and(|o| o.is_null(row)))
-            else {
-                out.append(false);
-                continue;
-            };
-            let options = DensityOptions::parse(options.map_or("", |o| o.value(row)))?;
-            let location = models.value(row);
-            let native = heatmap_model(name, &self.models, location, 0, threads)?;
-            if !native.counts {
-                return plan_err!(
+        position_lists(
+            name,
+            &args,
+            count_fields(),
+            &mut |location, options, image, threads, entries| {
+                let options = DensityOptions::parse(options)?;
+                let native = heatmap_model(name, &self.models, location, 0, threads)?;
+                if !native.counts {
+                    return plan_err!(
                     "{name}: {location} is a classifier, not a count model (cnn_train writes one from a struct of counts); cnn_heatmap scores a classifier"
                 );
-            }
-            let stride = if options.stride == 0 {
-                native.tile
-            } else {
-                options.stride
-            };
-            let model = heatmap_model(name, &self.models, location, stride, threads)?;
-            let labels: Vec<String> = (0..model.labels.len().max(1)).map(|k| model.label(k)).collect();
-            let entries = out.values();
-            model
-                .scan(image, options.strip_rows, true, &mut |x, y, counts| {
-                    for (k, count) in counts.iter().enumerate() {
-                        if *count <= options.min_count {
-                            continue;
+                }
+                let stride = if options.stride == 0 {
+                    native.tile
+                } else {
+                    options.stride
+                };
+                let model = heatmap_model(name, &self.models, location, stride, threads)?;
+                let labels: Vec<String> = (0..model.labels.len().max(1)).map(|k| model.label(k)).collect();
+                model
+                    .scan(image, options.strip_rows, true, &mut |x, y, counts| {
+                        for (k, count) in counts.iter().enumerate() {
+                            if *count > options.min_count {
+                                append_position(entries, x, y, labels.get(k).map_or("", String::as_str), *count);
+                            }
                         }
-                        entries.field_builder::<UInt32Builder>(0).expect("x").append_value(x);
-                        entries.field_builder::<UInt32Builder>(1).expect("y").append_value(y);
-                        entries
-                            .field_builder::<StringBuilder>(2)
-                            .expect("label")
-                            .append_value(labels.get(k).map_or("", String::as_str));
-                        entries
-                            .field_builder::<Float32Builder>(3)
-                            .expect("count")
-                            .append_value(*count);
-                        entries.append(true);
-                    }
-                })
-                .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
-            out.append(true);
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+                    })
+                    .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))
+            },
+        )
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -208,8 +180,9 @@ mod tests {
     use crate::functions::test_util::{images, invoke, texts};
     use crate::functions::{CnnScores, Tiles};
     use crate::image_value::Image;
-    use datafusion::arrow::array::{AsArray, Int64Array, StructArray};
+    use datafusion::arrow::array::{Array, AsArray, Int64Array, StructArray};
     use datafusion::arrow::datatypes::Float32Type;
+    use std::sync::Arc;
 
     fn count_model(path: &std::path::Path) -> String {
         let mut cnn = SeedCnn::new((64, 64, 3), 2, 7).unwrap();

@@ -15,6 +15,7 @@ use crate::args::{arg_arrays, image_arg, key_value_list, optional_text_arg, sign
 use crate::cnn::heatmap::HeatmapModel;
 use crate::cnn::message;
 use crate::cnn::runtime::threads_per_session;
+use crate::image_value::ImageView;
 use crate::model_store::ModelStore;
 
 fn position_fields() -> Fields {
@@ -156,60 +157,93 @@ impl ScalarUDFImpl for CnnHeatmap {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let name = self.name();
-        let arrays = arg_arrays(&args.args, args.number_rows)?;
-        let models = text_arg(name, &arrays, 0)?;
-        let images = image_arg(name, &arrays, 1)?;
-        let options = optional_text_arg(name, &arrays, 2)?;
-        let threads = threads_per_session(args.config_options.execution.target_partitions);
-        let mut out = ListBuilder::new(StructBuilder::from_fields(position_fields(), 0));
-        for row in 0..args.number_rows {
-            let image = images
-                .get(row)
-                .map_err(|e| exec_datafusion_err!("{name}: row {row}: {e}"))?;
-            let (Some(image), false, false) = (image, models.is_null(row), options.is_some_and(|o| o.is_null(row)))
-            else {
-                out.append(false);
-                continue;
-            };
-            let options = HeatmapOptions::parse(options.map_or("", |o| o.value(row)))?;
-            let model = heatmap_model(name, &self.models, models.value(row), options.stride, threads)?;
-            if model.counts {
-                return plan_err!(
-                    "{name}: {} is a count model, whose outputs are counts, not scores; cnn_density runs it",
-                    models.value(row)
+        position_lists(
+            name,
+            &args,
+            position_fields(),
+            &mut |location, options, image, threads, entries| {
+                let options = HeatmapOptions::parse(options)?;
+                let model = heatmap_model(name, &self.models, location, options.stride, threads)?;
+                if model.counts {
+                    return plan_err!(
+                    "{name}: {location} is a count model, whose outputs are counts, not scores; cnn_density runs it"
                 );
-            }
-            let excluded: Vec<bool> = (0..model.labels.len().max(1))
-                .map(|k| options.exclude.contains(&model.label(k)))
-                .collect();
-            let peaks = model
-                .peaks(image, options.strip_rows)
-                .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
-            let entries = out.values();
-            for p in peaks {
-                if excluded.get(p.class).copied().unwrap_or(false) || p.score < options.min_score {
-                    continue;
                 }
-                entries.field_builder::<UInt32Builder>(0).expect("x").append_value(p.x);
-                entries.field_builder::<UInt32Builder>(1).expect("y").append_value(p.y);
-                entries
-                    .field_builder::<StringBuilder>(2)
-                    .expect("label")
-                    .append_value(model.label(p.class));
-                entries
-                    .field_builder::<Float32Builder>(3)
-                    .expect("score")
-                    .append_value(p.score);
-                entries.append(true);
-            }
-            out.append(true);
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+                let excluded: Vec<bool> = (0..model.labels.len().max(1))
+                    .map(|k| options.exclude.contains(&model.label(k)))
+                    .collect();
+                let peaks = model
+                    .peaks(image, options.strip_rows)
+                    .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
+                for p in peaks {
+                    if excluded.get(p.class).copied().unwrap_or(false) || p.score < options.min_score {
+                        continue;
+                    }
+                    append_position(entries, p.x, p.y, &model.label(p.class), p.score);
+                }
+                Ok(())
+            },
+        )
     }
 
     fn documentation(&self) -> Option<&Documentation> {
         self.doc()
     }
+}
+
+/// Appends one `{x, y, label, value}` entry to a list of positions.
+pub(crate) fn append_position(entries: &mut StructBuilder, x: u32, y: u32, label: &str, value: f32) {
+    entries.field_builder::<UInt32Builder>(0).expect("x").append_value(x);
+    entries.field_builder::<UInt32Builder>(1).expect("y").append_value(y);
+    entries
+        .field_builder::<StringBuilder>(2)
+        .expect("label")
+        .append_value(label);
+    entries
+        .field_builder::<Float32Builder>(3)
+        .expect("value")
+        .append_value(value);
+    entries.append(true);
+}
+
+/// What a dense scoring function appends for one row: given the model's
+/// location, the options text, the image, ONNX Runtime's threads and the
+/// row's list entries.
+pub(crate) type FillPositions<'a> = dyn FnMut(&str, &str, ImageView<'_>, usize, &mut StructBuilder) -> Result<()> + 'a;
+
+/// The lists of positions of `cnn_heatmap` and `cnn_density`: one per row
+/// of `(model, image [, options])`, which `fill` appends to; NULL where an
+/// argument is NULL.
+pub(crate) fn position_lists(
+    name: &str,
+    args: &ScalarFunctionArgs,
+    fields: Fields,
+    fill: &mut FillPositions<'_>,
+) -> Result<ColumnarValue> {
+    let arrays = arg_arrays(&args.args, args.number_rows)?;
+    let models = text_arg(name, &arrays, 0)?;
+    let images = image_arg(name, &arrays, 1)?;
+    let options = optional_text_arg(name, &arrays, 2)?;
+    let threads = threads_per_session(args.config_options.execution.target_partitions);
+    let mut out = ListBuilder::new(StructBuilder::from_fields(fields, 0));
+    for row in 0..args.number_rows {
+        let image = images
+            .get(row)
+            .map_err(|e| exec_datafusion_err!("{name}: row {row}: {e}"))?;
+        let (Some(image), false, false) = (image, models.is_null(row), options.is_some_and(|o| o.is_null(row))) else {
+            out.append(false);
+            continue;
+        };
+        fill(
+            models.value(row),
+            options.map_or("", |o| o.value(row)),
+            image,
+            threads,
+            out.values(),
+        )?;
+        out.append(true);
+    }
+    Ok(ColumnarValue::Array(Arc::new(out.finish())))
 }
 
 #[cfg(test)]

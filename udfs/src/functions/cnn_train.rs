@@ -235,35 +235,17 @@ impl Accumulator for CnnTrainAccumulator {
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let data = self.data.take().unwrap_or_default();
-        let labels = ScalarValue::new_list_nullable(
-            &data
-                .labels
-                .iter()
-                .map(|l| ScalarValue::Utf8(Some(l.clone())))
-                .collect::<Vec<_>>(),
-            &DataType::Utf8,
-        );
+        let texts = |values: &[String]| {
+            let values: Vec<ScalarValue> = values.iter().map(|v| ScalarValue::Utf8(Some(v.clone()))).collect();
+            ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Utf8))
+        };
         Ok(vec![
             ScalarValue::LargeBinary(Some(data.pixels)),
-            ScalarValue::List(labels),
+            texts(&data.labels),
             ScalarValue::UInt32(Some(data.height as u32)),
             ScalarValue::Utf8(self.options_text.clone()),
-            ScalarValue::List(ScalarValue::new_list_nullable(
-                &data
-                    .groups
-                    .iter()
-                    .map(|g| ScalarValue::Utf8(Some(g.clone())))
-                    .collect::<Vec<_>>(),
-                &DataType::Utf8,
-            )),
-            ScalarValue::List(ScalarValue::new_list_nullable(
-                &data
-                    .count_names
-                    .iter()
-                    .map(|n| ScalarValue::Utf8(Some(n.clone())))
-                    .collect::<Vec<_>>(),
-                &DataType::Utf8,
-            )),
+            texts(&data.groups),
+            texts(&data.count_names),
             ScalarValue::List(Arc::new(ListArray::new(
                 Arc::new(Field::new_list_field(DataType::Float32, true)),
                 datafusion::arrow::buffer::OffsetBuffer::from_lengths([data.counts.len()]),
@@ -461,6 +443,26 @@ mod tests {
         (images(&refs), labels)
     }
 
+    /// Two partial accumulators, of 8 rows each, merged into a final one
+    /// as a two-phase aggregate runs; the final result.
+    fn two_phase(images: &ArrayRef, labels: &ArrayRef, options: &ArrayRef) -> Arc<StructArray> {
+        let mut partials = [CnnTrainAccumulator::default(), CnnTrainAccumulator::default()];
+        for (k, acc) in partials.iter_mut().enumerate() {
+            let slice = |a: &ArrayRef| a.slice(k * 8, 8);
+            acc.update_batch(&[slice(images), slice(labels), slice(options)])
+                .unwrap();
+        }
+        let mut total = CnnTrainAccumulator::default();
+        for acc in &mut partials {
+            let state: Vec<ArrayRef> = acc.state().unwrap().iter().map(|s| s.to_array().unwrap()).collect();
+            total.merge_batch(&state).unwrap();
+        }
+        let ScalarValue::Struct(result) = total.evaluate().unwrap() else {
+            panic!("struct")
+        };
+        result
+    }
+
     #[test]
     fn trains_merges_and_writes_a_model() {
         let dir = tempfile::tempdir().unwrap();
@@ -472,21 +474,7 @@ mod tests {
         let options: ArrayRef = Arc::new(StringArray::from(vec![text.as_str(); 16]));
         let (images, labels) = sample(16);
 
-        // Two partial accumulators merged into a final one, as a two-phase aggregate runs.
-        let mut partials = [CnnTrainAccumulator::default(), CnnTrainAccumulator::default()];
-        for (k, acc) in partials.iter_mut().enumerate() {
-            let slice = |a: &ArrayRef| a.slice(k * 8, 8);
-            acc.update_batch(&[slice(&images), slice(&labels), slice(&options)])
-                .unwrap();
-        }
-        let mut total = CnnTrainAccumulator::default();
-        for acc in &mut partials {
-            let state: Vec<ArrayRef> = acc.state().unwrap().iter().map(|s| s.to_array().unwrap()).collect();
-            total.merge_batch(&state).unwrap();
-        }
-        let ScalarValue::Struct(result) = total.evaluate().unwrap() else {
-            panic!("struct")
-        };
+        let result = two_phase(&images, &labels, &options);
         assert!(output.exists());
         let accuracy = result.column_by_name("train_accuracy").unwrap();
         assert!(accuracy.is_valid(0));
@@ -529,20 +517,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let mut partials = [CnnTrainAccumulator::default(), CnnTrainAccumulator::default()];
-        for (k, acc) in partials.iter_mut().enumerate() {
-            let slice = |a: &ArrayRef| a.slice(k * 8, 8);
-            acc.update_batch(&[slice(&images), slice(&labels), slice(&options)])
-                .unwrap();
-        }
-        let mut total = CnnTrainAccumulator::default();
-        for acc in &mut partials {
-            let state: Vec<ArrayRef> = acc.state().unwrap().iter().map(|s| s.to_array().unwrap()).collect();
-            total.merge_batch(&state).unwrap();
-        }
-        let ScalarValue::Struct(result) = total.evaluate().unwrap() else {
-            panic!("struct")
-        };
+        let result = two_phase(&images, &labels, &options);
         assert!(result.column_by_name("train_accuracy").unwrap().is_null(0));
         let classes = result.column_by_name("classes").unwrap().as_list::<i32>().value(0);
         let classes = classes.as_string::<i32>();
