@@ -51,4 +51,4 @@ FROM (
     FROM submission_errors GROUP BY submission
 );
 
-SELECT * FROM scores ORDER BY rmse;
+SELECT * FROM scores ORDER BY rmse, submission;
