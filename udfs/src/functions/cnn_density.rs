@@ -73,16 +73,15 @@ impl DensityOptions {
     syntax_example = "cnn_density(model, image [, options])",
     sql_example = r#"```sql
 > SELECT d['label'] AS label, round(sum(d['count'])) AS animals
-  FROM (SELECT unnest(cnn_density('out/sealions/count_model.onnx', image)) AS d
+  FROM (SELECT unnest(cnn_density('out/sealions/count_model.onnx', image, 'min_count=0.1')) AS d
         FROM images('data/sealions/Test/0.jpg'))
   GROUP BY d['label'] ORDER BY label;
 +----------------+---------+
 | label          | animals |
 +----------------+---------+
-| adult_females  | 11.0    |
-| adult_males    | 2.0     |
-| juveniles      | 5.0     |
-| pups           | 3.0     |
+| adult_females  | 2.0     |
+| juveniles      | 1.0     |
+| pups           | 1.0     |
 | subadult_males | 1.0     |
 +----------------+---------+
 ```"#,
