@@ -12,6 +12,7 @@ use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result}
 use ort::session::Session;
 use ort::value::Tensor;
 
+use super::model::Head;
 use super::onnx::{META_LABELS, META_OUTPUT, META_RANGE};
 use super::rewrite::{fully_convolutional, HEATMAP_OUTPUT};
 use super::runtime::{open_session, parse_labels, parse_range, poisoned};
@@ -78,7 +79,7 @@ impl HeatmapModel {
             labels: meta(META_LABELS).map(|t| parse_labels(&t)).unwrap_or_default(),
             tile: dims.get(1).copied().unwrap_or(0).max(1) as usize,
             stride: step.max(1) << pools,
-            counts: meta(META_OUTPUT).as_deref() == Some("counts"),
+            counts: Head::from_metadata(meta(META_OUTPUT).as_deref()) == Head::Counts,
             channels: dims.get(3).copied().unwrap_or(3).max(1) as usize,
             range: meta(META_RANGE)
                 .as_deref()
@@ -160,7 +161,7 @@ impl HeatmapModel {
         };
         let c = self.channels;
         // The width the network sees: the image, or padded to whole tiles.
-        let padded_w = tile + stride * (columns - 1);
+        let input_w = (tile + stride * (columns - 1)).max(w);
         let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
             Some(s) => s,
             None => open_session(&self.path, Some(&self.bytes), self.threads)?,
@@ -173,7 +174,6 @@ impl HeatmapModel {
         while row < rows {
             let n = strip_rows.max(1).min(rows - row);
             let (y0, strip_h) = (row * stride, tile + stride * (n - 1));
-            let input_w = padded_w.max(w);
             let mut input = vec![lo; strip_h * input_w * c];
             for (dy, line) in input.chunks_mut(input_w * c).enumerate() {
                 let y = y0 + dy;

@@ -45,6 +45,26 @@ pub enum Head {
     Counts,
 }
 
+impl Head {
+    /// The `output` metadata value of an exported model with this head.
+    pub fn metadata(self) -> &'static str {
+        match self {
+            Self::Classes => "probabilities",
+            Self::Counts => "counts",
+        }
+    }
+
+    /// The head of a model whose `output` metadata is `value` (a classifier
+    /// when there is none, as models made elsewhere are).
+    pub fn from_metadata(value: Option<&str>) -> Self {
+        if value == Some(Self::Counts.metadata()) {
+            Self::Counts
+        } else {
+            Self::Classes
+        }
+    }
+}
+
 pub struct SeedCnn {
     /// Input height, width and channels.
     pub input: (usize, usize, usize),

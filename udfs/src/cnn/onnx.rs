@@ -412,14 +412,7 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
             meta(META_LABELS, labels_json),
             meta(META_LAYOUT, "NHWC".into()),
             meta(META_RANGE, "0..255".into()),
-            meta(
-                META_OUTPUT,
-                match model.head {
-                    Head::Classes => "probabilities",
-                    Head::Counts => "counts",
-                }
-                .into(),
-            ),
+            meta(META_OUTPUT, model.head.metadata().into()),
         ],
     })
 }

@@ -16,6 +16,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{Tensor, ValueType};
 
+use super::model::Head;
 use super::onnx::{META_LABELS, META_LAYOUT, META_OUTPUT, META_RANGE};
 use crate::image_value::ImageView;
 use crate::pixels;
@@ -353,7 +354,7 @@ impl Classifier {
             None if classes > 0 => (0..classes).map(|i| i.to_string()).collect(),
             None => Vec::new(),
         };
-        let counts = metadata.custom(META_OUTPUT).as_deref() == Some("counts");
+        let counts = Head::from_metadata(metadata.custom(META_OUTPUT).as_deref()) == Head::Counts;
         drop(metadata);
         Ok(Self {
             path: path.to_path_buf(),

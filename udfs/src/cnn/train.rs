@@ -202,6 +202,14 @@ impl Dataset {
         Ok(())
     }
 
+    /// Rows of one data set all have a group or none do.
+    fn check_group(&self, group: &Option<String>) -> Result<()> {
+        if !self.is_empty() && group.is_some() == self.groups.is_empty() {
+            return exec_err!("cnn_train: a group must be given for every row or for none");
+        }
+        Ok(())
+    }
+
     fn check_pixels(&self, pixels: &[u8]) -> Result<()> {
         if pixels.len() != self.image_len() {
             return Err(exec_datafusion_err!(
@@ -238,9 +246,7 @@ impl Dataset {
         if let Some(bad) = counts.iter().find(|c| !c.is_finite() || **c < 0.0) {
             return exec_err!("cnn_train: a count must be a finite number of at least 0, not {bad}");
         }
-        if !self.is_empty() && group.is_some() == self.groups.is_empty() {
-            return exec_err!("cnn_train: a group must be given for every row or for none");
-        }
+        self.check_group(&group)?;
         self.check_pixels(pixels)?;
         self.pixels.extend_from_slice(pixels);
         self.counts.extend_from_slice(counts);
@@ -251,11 +257,7 @@ impl Dataset {
     /// Adds a row with its group; rows of one data set all have a group
     /// or none do.
     pub fn push_grouped(&mut self, pixels: &[u8], label: String, group: Option<String>) -> Result<()> {
-        if !self.is_empty() && group.is_some() == self.groups.is_empty() {
-            return Err(exec_datafusion_err!(
-                "cnn_train: a group must be given for every row or for none"
-            ));
-        }
+        self.check_group(&group)?;
         self.push(pixels, label)?;
         self.groups.extend(group);
         Ok(())
