@@ -70,8 +70,9 @@ pub fn epoch_line(e: &EpochReport) -> String {
         (None, Some(v)) => format!(", validation loss {v:.4}"),
         (None, None) => String::new(),
     };
+    let phase = if e.refit { "refit on every row, epoch" } else { "epoch" };
     format!(
-        "cnn_train: epoch {}/{}: loss {:.4}{accuracy}{validation}, {:.0} samples/s",
+        "cnn_train: {phase} {}/{}: loss {:.4}{accuracy}{validation}, {:.0} samples/s",
         e.epoch, e.epochs, e.loss, e.samples_per_second
     )
 }

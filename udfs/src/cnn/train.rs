@@ -31,6 +31,11 @@ pub struct TrainOptions {
     /// Keep the weights of the epoch with the best validation accuracy
     /// (the first, on ties, as Keras's `save_best_only`), not the last.
     pub keep_best: bool,
+    /// After the run with validation, train again from the same initial
+    /// weights on every row (the validation rows too) for as many epochs
+    /// as that run kept: validation picks the length of training, and no
+    /// row is left out of the model.
+    pub refit: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +48,7 @@ pub enum ClassWeights {
 }
 
 pub const TRAIN_OPTIONS: &str =
-    "epochs, batch_size, learning_rate, validation, seed, class_weights, augment, output, input_size, keep";
+    "epochs, batch_size, learning_rate, validation, seed, class_weights, augment, output, input_size, keep, refit";
 
 impl Default for TrainOptions {
     fn default() -> Self {
@@ -59,6 +64,7 @@ impl Default for TrainOptions {
             output: "model.onnx".to_string(),
             input_size: 64,
             keep_best: false,
+            refit: false,
         }
     }
 }
@@ -104,6 +110,11 @@ impl TrainOptions {
                     "last" => options.keep_best = false,
                     "best" => options.keep_best = true,
                     _ => return plan_err!("cnn_train option keep takes last or best, not '{value}'"),
+                },
+                "refit" => match value.to_ascii_lowercase().as_str() {
+                    "true" => options.refit = true,
+                    "false" => options.refit = false,
+                    _ => return plan_err!("cnn_train option refit takes true or false, not '{value}'"),
                 },
                 "output" => {
                     if value.is_empty() {
@@ -295,6 +306,9 @@ impl Dataset {
 pub struct EpochReport {
     pub epoch: usize,
     pub epochs: usize,
+    /// An epoch of the refit on every row (no validation), not of the
+    /// first run.
+    pub refit: bool,
     pub loss: f64,
     /// A classifier's; `None` for a count model.
     pub train_accuracy: Option<f64>,
@@ -646,7 +660,7 @@ pub fn train_until(
     // start from an order fixed by content, so a seed gives the same model.
     let len = data.image_len();
     let fingerprint = |row: usize| fingerprint_bytes(&data.pixels[row * len..(row + 1) * len]);
-    let (train_rows, validation_rows, mut rng) = split_rows(&targets, fingerprint, options.seed, options.validation);
+    let (train_rows, validation_rows, rng) = split_rows(&targets, fingerprint, options.seed, options.validation);
     let (train_rows, validation_rows) = if data.groups.is_empty() {
         (train_rows, validation_rows)
     } else {
@@ -656,8 +670,6 @@ pub fn train_until(
             options,
         )
     };
-    let mut train_rows = train_rows;
-
     let weights = if counting {
         count_weight_values(&options.class_weights, &classes)?
     } else {
@@ -666,123 +678,41 @@ pub fn train_until(
     };
     let count_weights = Tensor::from_vec(weights.clone(), (1, weights.len()), &Device::Cpu).map_err(candle_error)?;
 
-    let mut model =
-        SeedCnn::new((data.height, data.width, data.channels), classes.len(), options.seed).map_err(candle_error)?;
-    if counting {
-        model.head = Head::Counts;
-    }
-    let mut optimizer = Adam::new(model.vars(), options.learning_rate).map_err(candle_error)?;
-
     if options.keep_best && validation_rows.is_empty() {
         return plan_err!("cnn_train option keep=best needs validation rows (validation > 0)");
     }
-    let mut dropout_rng = Rng::derive(options.seed, 1, 0);
-    let mut last = None;
-    // The best epoch so far and its weights, with keep=best.
-    let mut best: Option<(EpochReport, Vec<Vec<f32>>)> = None;
-    for epoch in 1..=options.epochs {
-        let epoch_started = Instant::now();
-        for i in (1..train_rows.len()).rev() {
-            train_rows.swap(i, rng.below(i + 1));
-        }
-        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
-        for batch in train_rows.chunks(options.batch_size) {
-            if cancelled() {
-                return exec_err!(
-                    "cnn_train cancelled in epoch {epoch} of {} (nothing was written)",
-                    options.epochs
-                );
-            }
-            let x = batch_tensor(data, batch, Some((options, &mut rng))).map_err(candle_error)?;
-            let loss = if counting {
-                let counts = row_counts(data, batch);
-                count_step(
-                    &model,
-                    &mut optimizer,
-                    &x,
-                    &counts,
-                    &count_weights,
-                    &mut dropout_rng,
-                    kernels,
-                )
-                .map_err(candle_error)?
-            } else {
-                let batch_targets: Vec<u32> = batch.iter().map(|&r| targets[r] as u32).collect();
-                let batch_weights: Vec<f32> = batch_targets.iter().map(|&t| weights[t as usize]).collect();
-                let (loss, predicted) = train_step(
-                    &model,
-                    &mut optimizer,
-                    &x,
-                    &batch_targets,
-                    &batch_weights,
-                    &mut dropout_rng,
-                    kernels,
-                )
-                .map_err(candle_error)?;
-                correct += predicted
-                    .iter()
-                    .zip(&batch_targets)
-                    .filter(|(p, t)| **p == **t as usize)
-                    .count();
-                loss
-            };
-            loss_sum += loss * batch.len() as f64;
-            seen += batch.len();
-        }
-        let train_seconds = epoch_started.elapsed().as_secs_f64();
-        let (validation_accuracy, validation_loss) = match (validation_rows.is_empty(), counting) {
-            (true, _) => (None, None),
-            (false, false) => (
-                Some(accuracy(&model, data, &validation_rows, &targets, options.batch_size)?),
-                None,
-            ),
-            (false, true) => (
-                None,
-                Some(count_loss(
-                    &model,
-                    data,
-                    &validation_rows,
-                    &count_weights,
-                    options.batch_size,
-                )?),
-            ),
-        };
-        let report = EpochReport {
-            epoch,
-            epochs: options.epochs,
-            loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: (!counting).then(|| correct as f64 / seen.max(1) as f64),
-            validation_accuracy,
-            validation_loss,
-            samples_per_second: seen as f64 / train_seconds.max(1e-9),
-        };
-        progress(&report);
-        // Better: a higher accuracy, or a lower loss for a count model (a
-        // NaN loss is never better).
-        let improved = best
-            .as_ref()
-            .is_none_or(|(b, _)| match (b.validation_loss, report.validation_loss) {
-                (Some(old), Some(new)) => new < old || (old.is_nan() && !new.is_nan()),
-                _ => report.validation_accuracy > b.validation_accuracy,
-            });
-        if options.keep_best && improved {
-            let weights = model
-                .vars()
-                .iter()
-                .map(SeedCnn::values)
-                .collect::<candle_core::Result<_>>();
-            best = Some((report.clone(), weights.map_err(candle_error)?));
-        }
-        last = Some(report);
+    if options.refit && validation_rows.is_empty() {
+        return plan_err!("cnn_train option refit=true needs validation rows (validation > 0) to choose its epochs");
     }
-    let mut kept = last.ok_or_else(|| exec_datafusion_err!("cnn_train ran no epochs"))?;
-    if let Some((report, weights)) = best.filter(|(b, _)| b.epoch != kept.epoch) {
-        for (var, values) in model.vars().iter().zip(weights) {
-            let tensor = Tensor::from_vec(values, var.as_tensor().shape(), &Device::Cpu).map_err(candle_error)?;
-            var.set(&tensor).map_err(candle_error)?;
-        }
-        kept = report;
-    }
+    let run = Run {
+        data,
+        options,
+        kernels,
+        counting,
+        classes: &classes,
+        targets: &targets,
+        weights: &weights,
+        count_weights: &count_weights,
+    };
+    let refit_rows: Vec<usize> = train_rows.iter().chain(&validation_rows).copied().collect();
+    let (model, kept) = run.fit(
+        train_rows.clone(),
+        &validation_rows,
+        options.epochs,
+        (rng, Rng::derive(options.seed, 1, 0)),
+        progress,
+        cancelled,
+    )?;
+    let (model, trained_rows) = if options.refit {
+        // Streams of their own: the refit depends on the data and the
+        // seed only, as the first run does.
+        let streams = (Rng::derive(options.seed, 5, 0), Rng::derive(options.seed, 6, 0));
+        let rows = refit_rows.len();
+        let (model, _) = run.fit(refit_rows, &[], kept.epoch, streams, progress, cancelled)?;
+        (model, rows)
+    } else {
+        (model, train_rows.len())
+    };
     let report = TrainReport {
         classes,
         train_accuracy: kept.train_accuracy,
@@ -790,11 +720,173 @@ pub fn train_until(
         validation_loss: kept.validation_loss,
         epochs: options.epochs,
         seconds: started.elapsed().as_secs_f64(),
-        train_rows: train_rows.len(),
+        train_rows: trained_rows,
         validation_rows: validation_rows.len(),
         kept_epoch: kept.epoch,
     };
     Ok((model, report))
+}
+
+/// What one training run needs besides its rows: the data, options and
+/// per-class (or per-count) weights.
+struct Run<'a> {
+    data: &'a Dataset,
+    options: &'a TrainOptions,
+    kernels: Kernels,
+    counting: bool,
+    classes: &'a [String],
+    targets: &'a [usize],
+    weights: &'a [f32],
+    count_weights: &'a Tensor,
+}
+
+impl Run<'_> {
+    /// Trains a model from its seeded initial weights on `train_rows` for
+    /// `epochs`, shuffling with the first stream of `streams` and drawing
+    /// dropout from the second. With no validation rows it is a refit.
+    /// Returns the model and the epoch kept (the last, or with keep=best
+    /// the best on validation, whose weights are restored).
+    fn fit(
+        &self,
+        mut train_rows: Vec<usize>,
+        validation_rows: &[usize],
+        epochs: usize,
+        streams: (Rng, Rng),
+        progress: &mut dyn FnMut(&EpochReport),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(SeedCnn, EpochReport)> {
+        let Self {
+            data,
+            options,
+            kernels,
+            counting,
+            ..
+        } = *self;
+        let refit = validation_rows.is_empty() && options.refit;
+        let (mut rng, mut dropout_rng) = streams;
+        let mut model = SeedCnn::new(
+            (data.height, data.width, data.channels),
+            self.classes.len(),
+            options.seed,
+        )
+        .map_err(candle_error)?;
+        if counting {
+            model.head = Head::Counts;
+        }
+        let mut optimizer = Adam::new(model.vars(), options.learning_rate).map_err(candle_error)?;
+        let mut last = None;
+        // The best epoch so far and its weights, with keep=best.
+        let mut best: Option<(EpochReport, Vec<Vec<f32>>)> = None;
+        for epoch in 1..=epochs {
+            let epoch_started = Instant::now();
+            for i in (1..train_rows.len()).rev() {
+                train_rows.swap(i, rng.below(i + 1));
+            }
+            let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+            for batch in train_rows.chunks(options.batch_size) {
+                if cancelled() {
+                    let phase = if refit { "the refit's epoch" } else { "epoch" };
+                    return exec_err!("cnn_train cancelled in {phase} {epoch} of {epochs} (nothing was written)");
+                }
+                let x = batch_tensor(data, batch, Some((options, &mut rng))).map_err(candle_error)?;
+                let loss = if counting {
+                    let counts = row_counts(data, batch);
+                    count_step(
+                        &model,
+                        &mut optimizer,
+                        &x,
+                        &counts,
+                        self.count_weights,
+                        &mut dropout_rng,
+                        kernels,
+                    )
+                    .map_err(candle_error)?
+                } else {
+                    let batch_targets: Vec<u32> = batch.iter().map(|&r| self.targets[r] as u32).collect();
+                    let batch_weights: Vec<f32> = batch_targets.iter().map(|&t| self.weights[t as usize]).collect();
+                    let (loss, predicted) = train_step(
+                        &model,
+                        &mut optimizer,
+                        &x,
+                        &batch_targets,
+                        &batch_weights,
+                        &mut dropout_rng,
+                        kernels,
+                    )
+                    .map_err(candle_error)?;
+                    correct += predicted
+                        .iter()
+                        .zip(&batch_targets)
+                        .filter(|(p, t)| **p == **t as usize)
+                        .count();
+                    loss
+                };
+                loss_sum += loss * batch.len() as f64;
+                seen += batch.len();
+            }
+            let train_seconds = epoch_started.elapsed().as_secs_f64();
+            let (validation_accuracy, validation_loss) = match (validation_rows.is_empty(), counting) {
+                (true, _) => (None, None),
+                (false, false) => (
+                    Some(accuracy(
+                        &model,
+                        data,
+                        validation_rows,
+                        self.targets,
+                        options.batch_size,
+                    )?),
+                    None,
+                ),
+                (false, true) => (
+                    None,
+                    Some(count_loss(
+                        &model,
+                        data,
+                        validation_rows,
+                        self.count_weights,
+                        options.batch_size,
+                    )?),
+                ),
+            };
+            let report = EpochReport {
+                epoch,
+                epochs,
+                refit,
+                loss: loss_sum / seen.max(1) as f64,
+                train_accuracy: (!counting).then(|| correct as f64 / seen.max(1) as f64),
+                validation_accuracy,
+                validation_loss,
+                samples_per_second: seen as f64 / train_seconds.max(1e-9),
+            };
+            progress(&report);
+            // Better: a higher accuracy, or a lower loss for a count model (a
+            // NaN loss is never better).
+            let improved = best
+                .as_ref()
+                .is_none_or(|(b, _)| match (b.validation_loss, report.validation_loss) {
+                    (Some(old), Some(new)) => new < old || (old.is_nan() && !new.is_nan()),
+                    _ => report.validation_accuracy > b.validation_accuracy,
+                });
+            if options.keep_best && !refit && improved {
+                let weights = model
+                    .vars()
+                    .iter()
+                    .map(SeedCnn::values)
+                    .collect::<candle_core::Result<_>>();
+                best = Some((report.clone(), weights.map_err(candle_error)?));
+            }
+            last = Some(report);
+        }
+        let mut kept = last.ok_or_else(|| exec_datafusion_err!("cnn_train ran no epochs"))?;
+        if let Some((report, weights)) = best.filter(|(b, _)| b.epoch != kept.epoch) {
+            for (var, values) in model.vars().iter().zip(weights) {
+                let tensor = Tensor::from_vec(values, var.as_tensor().shape(), &Device::Cpu).map_err(candle_error)?;
+                var.set(&tensor).map_err(candle_error)?;
+            }
+            kept = report;
+        }
+        Ok((model, kept))
+    }
 }
 
 /// Per-count loss weights of a count model, in `names` order: explicit
@@ -1047,6 +1139,62 @@ mod reproducibility_tests {
             panic!("balanced weights on counts trained")
         };
         assert!(err.to_string().contains("a count model takes"), "{err}");
+    }
+
+    /// refit=true trains again on every row, for as many epochs as the run
+    /// with validation kept, and reports that run's validation figures. The
+    /// refit depends on the data and seed only.
+    #[test]
+    fn refit_trains_on_every_row_for_the_kept_epochs() {
+        let data = squares_to_count(48);
+        let options = TrainOptions {
+            epochs: 4,
+            batch_size: 16,
+            validation: 0.25,
+            input_size: 24,
+            learning_rate: 0.003,
+            keep_best: true,
+            refit: true,
+            ..Default::default()
+        };
+        let values =
+            |model: &SeedCnn| -> Vec<Vec<f32>> { model.vars().iter().map(|v| SeedCnn::values(v).unwrap()).collect() };
+        let mut reports = Vec::new();
+        let (model, report) = train(&data, &options, Kernels::Fast, &mut |r| reports.push(r.clone())).unwrap();
+        assert_eq!((report.train_rows, report.validation_rows), (48, 12));
+        let (first, refit): (Vec<&EpochReport>, Vec<&EpochReport>) = reports.iter().partition(|r| !r.refit);
+        assert_eq!(first.len(), 4);
+        assert_eq!(refit.len(), report.kept_epoch, "{reports:?}");
+        assert!(refit
+            .iter()
+            .all(|r| r.validation_loss.is_none() && r.epochs == report.kept_epoch));
+        assert_eq!(report.validation_loss, first[report.kept_epoch - 1].validation_loss);
+
+        let (again, _) = train(&data, &options, Kernels::Fast, &mut |_| {}).unwrap();
+        assert_eq!(values(&model), values(&again));
+        let kept_only = TrainOptions {
+            refit: false,
+            ..options.clone()
+        };
+        let (unrefitted, _) = train(&data, &kept_only, Kernels::Fast, &mut |_| {}).unwrap();
+        assert_ne!(
+            values(&model),
+            values(&unrefitted),
+            "the refit saw the validation rows too"
+        );
+
+        let no_validation = TrainOptions {
+            validation: 0.0,
+            keep_best: false,
+            ..options
+        };
+        let Err(err) = train(&data, &no_validation, Kernels::Fast, &mut |_| {}) else {
+            panic!("refit without validation trained")
+        };
+        assert!(err.to_string().contains("refit=true needs validation rows"), "{err}");
+        let err = TrainOptions::parse("refit=maybe").unwrap_err().to_string();
+        assert!(err.contains("refit takes true or false"), "{err}");
+        assert!(TrainOptions::parse("refit=TRUE").unwrap().refit);
     }
 
     /// Every gemm of training sums in a fixed order (layers::K_BLOCK) and

@@ -44,7 +44,7 @@ use crate::pixels;
     ),
     argument(
         name = "options",
-        description = "Optional constant text 'key=value, ...': epochs (10), batch_size (64), learning_rate (0.001, Adam), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|label:weight'; a count model takes the pairs, weighting each count's squared error), augment (none | flip | rotate | flip+rotate: random mirror images and quarter turns), output (model path, model.onnx), input_size (64), keep (last | best: the weights of the epoch with the best validation accuracy, or a count model's lowest validation loss, the first on ties, as Keras's save_best_only; kept_epoch in the result says which)."
+        description = "Optional constant text 'key=value, ...': epochs (10), batch_size (64), learning_rate (0.001, Adam), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|label:weight'; a count model takes the pairs, weighting each count's squared error), augment (none | flip | rotate | flip+rotate: random mirror images and quarter turns), output (model path, model.onnx), input_size (64), keep (last | best: the weights of the epoch with the best validation accuracy, or a count model's lowest validation loss, the first on ties, as Keras's save_best_only; kept_epoch in the result says which), refit (false | true: then train again from the same initial weights on every row, the validation rows too, for kept_epoch epochs, and write that model: validation chooses how long to train, and no row is left out of the model; train_rows then counts every row, and the validation figures are the first run's, an estimate for the refitted model)."
     ),
     argument(
         name = "group",
