@@ -1090,20 +1090,26 @@ mod reproducibility_tests {
         data
     }
 
-    /// Counts train a count model: squared error, a validation loss, and
-    /// predictions near the counts of held-out images.
-    #[test]
-    fn a_count_model_learns_counts() {
-        let data = squares_to_count(96);
-        let options = TrainOptions {
-            epochs: 12,
+    /// A count model's options for the small tests: keep=best, a quarter
+    /// held out.
+    fn count_options(epochs: usize) -> TrainOptions {
+        TrainOptions {
+            epochs,
             batch_size: 16,
             validation: 0.25,
             input_size: 24,
             learning_rate: 0.003,
             keep_best: true,
             ..Default::default()
-        };
+        }
+    }
+
+    /// Counts train a count model: squared error, a validation loss, and
+    /// predictions near the counts of held-out images.
+    #[test]
+    fn a_count_model_learns_counts() {
+        let data = squares_to_count(96);
+        let options = count_options(12);
         let mut reports = Vec::new();
         let (model, report) = train(&data, &options, Kernels::Fast, &mut |r| reports.push(r.clone())).unwrap();
         assert_eq!(model.head, Head::Counts);
@@ -1148,14 +1154,8 @@ mod reproducibility_tests {
     fn refit_trains_on_every_row_for_the_kept_epochs() {
         let data = squares_to_count(48);
         let options = TrainOptions {
-            epochs: 4,
-            batch_size: 16,
-            validation: 0.25,
-            input_size: 24,
-            learning_rate: 0.003,
-            keep_best: true,
             refit: true,
-            ..Default::default()
+            ..count_options(4)
         };
         let values =
             |model: &SeedCnn| -> Vec<Vec<f32>> { model.vars().iter().map(|v| SeedCnn::values(v).unwrap()).collect() };
