@@ -694,9 +694,14 @@ pub fn train_until(
         weights: &weights,
         count_weights: &count_weights,
     };
-    let refit_rows: Vec<usize> = train_rows.iter().chain(&validation_rows).copied().collect();
+    let first_rows = train_rows.len();
+    let refit_rows: Vec<usize> = if options.refit {
+        train_rows.iter().chain(&validation_rows).copied().collect()
+    } else {
+        Vec::new()
+    };
     let (model, kept) = run.fit(
-        train_rows.clone(),
+        train_rows,
         &validation_rows,
         options.epochs,
         (rng, Rng::derive(options.seed, 1, 0)),
@@ -711,7 +716,7 @@ pub fn train_until(
         let (model, _) = run.fit(refit_rows, &[], kept.epoch, streams, progress, cancelled)?;
         (model, rows)
     } else {
-        (model, train_rows.len())
+        (model, first_rows)
     };
     let report = TrainReport {
         classes,
