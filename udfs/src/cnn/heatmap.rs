@@ -28,6 +28,32 @@ pub struct Peak {
     pub score: f32,
 }
 
+/// How much of a frame goes to ONNX Runtime at a time: `rows` rows of
+/// positions, and across, blocks of about `width` pixels (0: the whole
+/// width), so memory is a block's, not a frame's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strip {
+    pub rows: usize,
+    pub width: usize,
+}
+
+/// Which tile positions [`HeatmapModel::scan`] visits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cover {
+    /// Only tiles wholly inside the image.
+    Inside,
+    /// Tiles covering the whole image, those over the right and bottom
+    /// edges padded with black as `tiles` pads them: a count model at a
+    /// stride of its tile side counts every pixel once.
+    Whole,
+    /// For a model that counts only the middle of its tile, `margin`
+    /// pixels in from each side: the image is padded with `margin` pixels
+    /// of black on the left and top (and as needed on the right and
+    /// bottom) so the middles, at a stride of their side, cover every pixel
+    /// once. A position (x, y) is then its middle's top-left corner.
+    Middles { margin: usize },
+}
+
 /// A model loaded for dense scoring.
 pub struct HeatmapModel {
     path: PathBuf,
@@ -109,11 +135,11 @@ impl HeatmapModel {
     }
 
     /// The best class of every position (x, y) at the stride whose tile
-    /// lies inside the image, in row order; `strip_rows` rows of positions
-    /// go to ONNX Runtime at a time, so memory is a strip's, not a frame's.
-    pub fn peaks(&self, image: ImageView<'_>, strip_rows: usize) -> Result<Vec<Peak>> {
+    /// lies inside the image, in row order, a [`Strip`] of positions at a
+    /// time.
+    pub fn peaks(&self, image: ImageView<'_>, strip: Strip) -> Result<Vec<Peak>> {
         let mut peaks = Vec::new();
-        self.scan(image, strip_rows, false, &mut |x, y, values| {
+        self.scan(image, strip, Cover::Inside, &mut |x, y, values| {
             let mut best = (0, f32::NEG_INFINITY);
             for (k, v) in values.iter().enumerate() {
                 if *v > best.1 {
@@ -130,23 +156,27 @@ impl HeatmapModel {
         Ok(peaks)
     }
 
-    /// Every output of every position (x, y) at the stride, in row order.
-    /// With `cover`, positions cover the whole image: tiles over the right
-    /// and bottom edges are padded with black, as `tiles` pads them, so a
-    /// count model at a stride of its tile side counts every pixel once.
+    /// Every output of every position (x, y) at the stride, in row order;
+    /// `cover` says which positions (see [`Cover`]).
     pub fn scan(
         &self,
         image: ImageView<'_>,
-        strip_rows: usize,
-        cover: bool,
+        strip: Strip,
+        cover: Cover,
         visit: &mut dyn FnMut(u32, u32, &[f32]),
     ) -> Result<()> {
         let (w, h) = (image.width as usize, image.height as usize);
         let (tile, stride) = (self.tile, self.stride);
-        let positions = |side: usize| match (cover, side >= tile) {
-            (true, _) if side > 0 => side.saturating_sub(tile).div_ceil(stride) + 1,
-            (false, true) => (side - tile) / stride + 1,
+        let margin = match cover {
+            Cover::Middles { margin } => margin,
             _ => 0,
+        };
+        let positions = |side: usize| match cover {
+            _ if side == 0 => 0,
+            Cover::Inside if side >= tile => (side - tile) / stride + 1,
+            Cover::Inside => 0,
+            Cover::Whole => side.saturating_sub(tile).div_ceil(stride) + 1,
+            Cover::Middles { .. } => side.div_ceil(stride),
         };
         let (rows, columns) = (positions(h), positions(w));
         if rows == 0 || columns == 0 {
@@ -160,8 +190,13 @@ impl HeatmapModel {
             converted.view()
         };
         let c = self.channels;
-        // The width the network sees: the image, or padded to whole tiles.
-        let input_w = (tile + stride * (columns - 1)).max(w);
+        // Positions per ONNX Runtime call across: a block of the frame at a
+        // time, since its convolutions run faster on narrow inputs than on
+        // a whole 4992 px row (README, Dense scoring).
+        let block = match strip.width {
+            0 => columns,
+            width => (width.saturating_sub(tile) / stride + 1).clamp(1, columns),
+        };
         let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
             Some(s) => s,
             None => open_session(&self.path, Some(&self.bytes), self.threads)?,
@@ -171,36 +206,59 @@ impl HeatmapModel {
         let mut values = Vec::new();
         let mut result = Ok(());
         let mut row = 0;
-        while row < rows {
-            let n = strip_rows.max(1).min(rows - row);
+        'strips: while row < rows {
+            let n = strip.rows.max(1).min(rows - row);
             let (y0, strip_h) = (row * stride, tile + stride * (n - 1));
-            let mut input = vec![lo; strip_h * input_w * c];
-            for (dy, line) in input.chunks_mut(input_w * c).enumerate() {
-                let y = y0 + dy;
-                if y >= h {
-                    break;
-                }
-                let source = &image.data[y * w * c..(y + 1) * w * c];
-                for (d, s) in line.iter_mut().zip(source) {
-                    *d = *s as f32 * scale + lo;
-                }
-            }
-            match self.run_strip(&mut session, input, (strip_h, input_w)) {
-                Ok((out_rows, out_columns, classes, scores)) => {
-                    let plane = out_rows * out_columns;
-                    values.resize(classes, 0.0);
-                    for i in 0..n.min(out_rows) {
-                        for j in 0..columns.min(out_columns) {
-                            for (k, v) in values.iter_mut().enumerate() {
-                                *v = scores[k * plane + i * out_columns + j];
-                            }
-                            visit((j * stride) as u32, ((row + i) * stride) as u32, &values);
-                        }
+            // Each block's (first column, columns, output columns, scores).
+            let mut blocks = Vec::with_capacity(columns.div_ceil(block));
+            let mut classes = 0;
+            for first in (0..columns).step_by(block) {
+                let m = block.min(columns - first);
+                let (x0, block_w) = (first * stride, tile + stride * (m - 1));
+                // The frame's columns in this block, and where they go in it
+                // (the margin is black on the left).
+                let (from, to) = match x0.checked_sub(margin) {
+                    Some(x) => (x, 0),
+                    None => (0, margin - x0),
+                };
+                let len = w.saturating_sub(from).min(block_w - to);
+                let mut input = vec![lo; strip_h * block_w * c];
+                for (dy, line) in input.chunks_mut(block_w * c).enumerate() {
+                    let Some(y) = (y0 + dy).checked_sub(margin) else {
+                        continue;
+                    };
+                    if y >= h {
+                        break;
+                    }
+                    let source = &image.data[(y * w + from) * c..(y * w + from + len) * c];
+                    for (d, s) in line[to * c..].iter_mut().zip(source) {
+                        *d = *s as f32 * scale + lo;
                     }
                 }
-                Err(e) => {
-                    result = Err(e);
-                    break;
+                match self.run_strip(&mut session, input, (strip_h, block_w)) {
+                    Ok((out_rows, out_columns, k, scores)) => {
+                        classes = k;
+                        blocks.push((first, m.min(out_columns), out_rows, out_columns, scores));
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break 'strips;
+                    }
+                }
+            }
+            values.resize(classes, 0.0);
+            for i in 0..n {
+                for (first, m, out_rows, out_columns, scores) in &blocks {
+                    if i >= *out_rows {
+                        continue;
+                    }
+                    let plane = out_rows * out_columns;
+                    for j in 0..*m {
+                        for (k, v) in values.iter_mut().enumerate() {
+                            *v = scores[k * plane + i * out_columns + j];
+                        }
+                        visit(((first + j) * stride) as u32, ((row + i) * stride) as u32, &values);
+                    }
                 }
             }
             row += n;

@@ -8,8 +8,9 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::cnn_heatmap::{append_position, heatmap_model, position_lists};
+use super::cnn_heatmap::{append_position, heatmap_model, parse_strip, position_lists, DEFAULT_STRIP_WIDTH};
 use crate::args::{key_value_list, signature, ArgKind};
+use crate::cnn::heatmap::{Cover, Strip};
 use crate::cnn::message;
 use crate::model_store::ModelStore;
 
@@ -27,22 +28,28 @@ pub fn density_type() -> DataType {
     DataType::new_list(DataType::Struct(count_fields()), true)
 }
 
-const DENSITY_OPTIONS: &str = "stride, min_count, strip_rows";
+const DENSITY_OPTIONS: &str = "stride, margin, min_count, strip_rows, strip_width";
 
 #[derive(Debug, Clone, PartialEq)]
 struct DensityOptions {
-    /// In pixels; 0 for the model's tile side.
+    /// In pixels; 0 for the model's tile side less twice the margin.
     stride: usize,
+    /// Pixels on each side of a tile that the model sees but does not count.
+    margin: usize,
     min_count: f32,
-    strip_rows: usize,
+    strip: Strip,
 }
 
 impl DensityOptions {
     fn parse(text: &str) -> Result<Self> {
         let mut options = Self {
             stride: 0,
+            margin: 0,
             min_count: 0.0,
-            strip_rows: 2,
+            strip: Strip {
+                rows: 2,
+                width: DEFAULT_STRIP_WIDTH,
+            },
         };
         for (key, value) in key_value_list("cnn_density", DENSITY_OPTIONS, text)? {
             match key.as_str() {
@@ -50,16 +57,17 @@ impl DensityOptions {
                     Ok(v) if (1..=4096).contains(&v) => options.stride = v,
                     _ => return plan_err!("cnn_density option stride must be a whole number of pixels, not '{value}'"),
                 },
+                "margin" => match value.parse::<usize>() {
+                    Ok(v) if v <= 4096 => options.margin = v,
+                    _ => return plan_err!("cnn_density option margin must be a whole number of pixels, not '{value}'"),
+                },
                 "min_count" => match value.parse::<f32>() {
                     Ok(v) if v >= 0.0 && v.is_finite() => options.min_count = v,
                     _ => {
                         return plan_err!("cnn_density option min_count must be a number of at least 0, not '{value}'")
                     }
                 },
-                "strip_rows" => match value.parse::<usize>() {
-                    Ok(v) if (1..=4096).contains(&v) => options.strip_rows = v,
-                    _ => return plan_err!("cnn_density option strip_rows must be 1 to 4096, not '{value}'"),
-                },
+                "strip_rows" | "strip_width" => parse_strip("cnn_density", &key, &value, &mut options.strip)?,
                 other => return plan_err!("unknown cnn_density option '{other}' (known: {DENSITY_OPTIONS})"),
             }
         }
@@ -69,7 +77,7 @@ impl DensityOptions {
 
 #[user_doc(
     doc_section(label = "Model Functions"),
-    description = "Counts with a count model (one cnn_train wrote from counts, trained on S x S tiles) at every tile position of an image, in one pass: the model is made fully convolutional and run over the image in strips of rows, giving what cnn_scores(model, tile) gives for each tile of tiles(image, S, stride) (tiles over the right and bottom edges padded with black, as tiles pads them). At the default stride, S, the tiles cover the image once, so the sum of the counts is the image's count. Returns the positions and classes whose count is above min_count, as a list of {x, y, label, count} (x, y: the tile's top-left corner), in row order.",
+    description = "Counts with a count model (one cnn_train wrote from counts, trained on S x S tiles) at every tile position of an image, in one pass: the model is made fully convolutional and run over the image in strips of rows and blocks across, giving what cnn_scores(model, tile) gives for each tile of tiles(image, S, stride) (tiles over the right and bottom edges padded with black, as tiles pads them). At the default stride, S, the tiles cover the image once, so the sum of the counts is the image's count. A model trained to count only the animals whose centre is in the middle of its tile, M pixels in from each side (so it sees M pixels of context around what it counts), takes margin=M: the image is then padded with M pixels of black on every side and the positions step by S - 2M, so the middles cover the image once and x, y are a middle's top-left corner. Returns the positions and classes whose count is above min_count, as a list of {x, y, label, count} (x, y: the tile's top-left corner, or its middle's with a margin), in row order.",
     syntax_example = "cnn_density(model, image [, options])",
     sql_example = r#"```sql
 > SELECT d['label'] AS label, round(sum(d['count'])) AS animals
@@ -92,7 +100,7 @@ impl DensityOptions {
     argument(name = "image", description = "An image value of any size."),
     argument(
         name = "options",
-        description = "Optional text 'key=value, ...': stride (pixels between positions, a multiple of the network's 8; default the tile side), min_count (leave out counts at or below it, 0), strip_rows (rows of positions per ONNX Runtime call, 2; the first convolution then holds about (strip_rows x stride + tile) x width x 128 bytes, 120 MB for a 4992 px wide frame at stride 64)."
+        description = "Optional text 'key=value, ...': stride (pixels between positions, a multiple of the network's 8; default the tile side, or S - 2M with a margin), margin (M, pixels on each side of a tile that the model sees but does not count, 0), min_count (leave out counts at or below it, 0), strip_rows (rows of positions per ONNX Runtime call, 2), strip_width (pixels across per call, 512; 0 for the whole width; the first convolution holds about (strip_rows x stride + tile) x strip_width x 128 bytes, 13 MB by default at stride 64)."
     ),
     related_udf(name = "cnn_train"),
     related_udf(name = "cnn_heatmap")
@@ -146,15 +154,32 @@ impl ScalarUDFImpl for CnnDensity {
                     "{name}: {location} is a classifier, not a count model (cnn_train writes one from a struct of counts); cnn_heatmap scores a classifier"
                 );
                 }
-                let stride = if options.stride == 0 {
-                    native.tile
-                } else {
-                    options.stride
+                let middle = match native.tile.checked_sub(2 * options.margin) {
+                    Some(side) if side > 0 => side,
+                    _ => {
+                        return plan_err!(
+                            "{name}: margin {} leaves no middle in the model's {} px tiles",
+                            options.margin,
+                            native.tile
+                        )
+                    }
+                };
+                if options.margin > 0 && options.stride != 0 && options.stride != middle {
+                    return plan_err!(
+                        "{name}: with margin {} the stride must be the side of the tile's middle, {middle}, not {}",
+                        options.margin,
+                        options.stride
+                    );
+                }
+                let stride = if options.stride == 0 { middle } else { options.stride };
+                let cover = match options.margin {
+                    0 => Cover::Whole,
+                    margin => Cover::Middles { margin },
                 };
                 let model = heatmap_model(name, &self.models, location, stride, threads)?;
                 let labels: Vec<String> = (0..model.labels.len().max(1)).map(|k| model.label(k)).collect();
                 model
-                    .scan(image, options.strip_rows, true, &mut |x, y, counts| {
+                    .scan(image, options.strip, cover, &mut |x, y, counts| {
                         for (k, count) in counts.iter().enumerate() {
                             if *count > options.min_count {
                                 append_position(entries, x, y, labels.get(k).map_or("", String::as_str), *count);
@@ -202,6 +227,47 @@ mod tests {
         out
     }
 
+    /// cnn_scores' counts summed over the tiles of tiles(image, side, stride).
+    fn tile_sums(model: &str, image: &Image, side: i64, stride: i64) -> std::collections::BTreeMap<String, f64> {
+        let tiles = invoke(
+            &Tiles::default(),
+            vec![
+                images(&[Some(image)]),
+                Arc::new(Int64Array::from(vec![side])),
+                Arc::new(Int64Array::from(vec![stride])),
+            ],
+        )
+        .unwrap();
+        let tiles = tiles.as_list::<i32>().value(0);
+        let tiles = tiles.as_any().downcast_ref::<StructArray>().unwrap();
+        let scores = invoke(
+            &CnnScores::default(),
+            vec![texts(model, tiles.len()), tiles.column_by_name("tile").unwrap().clone()],
+        )
+        .unwrap();
+        let mut per_tile = std::collections::BTreeMap::<String, f64>::new();
+        for i in 0..tiles.len() {
+            for (label, v) in sums(scores.as_list::<i32>().value(i).as_ref(), "score") {
+                *per_tile.entry(label).or_default() += v;
+            }
+        }
+        per_tile
+    }
+
+    fn assert_same_sums(
+        dense: &std::collections::BTreeMap<String, f64>,
+        per_tile: &std::collections::BTreeMap<String, f64>,
+    ) {
+        assert!(
+            per_tile.values().any(|v| *v > 0.0),
+            "an untrained model counts something: {per_tile:?}"
+        );
+        for (label, v) in per_tile {
+            let d = dense.get(label).copied().unwrap_or(0.0);
+            assert!((d - v).abs() < 1e-3 * v.max(1.0), "{label}: dense {d} vs tiles {v}");
+        }
+    }
+
     /// The counts of the whole image equal cnn_scores' counts summed over
     /// the tiles of tiles(image, 64, 64), edge tiles padded included.
     #[test]
@@ -213,42 +279,61 @@ mod tests {
         let image = Image::new(150, 100, 3, data).unwrap();
         let density = invoke(
             &CnnDensity::default(),
-            vec![texts(&model, 1), images(&[Some(&image)]), texts("strip_rows=1", 1)],
+            vec![
+                texts(&model, 1),
+                images(&[Some(&image)]),
+                texts("strip_rows=1, strip_width=100", 1),
+            ],
         )
         .unwrap();
         let dense = sums(density.as_list::<i32>().value(0).as_ref(), "count");
 
-        let tiles = invoke(
-            &Tiles::default(),
+        let per_tile = tile_sums(&model, &image, 64, 64);
+        assert_same_sums(&dense, &per_tile);
+    }
+
+    /// With a margin, positions step by the tile's middle and the tiles are
+    /// those of the image padded with the margin of black on every side:
+    /// the middles cover the image once, and x, y are a middle's corner.
+    #[test]
+    fn a_margin_steps_by_the_middles_of_tiles_of_the_padded_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = count_model(&dir.path().join("counts.onnx"));
+        let (w, h, margin) = (150usize, 100usize, 16usize);
+        let data: Vec<u8> = (0..w * h * 3).map(|i| ((i * 37) % 251) as u8).collect();
+        let image = Image::new(w as u32, h as u32, 3, data.clone()).unwrap();
+        let density = invoke(
+            &CnnDensity::default(),
             vec![
+                texts(&model, 1),
                 images(&[Some(&image)]),
-                Arc::new(Int64Array::from(vec![64])),
-                Arc::new(Int64Array::from(vec![64])),
+                texts("margin=16, strip_rows=3, strip_width=100", 1),
             ],
         )
         .unwrap();
-        let tiles = tiles.as_list::<i32>().value(0);
-        let tiles = tiles.as_any().downcast_ref::<StructArray>().unwrap();
-        assert_eq!(tiles.len(), 6);
-        let scores = invoke(
-            &CnnScores::default(),
-            vec![texts(&model, 6), tiles.column_by_name("tile").unwrap().clone()],
-        )
-        .unwrap();
-        let mut per_tile = std::collections::BTreeMap::<String, f64>::new();
-        for i in 0..6 {
-            for (label, v) in sums(scores.as_list::<i32>().value(i).as_ref(), "score") {
-                *per_tile.entry(label).or_default() += v;
-            }
+        let list = density.as_list::<i32>().value(0);
+        let dense = sums(list.as_ref(), "count");
+        let entries = list.as_any().downcast_ref::<StructArray>().unwrap();
+        let xs = entries
+            .column_by_name("x")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::UInt32Type>();
+        let ys = entries
+            .column_by_name("y")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::UInt32Type>();
+        assert!(xs.values().iter().all(|x| x % 32 == 0 && (*x as usize) < w));
+        assert!(ys.values().iter().all(|y| y % 32 == 0 && (*y as usize) < h));
+
+        // 5 x 4 middles of 32 cover 150 x 100: the padded image is 192 x 160.
+        let (pw, ph) = (margin + 5 * 32 + margin, margin + 4 * 32 + margin);
+        let mut padded = vec![0u8; pw * ph * 3];
+        for y in 0..h {
+            let to = ((y + margin) * pw + margin) * 3;
+            padded[to..to + w * 3].copy_from_slice(&data[y * w * 3..(y + 1) * w * 3]);
         }
-        assert!(
-            per_tile.values().any(|v| *v > 0.0),
-            "an untrained model counts something: {per_tile:?}"
-        );
-        for (label, v) in &per_tile {
-            let d = dense.get(label).copied().unwrap_or(0.0);
-            assert!((d - v).abs() < 1e-3 * v.max(1.0), "{label}: dense {d} vs tiles {v}");
-        }
+        let padded = Image::new(pw as u32, ph as u32, 3, padded).unwrap();
+        assert_same_sums(&dense, &tile_sums(&model, &padded, 64, 32));
     }
 
     #[test]
@@ -281,6 +366,16 @@ mod tests {
             ("min_count=-1", "min_count must be a number of at least 0"),
             ("stride=12", "stride 12 is not a multiple of the network's stride, 8"),
             ("colour=red", "unknown cnn_density option"),
+            (
+                "strip_width=wide",
+                "cnn_density option strip_width must be a whole number of pixels",
+            ),
+            ("strip_rows=0", "cnn_density option strip_rows must be 1 to 4096"),
+            ("margin=32", "margin 32 leaves no middle in the model's 64 px tiles"),
+            (
+                "margin=16, stride=64",
+                "with margin 16 the stride must be the side of the tile's middle, 32, not 64",
+            ),
         ] {
             let err = invoke(
                 &CnnDensity::default(),

@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::args::{arg_arrays, image_arg, key_value_list, optional_text_arg, signature, text_arg, ArgKind};
-use crate::cnn::heatmap::HeatmapModel;
+use crate::cnn::heatmap::{HeatmapModel, Strip};
 use crate::cnn::message;
 use crate::cnn::runtime::threads_per_session;
 use crate::image_value::ImageView;
@@ -32,7 +32,7 @@ pub fn heatmap_type() -> DataType {
     DataType::new_list(DataType::Struct(position_fields()), true)
 }
 
-const HEATMAP_OPTIONS: &str = "stride, exclude, min_score, strip_rows";
+const HEATMAP_OPTIONS: &str = "stride, exclude, min_score, strip_rows, strip_width";
 
 #[derive(Debug, Clone, PartialEq)]
 struct HeatmapOptions {
@@ -40,7 +40,7 @@ struct HeatmapOptions {
     stride: usize,
     exclude: Vec<String>,
     min_score: f32,
-    strip_rows: usize,
+    strip: Strip,
 }
 
 impl HeatmapOptions {
@@ -49,7 +49,10 @@ impl HeatmapOptions {
             stride: 0,
             exclude: Vec::new(),
             min_score: 0.0,
-            strip_rows: 8,
+            strip: Strip {
+                rows: 8,
+                width: DEFAULT_STRIP_WIDTH,
+            },
         };
         for (key, value) in key_value_list("cnn_heatmap", HEATMAP_OPTIONS, text)? {
             match key.as_str() {
@@ -62,15 +65,32 @@ impl HeatmapOptions {
                     Ok(v) if (0.0..=1.0).contains(&v) => options.min_score = v,
                     _ => return plan_err!("cnn_heatmap option min_score must be 0 to 1, not '{value}'"),
                 },
-                "strip_rows" => match value.parse::<usize>() {
-                    Ok(v) if (1..=4096).contains(&v) => options.strip_rows = v,
-                    _ => return plan_err!("cnn_heatmap option strip_rows must be 1 to 4096, not '{value}'"),
-                },
+                "strip_rows" | "strip_width" => parse_strip("cnn_heatmap", &key, &value, &mut options.strip)?,
                 other => return plan_err!("unknown cnn_heatmap option '{other}' (known: {HEATMAP_OPTIONS})"),
             }
         }
         Ok(options)
     }
+}
+
+/// Pixels of a frame across per ONNX Runtime call unless told otherwise:
+/// measured fastest on 2 cores (README, Dense scoring).
+pub(crate) const DEFAULT_STRIP_WIDTH: usize = 512;
+
+/// Sets `strip_rows` (positions, 1 to 4096) or `strip_width` (pixels, 0 for
+/// the whole width) of `strip` from an option of function `name`.
+pub(crate) fn parse_strip(name: &str, key: &str, value: &str, strip: &mut Strip) -> Result<()> {
+    match (key, value.parse::<usize>()) {
+        ("strip_rows", Ok(v)) if (1..=4096).contains(&v) => strip.rows = v,
+        ("strip_rows", _) => return plan_err!("{name} option strip_rows must be 1 to 4096, not '{value}'"),
+        (_, Ok(v)) if v <= 1 << 20 => strip.width = v,
+        _ => {
+            return plan_err!(
+                "{name} option {key} must be a whole number of pixels (0 for the whole width), not '{value}'"
+            )
+        }
+    }
+    Ok(())
 }
 
 /// The model of `path` scoring at `stride` pixels (0: the network's own),
@@ -115,7 +135,7 @@ pub(crate) fn heatmap_model(
     argument(name = "image", description = "An image value of any size (at least one tile)."),
     argument(
         name = "options",
-        description = "Optional text 'key=value, ...': stride (pixels between positions, a multiple of the network's; default the network's), exclude (labels to leave out, 'a|b'), min_score (leave out positions whose best score is lower, 0), strip_rows (rows of positions per ONNX Runtime call, 8; the seed CNN's first convolution then holds about (strip_rows x stride + tile) x width x 128 bytes, 80 MB for a 4992 px wide frame)."
+        description = "Optional text 'key=value, ...': stride (pixels between positions, a multiple of the network's; default the network's), exclude (labels to leave out, 'a|b'), min_score (leave out positions whose best score is lower, 0), strip_rows (rows of positions per ONNX Runtime call, 8), strip_width (pixels across per call, 512; 0 for the whole width; the seed CNN's first convolution holds about (strip_rows x stride + tile) x strip_width x 128 bytes, 13 MB by default)."
     ),
     related_udf(name = "cnn_scores"),
     related_udf(name = "tiles")
@@ -173,7 +193,7 @@ impl ScalarUDFImpl for CnnHeatmap {
                     .map(|k| options.exclude.contains(&model.label(k)))
                     .collect();
                 let peaks = model
-                    .peaks(image, options.strip_rows)
+                    .peaks(image, options.strip)
                     .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
                 for p in peaks {
                     if excluded.get(p.class).copied().unwrap_or(false) || p.score < options.min_score {
@@ -266,12 +286,17 @@ mod tests {
         let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         write_model(&SeedCnn::new((64, 64, 3), 3, 7).unwrap(), &labels, &path).unwrap();
         let model = path.display().to_string();
-        // 100x90: (100-64)/8+1 = 5 columns, (90-64)/8+1 = 4 rows.
+        // 100x90: (100-64)/8+1 = 5 columns, (90-64)/8+1 = 4 rows, run in
+        // strips of 3 rows and blocks of (80-64)/8+1 = 3 columns.
         let data: Vec<u8> = (0..100 * 90 * 3).map(|i| ((i * 37) % 251) as u8).collect();
         let image = Image::new(100, 90, 3, data).unwrap();
         let heat = invoke(
             &CnnHeatmap::default(),
-            vec![texts(&model, 1), images(&[Some(&image)]), texts("strip_rows=3", 1)],
+            vec![
+                texts(&model, 1),
+                images(&[Some(&image)]),
+                texts("strip_rows=3, strip_width=80", 1),
+            ],
         )
         .unwrap();
         let heat = heat.as_list::<i32>().value(0);
