@@ -36,13 +36,15 @@ SELECT CAST(name AS BIGINT) AS test_id, p['x'] AS x, p['y'] AS y, p['label'] AS 
 FROM (SELECT name, unnest(cnn_heatmap('${model}', image, 'stride=16, exclude=background')) AS p FROM test_images);
 
 -- The count model on the seed's tiles: its count of each class in each
--- tile (cnn_scores of a count model gives counts, not probabilities).
--- cnn_density computes the same counts in one pass over each frame.
+-- non-overlapping 64x64 tile (those over the edges padded with black),
+-- from one fully convolutional pass over each frame (cnn_density gives
+-- what cnn_scores gives on each cut tile, and costs about what the seed's
+-- count does; README, Dense scoring).
 CREATE TABLE tile_counts AS
-SELECT test_id, c['label'] AS label, c['score'] AS animals
-FROM (SELECT CAST(name AS BIGINT) AS test_id, unnest(cnn_scores('${count_model}', tile)) AS c
-      FROM image_tiles('${data}/Test/', 64, 64))
-WHERE c['score'] >= ${min_tile_count};
+SELECT test_id, c['label'] AS label, c['count'] AS animals
+FROM (SELECT CAST(name AS BIGINT) AS test_id, unnest(cnn_density('${count_model}', image)) AS c
+      FROM test_images)
+WHERE c['count'] >= ${min_tile_count};
 
 -- A tile counts when no animal tile within peak_radius scores higher
 -- (ties go to the top-left one).
