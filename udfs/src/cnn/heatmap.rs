@@ -37,6 +37,18 @@ pub struct Strip {
     pub width: usize,
 }
 
+/// One block's outputs from ONNX Runtime, class-major: `classes` planes of
+/// `out_rows` x `out_columns`, of which the first `columns` are positions
+/// from column `first` of the frame on.
+struct BlockScores {
+    first: usize,
+    columns: usize,
+    out_rows: usize,
+    out_columns: usize,
+    classes: usize,
+    scores: Vec<f32>,
+}
+
 /// Which tile positions [`HeatmapModel::scan`] visits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cover {
@@ -209,9 +221,7 @@ impl HeatmapModel {
         'strips: while row < rows {
             let n = strip.rows.max(1).min(rows - row);
             let (y0, strip_h) = (row * stride, tile + stride * (n - 1));
-            // Each block's (first column, columns, output columns, scores).
-            let mut blocks = Vec::with_capacity(columns.div_ceil(block));
-            let mut classes = 0;
+            let mut blocks: Vec<BlockScores> = Vec::with_capacity(columns.div_ceil(block));
             for first in (0..columns).step_by(block) {
                 let m = block.min(columns - first);
                 let (x0, block_w) = (first * stride, tile + stride * (m - 1));
@@ -236,28 +246,30 @@ impl HeatmapModel {
                     }
                 }
                 match self.run_strip(&mut session, input, (strip_h, block_w)) {
-                    Ok((out_rows, out_columns, k, scores)) => {
-                        classes = k;
-                        blocks.push((first, m.min(out_columns), out_rows, out_columns, scores));
-                    }
+                    Ok((out_rows, out_columns, classes, scores)) => blocks.push(BlockScores {
+                        first,
+                        columns: m.min(out_columns),
+                        out_rows,
+                        out_columns,
+                        classes,
+                        scores,
+                    }),
                     Err(e) => {
                         result = Err(e);
                         break 'strips;
                     }
                 }
             }
-            values.resize(classes, 0.0);
+            // Visit in row order: row i of every block, then row i + 1.
             for i in 0..n {
-                for (first, m, out_rows, out_columns, scores) in &blocks {
-                    if i >= *out_rows {
-                        continue;
-                    }
-                    let plane = out_rows * out_columns;
-                    for j in 0..*m {
+                for b in blocks.iter().filter(|b| i < b.out_rows) {
+                    let plane = b.out_rows * b.out_columns;
+                    values.resize(b.classes, 0.0);
+                    for j in 0..b.columns {
                         for (k, v) in values.iter_mut().enumerate() {
-                            *v = scores[k * plane + i * out_columns + j];
+                            *v = b.scores[k * plane + i * b.out_columns + j];
                         }
-                        visit(((first + j) * stride) as u32, ((row + i) * stride) as u32, &values);
+                        visit(((b.first + j) * stride) as u32, ((row + i) * stride) as u32, &values);
                     }
                 }
             }
