@@ -7,7 +7,8 @@
 -- Where to cut thumbnails: three per dot, centred on it with offsets -1, 0
 -- and +1 px, labelled with the dot's class; and background, the 64x64
 -- tiles with no dot within 8 px of them, one in four (by position, so the
--- choice is the same every run). image_tiles without its `tile` column
+-- choice is the same every run), within the labelled part of the frame
+-- (02_dots.sql's labelled_frames). image_tiles without its `tile` column
 -- reads only the frames' headers.
 CREATE VIEW thumbnail_centres AS
 SELECT d.train_id, d.class AS label, d.x + o.off AS cx, d.y + o.off AS cy
@@ -17,8 +18,9 @@ WHERE d.class IS NOT NULL
 UNION ALL
 SELECT t.train_id, 'background' AS label, t.x + 32 AS cx, t.y + 32 AS cy
 FROM (SELECT CAST(name AS BIGINT) AS train_id, x, y FROM image_tiles('${data}/Train/*.jpg', 64, 64)) t
+JOIN labelled_frames f ON f.train_id = t.train_id
+    AND t.x >= f.x0 AND t.y >= f.y0 AND t.x + 64 <= f.x1 AND t.y + 64 <= f.y1
 WHERE (t.x / 64 + 3 * (t.y / 64) + t.train_id) % 4 = 0
-  AND t.train_id NOT IN (SELECT train_id FROM mismatched)
   AND NOT EXISTS (
     SELECT 1 FROM dots d
     WHERE d.train_id = t.train_id
@@ -42,7 +44,9 @@ SELECT label, count(*) AS thumbnails FROM thumbnails GROUP BY label ORDER BY lab
 -- each with how many dots of each class have their centre inside it. The
 -- tiles near a dot (a 4x4 block of grid places around it) are all kept:
 -- those holding it, and those beside it that show part of the animal but
--- must count 0. Of the other tiles one in 32 is kept (by position).
+-- must count 0. Of the other tiles one in 32 is kept (by position). Tiles
+-- reach past the labelled part of a realigned frame only where a frame
+-- has no cut.
 CREATE VIEW count_tile_hits AS
 SELECT train_id, x, y,
     sum(CASE WHEN inside AND class = 'adult_males' THEN 1 ELSE 0 END) AS adult_males,
@@ -68,9 +72,10 @@ SELECT t.train_id, t.x, t.y,
     coalesce(h.pups, 0) AS pups
 FROM (SELECT CAST(name AS BIGINT) AS train_id, CAST(x AS BIGINT) AS x, CAST(y AS BIGINT) AS y
       FROM image_tiles('${data}/Train/*.jpg', 64, 32)) t
+JOIN labelled_frames f ON f.train_id = t.train_id
+    AND t.x >= f.x0 AND t.y >= f.y0 AND t.x + 64 <= f.x1 AND t.y + 64 <= f.y1
 LEFT JOIN count_tile_hits h ON h.train_id = t.train_id AND h.x = t.x AND h.y = t.y
-WHERE t.train_id NOT IN (SELECT train_id FROM mismatched)
-  AND (h.train_id IS NOT NULL OR (t.x / 32 * 7 + t.y / 32 * 3 + t.train_id) % 32 = 0);
+WHERE (h.train_id IS NOT NULL OR (t.x / 32 * 7 + t.y / 32 * 3 + t.train_id) % 32 = 0);
 
 -- crop pads with black past the right and bottom edges, as image_tiles does.
 COPY (

@@ -83,8 +83,6 @@ const CELL: usize = 32;
 /// Blobs closer than this are one dot (the weaker is dropped).
 const MIN_DOT_DISTANCE: f32 = 6.0;
 
-/// Finds the dots of `dotted` against `plain`. Both must have the same size
-/// and 3 or 4 channels.
 /// Bytes of the frame-sized buffers [`find_dots`] holds at its peak (the
 /// difference, the dark mask and its two widening passes, a byte a pixel
 /// each); the per-cell windows it blurs are small beside them.
@@ -92,6 +90,8 @@ pub fn working_bytes(width: u32, height: u32) -> u64 {
     4 * width as u64 * height as u64
 }
 
+/// Finds the dots of `dotted` against `plain`. Both must have the same size
+/// and 3 or 4 channels.
 pub fn find_dots(dotted: ImageView<'_>, plain: ImageView<'_>, params: &DotParams) -> Result<Vec<Dot>> {
     if (dotted.width, dotted.height) != (plain.width, plain.height) {
         return Err(ImageError::InvalidValue(format!(

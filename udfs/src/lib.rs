@@ -4,6 +4,7 @@
 //! [`codec`]); the SQL functions wrap them in DataFusion's UDF traits, one
 //! function per module, named after the function.
 
+pub mod align;
 pub mod args;
 pub mod augment;
 pub mod cnn;
@@ -50,6 +51,7 @@ pub fn scalar_functions(memory: &ImageMemory, models: &ModelStore) -> Vec<Arc<Sc
         Arc::new(ScalarUDF::new_from_impl(ImageGrey::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageHeight::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageNoise::new(m()))),
+        Arc::new(ScalarUDF::new_from_impl(ImageOffset::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageResize::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageRotate::new(m()))),
         Arc::new(ScalarUDF::new_from_impl(ImageRotate90::new(m()))),
