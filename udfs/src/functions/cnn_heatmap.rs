@@ -83,12 +83,13 @@ pub(crate) fn parse_strip(name: &str, key: &str, value: &str, strip: &mut Strip)
     match (key, value.parse::<usize>()) {
         ("strip_rows", Ok(v)) if (1..=4096).contains(&v) => strip.rows = v,
         ("strip_rows", _) => return plan_err!("{name} option strip_rows must be 1 to 4096, not '{value}'"),
-        (_, Ok(v)) if v <= 1 << 20 => strip.width = v,
-        _ => {
+        ("strip_width", Ok(v)) if v <= 1 << 20 => strip.width = v,
+        ("strip_width", _) => {
             return plan_err!(
-                "{name} option {key} must be a whole number of pixels (0 for the whole width), not '{value}'"
+                "{name} option strip_width must be a whole number of pixels (0 for the whole width), not '{value}'"
             )
         }
+        _ => return plan_err!("{name}: {key} is not a strip option (strip_rows, strip_width)"),
     }
     Ok(())
 }
@@ -276,6 +277,22 @@ mod tests {
     use crate::image_value::Image;
     use datafusion::arrow::array::{AsArray, Int64Array, StructArray};
     use datafusion::arrow::datatypes::{Float32Type, UInt32Type};
+
+    #[test]
+    fn strip_options_are_checked_by_name() {
+        let mut strip = Strip { rows: 1, width: 0 };
+        parse_strip("f", "strip_rows", "16", &mut strip).unwrap();
+        parse_strip("f", "strip_width", "1024", &mut strip).unwrap();
+        assert_eq!((strip.rows, strip.width), (16, 1024));
+        let err = parse_strip("f", "strip_width", "wide", &mut strip).unwrap_err();
+        assert!(
+            err.to_string().contains("f option strip_width must be a whole number"),
+            "{err}"
+        );
+        let err = parse_strip("f", "stride", "16", &mut strip).unwrap_err();
+        assert!(err.to_string().contains("f: stride is not a strip option"), "{err}");
+        assert_eq!((strip.rows, strip.width), (16, 1024));
+    }
 
     /// Every position's label and score equal cnn_scores on the tile cut
     /// at that position (tiles at stride 8, whole tiles only).
