@@ -16,10 +16,10 @@ SELECT train_id, o['dx'] AS dx, o['dy'] AS dy, o['difference'] AS difference,
     ${realign} AND o['difference'] <= ${max_offset_difference} AS used
 FROM (
     SELECT CAST(p.name AS BIGINT) AS train_id,
-        image_offset(d.image, image_decode(read_blob(p.path)), 64) AS o
+        image_offset(image_decode(read_blob(d.path)), image_decode(read_blob(p.path)), 64) AS o
     FROM (SELECT name, path FROM train_images
           WHERE CAST(name AS BIGINT) IN (SELECT train_id FROM mismatched)) p
-    JOIN train_dotted d ON d.name = p.name
+    JOIN (SELECT name, path FROM train_dotted) d ON d.name = p.name
 );
 
 SELECT train_id, dx, dy, round(difference, 2) AS difference, used FROM realigned ORDER BY train_id;
@@ -42,7 +42,9 @@ WHERE r.used;
 
 -- The dots: of the matched pairs as they are; of the realigned ones read
 -- against the plain image moved as the copy is (crop pads with black,
--- which blob_dots masks), then moved back onto the plain image.
+-- which blob_dots masks), then moved back onto the plain image. Both
+-- copies of a mismatched pair are read by path after the joins, so only
+-- they are decoded (here and in realigned above).
 CREATE TABLE dots AS
 SELECT train_id, dot['x'] AS x, dot['y'] AS y, dot['class'] AS class
 FROM (
@@ -56,10 +58,11 @@ FROM (
         dot['class'] AS class, width, height
     FROM (
         SELECT r.train_id, r.dx, r.dy, d.width, d.height,
-            unnest(blob_dots(d.image, crop(image_decode(read_blob(p.path)), -r.dx, -r.dy, d.width, d.height))) AS dot
+            unnest(blob_dots(image_decode(read_blob(d.path)),
+                crop(image_decode(read_blob(p.path)), -r.dx, -r.dy, d.width, d.height))) AS dot
         FROM (SELECT train_id, dx, dy FROM realigned WHERE used) r
-        JOIN train_images p ON CAST(p.name AS BIGINT) = r.train_id
-        JOIN train_dotted d ON d.name = p.name
+        JOIN (SELECT name, path FROM train_images) p ON CAST(p.name AS BIGINT) = r.train_id
+        JOIN (SELECT name, path, width, height FROM train_dotted) d ON d.name = p.name
     )
 )
 WHERE x >= 0 AND y >= 0 AND x < width AND y < height;
