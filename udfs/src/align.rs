@@ -15,7 +15,7 @@
 
 use crate::error::{ImageError, Result};
 use crate::image_value::ImageView;
-use crate::pixels::luma;
+use crate::pixels;
 
 /// The shift found: `moved(x, y)` shows `reference(x - dx, y - dy)`, and
 /// `difference` is the mean absolute grey difference (0-255) of the
@@ -60,18 +60,11 @@ struct Grey {
 
 impl Grey {
     fn from_view(view: ImageView<'_>) -> Self {
-        let (w, h) = (view.width, view.height);
-        let mut data = Vec::with_capacity(w as usize * h as usize);
-        for y in 0..h {
-            for x in 0..w {
-                let p = view.pixel(x, y);
-                data.push(if p.len() >= 3 { luma(p[0], p[1], p[2]) } else { p[0] });
-            }
-        }
+        let grey = pixels::grey(view);
         Self {
-            width: w,
-            height: h,
-            data,
+            width: grey.width,
+            height: grey.height,
+            data: grey.data,
         }
     }
 
@@ -171,34 +164,33 @@ pub fn find_offset(moved: ImageView<'_>, reference: ImageView<'_>, max_shift: u3
         levels.push(next);
     }
     let top = levels.len() - 1;
-    let mut estimate = (0i64, 0i64);
-    let mut difference = None;
+    // The best (dx, dy, cost) at the level just searched; each finer level
+    // searches around its shift doubled.
+    let mut best = (0i64, 0i64, f64::NAN);
     for (level, (m, r)) in levels.iter().enumerate().rev() {
         let limit = (max_shift as i64 + (1 << level) - 1) >> level;
-        let reach = if level == top { limit } else { REFINE_REACH };
+        let (centre, reach) = if level == top {
+            ((0, 0), limit)
+        } else {
+            ((2 * best.0, 2 * best.1), REFINE_REACH)
+        };
         let pixels = m.width as u64 * m.height as u64;
         let row_step = if level == 0 {
             1
         } else {
             pixels.div_ceil(COST_SAMPLE).max(1) as usize
         };
-        let Some((dx, dy, c)) = best_shift(m, r, estimate, reach, limit, row_step) else {
-            return Err(ImageError::InvalidValue(format!(
+        best = best_shift(m, r, centre, reach, limit, row_step).ok_or_else(|| {
+            ImageError::InvalidValue(format!(
                 "the {}x{} images have no shift within {max_shift} px that leaves enough of them to compare",
                 moved.width, moved.height
-            )));
-        };
-        difference = Some(c);
-        if level > 0 {
-            estimate = (2 * dx, 2 * dy);
-        } else {
-            estimate = (dx, dy);
-        }
+            ))
+        })?;
     }
     Ok(Offset {
-        dx: estimate.0 as i32,
-        dy: estimate.1 as i32,
-        difference: difference.unwrap_or(f64::NAN),
+        dx: best.0 as i32,
+        dy: best.1 as i32,
+        difference: best.2,
     })
 }
 
