@@ -44,7 +44,7 @@ CREATE TABLE count_training AS
 SELECT cnn_train(image,
     named_struct('adult_males', adult_males, 'subadult_males', subadult_males,
                  'adult_females', adult_females, 'juveniles', juveniles, 'pups', pups),
-    'epochs=${count_epochs}, batch_size=64, learning_rate=0.001, validation=0.2, keep=best, refit=true, seed=2017, augment=flip+rotate, output=${out}/count_model.onnx',
+    'epochs=${count_epochs}, batch_size=64, learning_rate=0.001, validation=0.2, keep=best, refit=true, schedule=cosine, seed=2017, augment=flip+rotate, output=${out}/count_model.onnx',
     CAST(train_id AS VARCHAR)) AS run
 FROM count_tiles;
 

@@ -49,6 +49,11 @@ impl Adam {
         })
     }
 
+    /// The step size from the next step on (a schedule changes it by epoch).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     pub fn backward_step(&mut self, loss: &Tensor) -> candle_core::Result<()> {
         let grads = loss.backward()?;
         self.step(&grads)

@@ -36,6 +36,45 @@ pub struct TrainOptions {
     /// as that run kept: validation picks the length of training, and no
     /// row is left out of the model.
     pub refit: bool,
+    /// How the learning rate changes from epoch to epoch.
+    pub schedule: Schedule,
+}
+
+/// The learning rate of each epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// `learning_rate` throughout.
+    Constant,
+    /// Cosine decay over the run's `epochs`, as Keras's `CosineDecay` by
+    /// epoch: epoch e of E trains at `learning_rate * (1 + cos(pi (e-1) / E)) / 2`,
+    /// so the last epochs take small steps and the weights kept settle
+    /// instead of landing wherever the last full-size step left them.
+    Cosine,
+}
+
+impl Schedule {
+    /// The learning rate of `epoch` (from 1) of a run of `epochs`.
+    pub fn learning_rate(self, base: f64, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            Schedule::Constant => base,
+            Schedule::Cosine => {
+                let progress = (epoch.saturating_sub(1)) as f64 / epochs.max(1) as f64;
+                base * (1.0 + cos_series(std::f64::consts::PI * progress)) / 2.0
+            }
+        }
+    }
+}
+
+/// cos(x) for x in [0, pi] from its Taylor series in plain IEEE arithmetic:
+/// libm's `cos` may pick a different code path (and last bit) by CPU, and
+/// training must give the same model on every x86-64 CPU.
+fn cos_series(x: f64) -> f64 {
+    let (mut term, mut sum) = (1.0f64, 1.0f64);
+    for n in 1..=20 {
+        term *= -x * x / ((2 * n - 1) * (2 * n)) as f64;
+        sum += term;
+    }
+    sum
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +87,7 @@ pub enum ClassWeights {
 }
 
 pub const TRAIN_OPTIONS: &str =
-    "epochs, batch_size, learning_rate, validation, seed, class_weights, augment, output, input_size, keep, refit";
+    "epochs, batch_size, learning_rate, validation, seed, class_weights, augment, output, input_size, keep, refit, schedule";
 
 impl Default for TrainOptions {
     fn default() -> Self {
@@ -65,6 +104,7 @@ impl Default for TrainOptions {
             input_size: 64,
             keep_best: false,
             refit: false,
+            schedule: Schedule::Constant,
         }
     }
 }
@@ -115,6 +155,11 @@ impl TrainOptions {
                     "true" => options.refit = true,
                     "false" => options.refit = false,
                     _ => return plan_err!("cnn_train option refit takes true or false, not '{value}'"),
+                },
+                "schedule" => match value.to_ascii_lowercase().as_str() {
+                    "constant" => options.schedule = Schedule::Constant,
+                    "cosine" => options.schedule = Schedule::Cosine,
+                    _ => return plan_err!("cnn_train option schedule takes constant or cosine, not '{value}'"),
                 },
                 "output" => {
                     if value.is_empty() {
@@ -784,6 +829,13 @@ impl Run<'_> {
         let mut best: Option<(EpochReport, Vec<Vec<f32>>)> = None;
         for epoch in 1..=epochs {
             let epoch_started = Instant::now();
+            // The refit repeats the first run's rates for its epochs: both
+            // follow the schedule over the option's epochs.
+            optimizer.set_learning_rate(
+                options
+                    .schedule
+                    .learning_rate(options.learning_rate, epoch, options.epochs),
+            );
             for i in (1..train_rows.len()).rev() {
                 train_rows.swap(i, rng.below(i + 1));
             }
@@ -935,11 +987,30 @@ mod tests {
             "validation=1",
             "learning_rate=-1",
             "augment=shear",
+            "schedule=step",
             "colour=red",
             "epochs",
         ] {
             let err = TrainOptions::parse(bad).unwrap_err().to_string();
             assert!(err.contains("cnn_train") || err.contains("key=value"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn cosine_schedule_decays_from_the_learning_rate() {
+        let o = TrainOptions::parse("schedule=cosine, learning_rate=0.002, epochs=4").unwrap();
+        assert_eq!(o.schedule, Schedule::Cosine);
+        assert_eq!(TrainOptions::default().schedule, Schedule::Constant);
+        let rates: Vec<f64> = (1..=4).map(|e| o.schedule.learning_rate(0.002, e, 4)).collect();
+        // (1 + cos(pi k / 4)) / 2 for k = 0..3.
+        let expected = [1.0, 0.853_553_390_593_273_8, 0.5, 0.146_446_609_406_726_24].map(|f| f * 0.002);
+        for (rate, want) in rates.iter().zip(expected) {
+            assert!((rate - want).abs() < 1e-15, "{rates:?}");
+        }
+        assert_eq!(Schedule::Constant.learning_rate(0.002, 4, 4), 0.002);
+        for k in 0..=100 {
+            let x = std::f64::consts::PI * k as f64 / 100.0;
+            assert!((cos_series(x) - x.cos()).abs() < 1e-13, "cos({x})");
         }
     }
 
@@ -1150,6 +1221,24 @@ mod reproducibility_tests {
             panic!("balanced weights on counts trained")
         };
         assert!(err.to_string().contains("a count model takes"), "{err}");
+    }
+
+    /// schedule=cosine changes the step size after the first epoch only:
+    /// one epoch trains as with the constant rate, three do not.
+    #[test]
+    fn cosine_schedule_reaches_the_optimizer() {
+        let data = squares_to_count(32);
+        let weights = |epochs: usize, schedule: Schedule| -> Vec<Vec<f32>> {
+            let options = TrainOptions {
+                schedule,
+                keep_best: false,
+                ..count_options(epochs)
+            };
+            let (model, _) = train(&data, &options, Kernels::Fast, &mut |_| {}).unwrap();
+            model.vars().iter().map(|v| SeedCnn::values(v).unwrap()).collect()
+        };
+        assert_eq!(weights(1, Schedule::Constant), weights(1, Schedule::Cosine));
+        assert_ne!(weights(3, Schedule::Constant), weights(3, Schedule::Cosine));
     }
 
     /// refit=true trains again on every row, for as many epochs as the run
