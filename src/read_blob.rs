@@ -53,6 +53,9 @@ static DOCUMENTATION: std::sync::LazyLock<Documentation> = std::sync::LazyLock::
 pub struct ReadBlob {
     signature: Signature,
     runtime: Arc<RuntimeEnv>,
+    /// When set, the only locations it reads: files at or under these
+    /// (a server's tables); any other path or URL is an error.
+    allowed: Option<Arc<Vec<ListingTableUrl>>>,
 }
 
 /// Object store reads in flight per batch.
@@ -65,12 +68,46 @@ impl ReadBlob {
             // planner must not read one while folding constants.
             signature: signature(&[ArgKind::Text], &[], Volatility::Volatile),
             runtime,
+            allowed: None,
         }
     }
 
     /// `read_blob` as the `ScalarUDF` to register.
     pub fn udf(runtime: Arc<RuntimeEnv>) -> ScalarUDF {
         AsyncScalarUDF::new(Arc::new(Self::new(runtime))).into_scalar_udf()
+    }
+
+    /// `read_blob` reading only files at or under `allowed` (folders,
+    /// files or globs, as table locations are written).
+    pub fn restricted_udf(runtime: Arc<RuntimeEnv>, allowed: &[String]) -> Result<ScalarUDF> {
+        let allowed = allowed.iter().map(ListingTableUrl::parse).collect::<Result<Vec<_>>>()?;
+        let function = Self {
+            allowed: Some(Arc::new(allowed)),
+            ..Self::new(runtime)
+        };
+        Ok(AsyncScalarUDF::new(Arc::new(function)).into_scalar_udf())
+    }
+
+    /// An error unless `url` may be read.
+    fn check_allowed(&self, shown: &str, url: &ListingTableUrl) -> Result<()> {
+        let Some(allowed) = &self.allowed else {
+            return Ok(());
+        };
+        // Paths are compared after parsing, so `a/../b` cannot step out.
+        if url.prefix().parts().any(|p| p.as_ref() == "..") {
+            return Err(exec_datafusion_err!("read_blob: '{shown}' may not contain '..'"));
+        }
+        let inside = allowed.iter().any(|root| {
+            root.object_store() == url.object_store()
+                && (root.prefix() == url.prefix() || url.prefix().prefix_matches(root.prefix()))
+        });
+        if inside {
+            Ok(())
+        } else {
+            Err(exec_datafusion_err!(
+                "read_blob: '{shown}' is outside the locations this session may read"
+            ))
+        }
     }
 
     async fn read_entry(
@@ -85,14 +122,56 @@ impl ReadBlob {
     }
 
     /// Reads one object, reserving its size (known from the response's
-    /// metadata) before its body is read.
+    /// metadata) before its body is read; a body longer than that is an
+    /// error, not a larger buffer.
     async fn read_object(&self, path: &str, url: &ListingTableUrl, reservation: &MemoryReservation) -> Result<Bytes> {
         let cannot = |e: object_store::Error| exec_datafusion_err!("read_blob: cannot read '{path}': {e}");
         let store = self.runtime.object_store(url.object_store())?;
         let result = store.get(url.prefix()).await.map_err(cannot)?;
-        reservation.try_grow(usize::try_from(result.meta.size).unwrap_or(usize::MAX))?;
-        result.bytes().await.map_err(cannot)
+        let size = usize::try_from(result.meta.size).unwrap_or(usize::MAX);
+        reservation.try_grow(size)?;
+        let mut body = result.into_stream();
+        let mut bytes = Vec::with_capacity(size);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(cannot)?;
+            if bytes.len() + chunk.len() > size {
+                return Err(grew(path, size));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(bytes))
     }
+}
+
+fn grew(path: &str, size: usize) -> DataFusionError {
+    exec_datafusion_err!("read_blob: '{path}' grew past the {size} bytes it had when its read began")
+}
+
+/// Reads one local regular file of at most the size it had when its
+/// bytes were reserved: a device (`/dev/zero`), a pipe or a file that is
+/// still growing never reads on past the reservation.
+fn read_local_file(shown: &str, local: &std::path::Path, reservation: &MemoryReservation) -> Result<Bytes> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| exec_datafusion_err!("read_blob: cannot read '{shown}': {e}");
+    let mut file = std::fs::File::open(local).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(exec_datafusion_err!(
+            "read_blob: '{shown}' is not a regular file (read_blob reads files, not devices, pipes or folders)"
+        ));
+    }
+    let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    reservation.try_grow(size)?;
+    let mut bytes = Vec::with_capacity(size);
+    // One byte more than reserved tells a file that grew from one that did not.
+    (&mut file)
+        .take(size as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > size {
+        return Err(grew(shown, size));
+    }
+    Ok(Bytes::from(bytes))
 }
 
 /// Reads local `paths` (None for NULL rows) in one blocking task: a hop to
@@ -106,14 +185,10 @@ async fn read_local(
     let read = move || -> Result<(Vec<Option<Bytes>>, MemoryReservation)> {
         let mut out = Vec::with_capacity(paths.len());
         for entry in paths {
-            let Some((shown, local)) = entry else {
-                out.push(None);
-                continue;
-            };
-            let cannot = |e: std::io::Error| exec_datafusion_err!("read_blob: cannot read '{shown}': {e}");
-            let size = std::fs::metadata(&local).map_err(cannot)?.len();
-            reservation.try_grow(usize::try_from(size).unwrap_or(usize::MAX))?;
-            out.push(Some(Bytes::from(std::fs::read(&local).map_err(cannot)?)));
+            out.push(match entry {
+                Some((shown, local)) => Some(read_local_file(&shown, &local, &reservation)?),
+                None => None,
+            });
         }
         Ok((out, reservation))
     };
@@ -124,7 +199,7 @@ async fn read_local(
 
 impl PartialEq for ReadBlob {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.runtime, &other.runtime)
+        Arc::ptr_eq(&self.runtime, &other.runtime) && self.allowed == other.allowed
     }
 }
 
@@ -171,7 +246,11 @@ impl AsyncScalarUDFImpl for ReadBlob {
             .map(|row| {
                 paths
                     .is_valid(row)
-                    .then(|| Ok((paths.value(row).to_string(), ListingTableUrl::parse(paths.value(row))?)))
+                    .then(|| {
+                        let url = ListingTableUrl::parse(paths.value(row))?;
+                        self.check_allowed(paths.value(row), &url)?;
+                        Ok((paths.value(row).to_string(), url))
+                    })
                     .transpose()
             })
             .collect::<Result<Vec<Option<(String, ListingTableUrl)>>>>()?;

@@ -130,7 +130,7 @@ pub fn register_with_training(mut builder: SessionStateBuilder, training: &Train
         table_functions.insert(name.to_string(), Arc::new(TableFunction::new(name.to_string(), udtf)));
     }
     let memory = ImageMemory::new(Arc::clone(&runtime.memory_pool));
-    let models = ModelStore::new(Arc::clone(&runtime.object_store_registry));
+    let models = ModelStore::new(Arc::clone(&runtime.object_store_registry)).with_memory(memory.clone());
     let scalars = builder.scalar_functions().get_or_insert_with(Vec::new);
     scalars.extend(rookery_udfs::scalar_functions(&memory, &models));
     scalars.push(Arc::new(ReadBlob::udf(runtime)));

@@ -265,6 +265,60 @@ fn take_store_options(locations: &[String], options: &mut HashMap<String, String
 /// A table factory that first registers the store a `CREATE EXTERNAL
 /// TABLE`'s options configure (`'aws.region'`, `'aws.endpoint'`, ...) for
 /// its location's bucket, then lets `inner` make the table without them.
+/// Whether a store option's value is a credential: keys, secrets,
+/// tokens, passwords and signatures (an access key's id is not).
+pub fn is_secret_option(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    let name = key.rsplit('.').next().unwrap_or(&key);
+    !name.ends_with("key_id")
+        && ["secret", "token", "password", "key", "sas", "signature", "credential"]
+            .iter()
+            .any(|word| name.contains(word))
+}
+
+/// `sql` with the value of every credential option (`'aws.secret_access_key'
+/// 'abc'` and the like) replaced by `'***'`: for history files, table
+/// definitions and messages.
+pub fn redact_secrets(sql: &str) -> String {
+    // The single-quoted literals of the text, as (start, end) byte ranges.
+    let bytes = sql.as_bytes();
+    let mut literals = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\'' {
+            let start = i;
+            i += 1;
+            while i < bytes.len() {
+                if bytes[i] == b'\'' {
+                    if bytes.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            literals.push((start, (i + 1).min(bytes.len())));
+        }
+        i += 1;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    for pair in literals.windows(2) {
+        let ((key_start, key_end), (value_start, value_end)) = (pair[0], pair[1]);
+        let key = sql[key_start + 1..key_end.saturating_sub(1).max(key_start + 1)].trim();
+        let between = &sql[key_end..value_start];
+        let is_store_key = OPTION_PREFIXES.iter().any(|p| key.to_ascii_lowercase().starts_with(p));
+        if is_store_key && is_secret_option(key) && between.trim().is_empty() && value_start >= copied {
+            out.push_str(&sql[copied..value_start]);
+            out.push_str("'***'");
+            copied = value_end;
+        }
+    }
+    out.push_str(&sql[copied..]);
+    out
+}
+
 #[derive(Debug)]
 pub struct WithStoreOptions {
     inner: Arc<dyn TableProviderFactory>,
@@ -289,6 +343,9 @@ impl TableProviderFactory for WithStoreOptions {
         }
         let mut cmd = cmd.clone();
         cmd.options = options;
+        // The table keeps its definition for SHOW CREATE TABLE and
+        // information_schema.views: never with the credentials in it.
+        cmd.definition = cmd.definition.as_deref().map(redact_secrets);
         self.inner.create(state, &cmd).await
     }
 }
@@ -359,5 +416,27 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &again));
         assert!(registry.get_store(&Url::parse("file:///tmp").unwrap()).is_ok());
         assert!(registry.get_store(&Url::parse("memory://nothing").unwrap()).is_err());
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        let sql = "CREATE EXTERNAL TABLE t STORED AS IMAGES LOCATION 's3://b/x/' OPTIONS (\
+                   'aws.access_key_id' 'AKIA1', 'aws.secret_access_key' 'wJal''r/K', 'aws.region' 'eu', \
+                   'aws.session_token' 'TOK999', 'azure.storage_account_key' 'k==')";
+        let redacted = redact_secrets(sql);
+        for secret in ["wJal", "TOK999", "k=="] {
+            assert!(!redacted.contains(secret), "{redacted}");
+        }
+        for kept in [
+            "'AKIA1'",
+            "'eu'",
+            "'aws.secret_access_key' '***'",
+            "LOCATION 's3://b/x/'",
+        ] {
+            assert!(redacted.contains(kept), "{kept}: {redacted}");
+        }
+        assert_eq!(redact_secrets("SELECT 'secret', 'x'"), "SELECT 'secret', 'x'");
+        assert_eq!(redact_secrets("SELECT 'unclosed"), "SELECT 'unclosed");
+        assert!(is_secret_option("aws.secret_access_key") && !is_secret_option("aws.access_key_id"));
     }
 }

@@ -8,7 +8,7 @@ use clap::Parser;
 use datafusion::common::Result;
 use rookery::session::{available_cores, new_session, parse_byte_size, EngineOptions};
 use rookery_cli::output::OutputFormat;
-use rookery_cli::serve::{serve_until_ctrl_c, App, ServeLimits};
+use rookery_cli::serve::{serve_until_ctrl_c, Access, App, ServeLimits};
 use rookery_cli::shell::{epoch_line, is_interactive, read_script, Flow, Shell, DEFAULT_MAX_ROWS};
 use rookery_udfs::cnn::runtime::{threads_per_session, Classifier, ClassifyOptions};
 
@@ -74,6 +74,11 @@ enum Subcommand {
     Scheduler {
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: std::net::SocketAddr,
+        /// Bind an address other hosts can reach. Ballista's plans are not
+        /// authenticated: anyone who reaches the port runs plans with this
+        /// process's rights, so use it only on a private network.
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// Run a Ballista executor with Rookery's functions and codecs, joining
     /// the scheduler at HOST:PORT.
@@ -89,6 +94,9 @@ enum Subcommand {
         /// Tasks at once (default: one per core).
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Bind an address other hosts can reach (see the scheduler's).
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// The sea-lion demo: runs sql/sealions/01 to 06 on a data set (dots,
     /// thumbnails, training, counting, scoring) and prints where sub.csv is,
@@ -151,6 +159,35 @@ enum Subcommand {
         /// Seconds a request may take (408 after).
         #[arg(long, default_value_t = 120)]
         request_timeout: u64,
+        /// Seconds a client has to send a request's body (408 after).
+        #[arg(long, default_value_t = 30)]
+        body_timeout: u64,
+        /// Largest /sql result, e.g. 256M (413 above it: add a LIMIT).
+        #[arg(long, value_parser = parse_size, default_value = "256M")]
+        max_result: usize,
+        /// Turn /sql on: read-only statements over the --table tables
+        /// (and those --init made), with the token.
+        #[arg(long)]
+        sql: bool,
+        /// Let /sql write and reach anything this process can: COPY, DDL,
+        /// SET, images() of any folder, read_blob of any location,
+        /// cnn_train. Implies --sql.
+        #[arg(long)]
+        sql_writes: bool,
+        /// A table for /sql: NAME=LOCATION (an image folder, or a .csv,
+        /// .tsv or .parquet file); may repeat. read_blob reads only under
+        /// these locations unless --sql-writes.
+        #[arg(long = "table", value_name = "NAME=LOCATION", value_parser = parse_table)]
+        tables: Vec<(String, String)>,
+        /// The token clients send as 'Authorization: Bearer TOKEN' (default:
+        /// a random one, printed at start). Also read from
+        /// $ROOKERY_SERVE_TOKEN, which keeps it out of the process list.
+        #[arg(long)]
+        token: Option<String>,
+        /// A host name accepted in the Host header besides IP addresses and
+        /// localhost (a name clients use for this machine); may repeat.
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allowed_hosts: Vec<String>,
     },
     /// Classify images with an ONNX image classifier: prints ['label'] per
     /// image (or with --verbose every [label, score], highest first). With
@@ -305,6 +342,53 @@ fn gen_sealions(options: rookery::sealions::GenOptions, quiet: bool) -> Result<(
 fn parse_format(text: &str) -> std::result::Result<OutputFormat, String> {
     text.parse()
         .map_err(|e: datafusion::error::DataFusionError| e.to_string())
+}
+
+/// A scheduler or executor listens on loopback unless told otherwise:
+/// Ballista runs any plan it is sent, unauthenticated.
+fn check_cluster_bind(what: &str, bind: &std::net::SocketAddr, allow_remote: bool) -> Result<()> {
+    if bind.ip().is_loopback() {
+        return Ok(());
+    }
+    if !allow_remote {
+        return datafusion::common::plan_err!(
+            "the {what} would listen on {bind}, which other hosts can reach, and Ballista does not authenticate \
+             the plans it is sent; bind 127.0.0.1, or give --allow-remote on a private network"
+        );
+    }
+    eprintln!(
+        "rookery {what}: listening on {bind} with --allow-remote: Ballista does not authenticate plans, so anyone \
+         who reaches this port runs queries with this process's rights"
+    );
+    Ok(())
+}
+
+/// `--table NAME=LOCATION`.
+fn parse_table(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, location)) if !name.trim().is_empty() && !location.trim().is_empty() => {
+            Ok((name.trim().to_string(), location.trim().to_string()))
+        }
+        _ => Err(format!("'{text}' is not NAME=LOCATION")),
+    }
+}
+
+/// The statement that makes a `--table`: by the location's extension a
+/// CSV, TSV or Parquet table, else an image folder.
+fn table_statement(name: &str, location: &str) -> String {
+    let lower = location.to_ascii_lowercase();
+    let (format, options) = if lower.ends_with(".csv") {
+        ("CSV", " OPTIONS ('format.has_header' 'true')")
+    } else if lower.ends_with(".tsv") {
+        ("TSV", "")
+    } else if lower.ends_with(".parquet") {
+        ("PARQUET", "")
+    } else {
+        ("IMAGES", "")
+    };
+    let quoted_name = name.replace('"', "\"\"");
+    let quoted_location = location.replace('\'', "''");
+    format!("CREATE EXTERNAL TABLE \"{quoted_name}\" STORED AS {format} LOCATION '{quoted_location}'{options}")
 }
 
 fn parse_size(text: &str) -> std::result::Result<usize, String> {
@@ -475,7 +559,8 @@ fn run(args: Args) -> Result<()> {
         options.training.on_progress(|epoch| eprintln!("{}", epoch_line(epoch)));
     }
     match &args.command {
-        Some(Subcommand::Scheduler { bind }) => {
+        Some(Subcommand::Scheduler { bind, allow_remote }) => {
+            check_cluster_bind("scheduler", bind, *allow_remote)?;
             return runtime.block_on(rookery::cluster::run_scheduler(*bind, options));
         }
         Some(Subcommand::Executor {
@@ -483,7 +568,9 @@ fn run(args: Args) -> Result<()> {
             bind,
             grpc_port,
             concurrency,
+            allow_remote,
         }) => {
+            check_cluster_bind("executor", bind, *allow_remote)?;
             let executor = rookery::cluster::ExecutorOptions {
                 scheduler: *scheduler,
                 bind: *bind,
@@ -527,6 +614,13 @@ fn run(args: Args) -> Result<()> {
         max_body,
         header_timeout,
         request_timeout,
+        body_timeout,
+        max_result,
+        sql,
+        sql_writes,
+        tables,
+        token,
+        allowed_hosts,
     }) = &args.command
     {
         let classifier = match model {
@@ -548,21 +642,52 @@ fn run(args: Args) -> Result<()> {
             max_body: *max_body,
             header_timeout: std::time::Duration::from_secs(*header_timeout),
             request_timeout: std::time::Duration::from_secs(*request_timeout),
+            body_timeout: std::time::Duration::from_secs(*body_timeout),
+            max_result: *max_result,
             ..defaults
         };
+        let given = token.clone().or_else(|| std::env::var("ROOKERY_SERVE_TOKEN").ok());
+        let generated = given.is_none();
+        let token = match given {
+            Some(given) if given.trim().is_empty() => {
+                return datafusion::common::plan_err!("the serve token may not be empty")
+            }
+            Some(given) => given,
+            None => rookery_cli::serve::generate_token()?,
+        };
+        let access = Access {
+            token: Some(token.clone()),
+            sql: *sql || *sql_writes,
+            sql_writes: *sql_writes,
+            readable: tables.iter().map(|(_, location)| location.clone()).collect(),
+            allowed_hosts: allowed_hosts.clone(),
+        };
         return runtime.block_on(async {
+            for (name, location) in tables {
+                shell.run_text(&table_statement(name, location), None).await?;
+            }
             for file in init {
                 let text = read_script(file)?;
                 shell.run_text(&text, Some(&file.display().to_string())).await?;
             }
-            let what = if classifier.is_some() {
-                "POST an image to /classify, SQL to /sql"
-            } else {
-                "POST SQL to /sql"
+            let what = match (classifier.is_some(), access.sql, access.sql_writes) {
+                (true, true, false) => "POST an image to /classify, read-only SQL to /sql",
+                (true, true, true) => "POST an image to /classify, SQL to /sql (writes allowed)",
+                (true, false, _) => "POST an image to /classify; /sql is off (--sql)",
+                (false, true, false) => "POST read-only SQL to /sql",
+                (false, true, true) => "POST SQL to /sql (writes allowed)",
+                (false, false, _) => "no /classify (--model) and no /sql (--sql): only /health",
             };
-            let app = Arc::new(App::new(shell.ctx.clone(), classifier, limits));
+            let app = Arc::new(App::new(shell.ctx.clone(), classifier, limits, access)?);
             serve_until_ctrl_c(app, addr, |bound| {
                 eprintln!("rookery serve: listening on http://{bound} ({what})");
+                // A generated token is shown once, as Jupyter does; a given
+                // one the user has already.
+                if generated {
+                    eprintln!("rookery serve: send 'Authorization: Bearer {token}' with each request");
+                } else {
+                    eprintln!("rookery serve: send 'Authorization: Bearer' and the token you gave with each request");
+                }
             })
             .await
         });

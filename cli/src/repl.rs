@@ -184,7 +184,8 @@ pub fn run_repl(runtime: &Runtime, shell: &mut Shell) -> Result<()> {
         // Run what is complete; a started statement after the last `;` waits.
         let text = buffer[..buffer.len() - rest.len()].to_string();
         buffer = if is_blank_sql(&rest) { String::new() } else { rest };
-        let _ = editor.add_history_entry(text.trim());
+        // Credentials typed in OPTIONS never reach the history file.
+        let _ = editor.add_history_entry(rookery::stores::redact_secrets(text.trim()));
         if let Err(e) = runtime.block_on(cancellable(shell.training.clone(), shell.run_text(&text, None))) {
             eprintln!("Error: {e}");
         }

@@ -529,47 +529,214 @@ fn http(addr: &str, request: &[u8]) -> (String, String) {
     (head.lines().next().unwrap_or("").to_string(), body.to_string())
 }
 
+/// A started `rookery serve`: its address and the token it printed.
+fn serve_banner(child: &mut std::process::Child) -> (String, String) {
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let banner = lines.next().expect("banner").expect("banner");
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("address")
+        .to_string();
+    let token_line = lines.next().expect("token line").expect("token line");
+    let token = token_line
+        .split("Bearer ")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .expect("token")
+        .to_string();
+    // The rest of stderr is drained, so the server never blocks on it.
+    std::thread::spawn(move || lines.for_each(drop));
+    (addr, token)
+}
+
+/// A request with this server's Host and token.
+fn request(method_path: &str, token: &str, extra: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "{method_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n{extra}Connection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
 /// `rookery serve`: a good image gets its label, a bad one a 400, and the
 /// server goes on answering.
 #[test]
 fn serve_classifies_posted_images() {
     let dir = fixtures();
     let mut child = classify_serve(dir.path());
-    let stderr = child.stderr.take().expect("stderr");
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).expect("banner");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("address")
-        .to_string();
+    let (addr, token) = serve_banner(&mut child);
 
     let red = std::fs::read(dir.path().join("colours/red.png")).expect("red.png");
-    let mut post = format!(
-        "POST /classify HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        red.len()
-    )
-    .into_bytes();
-    post.extend(&red);
-    let (status, body) = http(&addr, &post);
+    let (status, body) = http(&addr, &request("POST /classify", &token, "", &red));
     assert_eq!(status, "HTTP/1.1 200 OK");
     let json: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(json["label"], "red");
     assert_eq!(json["scores"][0]["label"], "red");
 
-    let (status, body) = http(
-        &addr,
-        b"POST /classify HTTP/1.1\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
-    );
+    let (status, body) = http(&addr, &request("POST /classify", &token, "", b"hello"));
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
     assert!(body.contains("not a readable image"), "{body}");
-    let (status, _) = http(&addr, b"GET /nowhere HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let (status, _) = http(&addr, &request("GET /nowhere", &token, "", b""));
     assert_eq!(status, "HTTP/1.1 404 Not Found");
-    let (status, body) = http(&addr, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let (status, body) = http(
+        &addr,
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
+    // No token, or another one: refused.
+    let (status, _) = http(&addr, &request("POST /classify", "wrong", "", &red));
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    // /sql is off unless asked for.
+    let (status, body) = http(&addr, &request("POST /sql", &token, "", b"SELECT 1"));
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    assert!(body.contains("--sql"), "{body}");
     child.kill().expect("stop the server");
     let _ = child.wait();
+}
+
+/// `rookery serve --sql`: read-only over its tables, behind a token and a
+/// Host check; writes only with --sql-writes; SIGTERM drains.
+#[test]
+fn serve_sql_is_safe_by_default() {
+    let dir = fixtures();
+    let mut child = rookery(dir.path())
+        .args(["serve", "--sql", "--table", "frames=good/", "--addr", "127.0.0.1:0"])
+        .args(["--max-result", "64K", "--body-timeout", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rookery serve");
+    let (addr, token) = serve_banner(&mut child);
+    let sql = |text: &str| http(&addr, &request("POST /sql", &token, "", text.as_bytes()));
+
+    let (status, body) = sql("SELECT count(*) AS n FROM frames");
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "n\n7\n"));
+    // Inside the table's folder read_blob reads; elsewhere it does not.
+    let (status, body) = sql("SELECT read_blob(path) IS NOT NULL AS ok FROM frames WHERE name = '0'");
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok\ntrue\n"));
+    let (status, body) = sql("SELECT read_blob('/etc/passwd')");
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    assert!(body.contains("outside the locations"), "{body}");
+    let (status, body) = sql("SELECT count(*) FROM images('/etc/')");
+    assert_eq!(status, "HTTP/1.1 400 Bad Request", "{body}");
+    for write in [
+        "COPY (SELECT 1 AS a) TO 'x.csv' STORED AS CSV",
+        "CREATE TABLE t AS SELECT 1",
+        "SET datafusion.execution.batch_size = 1",
+        "CREATE EXTERNAL TABLE e STORED AS CSV LOCATION '/etc/passwd'",
+    ] {
+        let (status, body) = sql(write);
+        assert_eq!(status, "HTTP/1.1 400 Bad Request", "{write}: {body}");
+        assert!(body.contains("read-only"), "{write}: {body}");
+    }
+    assert!(!dir.path().join("x.csv").exists());
+    // Results have a size cap.
+    let (status, body) = sql("SELECT * FROM generate_series(1, 1000000)");
+    assert_eq!(status, "HTTP/1.1 413 Payload Too Large", "{body}");
+    // No token, a wrong Host (DNS rebinding), a cross-site form post.
+    let raw = |text: &str| http(&addr, text.as_bytes());
+    let (status, _) =
+        raw("POST /sql HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 8\r\n\r\nSELECT 1");
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    let rebound = format!(
+        "POST /sql HTTP/1.1\r\nHost: evil.example:80\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Length: 8\r\n\r\nSELECT 1"
+    );
+    let (status, _) = raw(&rebound);
+    assert_eq!(status, "HTTP/1.1 403 Forbidden");
+    let (status, _) = http(
+        &addr,
+        &request(
+            "POST /sql",
+            &token,
+            "Origin: http://evil.example\r\nContent-Type: text/plain\r\n",
+            b"SELECT 1",
+        ),
+    );
+    assert_eq!(status, "HTTP/1.1 403 Forbidden");
+    // A body that never arrives is cut off.
+    let (status, _) = raw(
+        "POST /sql HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer TOKEN\r\nContent-Length: 100\r\n\r\nSEL"
+            .replace("TOKEN", &token)
+            .as_str(),
+    );
+    assert_eq!(status, "HTTP/1.1 408 Request Timeout");
+
+    // SIGTERM stops it cleanly.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().expect("server exits");
+    assert!(status.success(), "{status:?}");
+
+    // With --sql-writes, COPY writes.
+    let mut child = rookery(dir.path())
+        .args([
+            "serve",
+            "--sql-writes",
+            "--addr",
+            "127.0.0.1:0",
+            "--token",
+            "secret-token-1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rookery serve");
+    let (addr, _) = serve_banner_given(&mut child);
+    let copy = b"COPY (SELECT 1 AS a) TO 'x.csv' STORED AS CSV";
+    let (status, body) = http(&addr, &request("POST /sql", "secret-token-1", "", copy));
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    assert!(dir.path().join("x.csv").exists());
+    child.kill().expect("stop the server");
+    let _ = child.wait();
+}
+
+/// The address of a server started with --token (which it does not print).
+fn serve_banner_given(child: &mut std::process::Child) -> (String, String) {
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let banner = lines.next().expect("banner").expect("banner");
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("address");
+    let token_line = lines.next().expect("token line").expect("token line");
+    assert!(
+        !token_line.contains("secret-token-1"),
+        "a given token is printed: {token_line}"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    (addr.to_string(), String::new())
+}
+
+#[test]
+fn cluster_processes_stay_on_loopback_unless_allowed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = rookery(dir.path())
+        .args(["scheduler", "--bind", "0.0.0.0:0"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("--allow-remote"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = rookery(dir.path())
+        .args(["executor", "--bind", "0.0.0.0:0"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("--allow-remote"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 fn classify_serve(dir: &Path) -> std::process::Child {
@@ -586,4 +753,74 @@ fn classify_serve(dir: &Path) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rookery serve")
+}
+
+/// The names in `folder`, sorted.
+fn listing(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_copy_killed_part_way_leaves_every_original_intact() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("t");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut originals = Vec::new();
+    for i in 0..24 {
+        let bytes = common::encode(&common::gradient(1200 + i, 900).into(), image::ImageFormat::Png);
+        let name = format!("{i:02}.png");
+        std::fs::write(folder.join(&name), &bytes).unwrap();
+        originals.push((name, bytes));
+    }
+    let copy = "SET images.batch_rows = 1; \
+                COPY (SELECT name, image_flip_h(image) AS image FROM images('t/')) TO 't/' STORED AS IMAGES";
+    let mut child = rookery(dir.path())
+        .args(["--partitions", "1", "-c", copy])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rookery");
+    // Killed once its first file is staged.
+    let staged = |names: &[String]| {
+        names
+            .iter()
+            .filter(|n| n.starts_with(".rookery-copy-"))
+            .any(|n| !listing(&folder.join(n)).is_empty())
+    };
+    let started = std::time::Instant::now();
+    while !staged(&listing(&folder)) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the COPY ended before the test could kill it"
+        );
+        assert!(started.elapsed().as_secs() < 60, "nothing was staged in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    for (name, bytes) in &originals {
+        assert_eq!(&std::fs::read(folder.join(name)).unwrap(), bytes, "{name} changed");
+    }
+    let names = listing(&folder);
+    let left: Vec<_> = names.iter().filter(|n| !n.ends_with(".png")).collect();
+    assert_eq!(left.len(), 1, "only the killed COPY's staging folder: {names:?}");
+
+    // The next COPY into the folder removes the dead COPY's staging folder.
+    let output = rookery(dir.path())
+        .args([
+            "-c",
+            "COPY (SELECT 'extra' AS name, content FROM images('t/') LIMIT 1) TO 't/' STORED AS IMAGES",
+        ])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let names = listing(&folder);
+    assert_eq!(names.len(), originals.len() + 1, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with(".png")), "{names:?}");
 }

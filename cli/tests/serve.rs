@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rookery::{new_session, EngineOptions};
-use rookery_cli::serve::{serve, App, ServeLimits};
+use rookery_cli::serve::{serve, Access, App, ServeLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -49,9 +49,12 @@ async fn read_response(stream: &mut TcpStream) -> std::io::Result<(u16, String, 
     Ok((status, head, body))
 }
 
+/// The token the test servers take.
+const TOKEN: &str = "test-token";
+
 fn post(path: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\n{extra_headers}Content-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n{extra_headers}Content-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -87,6 +90,15 @@ struct Server {
 }
 
 async fn start(limits: ServeLimits) -> Server {
+    let access = Access {
+        token: Some(TOKEN.to_string()),
+        sql: true,
+        ..Access::default()
+    };
+    start_with(limits, access).await
+}
+
+async fn start_with(limits: ServeLimits, access: Access) -> Server {
     let ctx = new_session(&EngineOptions {
         partitions: Some(2),
         ..Default::default()
@@ -98,7 +110,7 @@ async fn start(limits: ServeLimits) -> Server {
         .collect()
         .await
         .unwrap();
-    let app = Arc::new(App::new(ctx, None, limits));
+    let app = Arc::new(App::new(ctx, None, limits, access).expect("app"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -137,7 +149,7 @@ async fn answers_every_good_request_under_200_connections() {
     for _ in 0..20 {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream
-            .write_all(b"POST /sql HTTP/1.1\r\nHost: slow\r\nContent-Le")
+            .write_all(b"POST /sql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
             .await
             .unwrap();
         idle.push(stream);
@@ -156,7 +168,9 @@ async fn answers_every_good_request_under_200_connections() {
                 format!("class,n\njuveniles,{}\npups,{}\n", 5 + i, 3 + i)
             );
             // The same connection again (keep-alive).
-            stream.write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n").await?;
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .await?;
             let (status, _, body) = read_response(&mut stream).await?;
             assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
             std::io::Result::Ok(())
@@ -222,7 +236,10 @@ async fn limits_formats_and_errors() {
     let (status, _, body) = request(addr, &post("/sql", "", &vec![b' '; 2048])).await.unwrap();
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
     // Chunked, so the limit is found while reading.
-    let mut chunked = b"POST /sql HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut chunked = format!(
+        "POST /sql HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
     for _ in 0..3 {
         chunked.extend_from_slice(b"200\r\n");
         chunked.extend_from_slice(&[b' '; 512]);
@@ -256,7 +273,36 @@ async fn limits_formats_and_errors() {
 
     let (status, _, _) = request(addr, &post("/classify", "", b"x")).await.unwrap();
     assert_eq!(status, 404, "no model given");
-    let (status, _, _) = request(addr, b"DELETE /sql HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let delete = format!("DELETE /sql HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    let (status, _, _) = request(addr, delete.as_bytes()).await.unwrap();
     assert_eq!(status, 405);
+    // Each request plans in a state of its own: a SET (refused here, as
+    // the server is read-only) could not reach another client anyway.
+    let (status, _, body) = request(addr, &post("/sql", "", b"SET datafusion.execution.batch_size = 1"))
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    stop(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_has_its_own_settings() {
+    let access = Access {
+        token: Some(TOKEN.to_string()),
+        sql: true,
+        sql_writes: true,
+        ..Access::default()
+    };
+    let server = start_with(ServeLimits::default(), access).await;
+    let show = "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.batch_size'";
+    let both = format!("SET datafusion.execution.batch_size = 7; {show}");
+    let (status, _, body) = request(server.addr, &post("/sql", "", both.as_bytes())).await.unwrap();
+    assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (200, "value\n7\n"));
+    // Another request does not see that SET.
+    let (status, _, body) = request(server.addr, &post("/sql", "", show.as_bytes())).await.unwrap();
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (200, "value\n8192\n")
+    );
     stop(server).await;
 }

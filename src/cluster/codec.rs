@@ -9,7 +9,6 @@
 //! is passed to Ballista's own codecs, which know DataFusion's file formats.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
@@ -39,7 +38,7 @@ use prost::Message;
 use rookery_udfs::pixels::TileEdge;
 use serde_json::{json, Value};
 
-use crate::atomic_copy::{RemoveTargetOnError, TargetToRemove};
+use crate::atomic_copy::{CopyTarget, StagedCopyExec};
 use crate::images::{
     image_table_schema, tile_table_schema, BatchSizeCap, ImageBatchSizeExec, ImageFileFormatFactory, ImageOptions,
     ImageScanExec, ImageSink, ImageTable, ImageTileTable, ImageWriteOptions, TileExec, TileSpec,
@@ -409,15 +408,13 @@ impl PhysicalExtensionCodec for RookeryPhysicalCodec {
                 Self::one_input(inputs)?,
                 BatchSizeCap::new(number(&value, "batch_rows")? as usize),
             ))),
-            "remove_on_error" => {
-                let target = match value["path"].as_str() {
-                    Some(path) => TargetToRemove::Local(PathBuf::from(path)),
-                    None => TargetToRemove::Objects {
-                        store: ObjectStoreUrl::parse(text(&value, "store")?)?,
-                        prefix: object_store::path::Path::from(text(&value, "prefix")?),
-                    },
+            "staged_copy" => {
+                let target = CopyTarget {
+                    store: ObjectStoreUrl::parse(text(&value, "store")?)?,
+                    prefix: object_store::path::Path::from(text(&value, "prefix")?),
+                    single_file: value["single_file"].as_bool().unwrap_or(false),
                 };
-                Ok(Arc::new(RemoveTargetOnError::new(Self::one_input(inputs)?, target)))
+                Ok(Arc::new(StagedCopyExec::new(Self::one_input(inputs)?, target)))
             }
             other => internal_err!("unknown Rookery plan node '{other}'"),
         }
@@ -474,13 +471,14 @@ impl PhysicalExtensionCodec for RookeryPhysicalCodec {
                 buf,
             );
         }
-        if let Some(guard) = node.downcast_ref::<RemoveTargetOnError>() {
-            let value = match guard.around() {
-                TargetToRemove::Local(path) => json!({"kind": "remove_on_error", "path": path.display().to_string()}),
-                TargetToRemove::Objects { store, prefix } => {
-                    json!({"kind": "remove_on_error", "store": store.as_str(), "prefix": prefix.as_ref()})
-                }
-            };
+        if let Some(staged) = node.downcast_ref::<StagedCopyExec>() {
+            let target = staged.around();
+            let value = json!({
+                "kind": "staged_copy",
+                "store": target.store.as_str(),
+                "prefix": target.prefix.as_ref(),
+                "single_file": target.single_file,
+            });
             return envelope(&value, &[], buf);
         }
         self.inner.try_encode(node, buf, proto_converter)

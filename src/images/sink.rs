@@ -5,10 +5,11 @@
 //! first text column) and a binary column of encoded bytes (written as
 //! they are, the extension from their content) or an image value (encoded
 //! as PNG, or JPEG with `OPTIONS ('format' 'jpeg', 'quality' '90')`).
-//! Files are `dir/<name>.<ext>`, written through `object_store`. The COPY
-//! is all or nothing: if it fails, the files it wrote are removed again
-//! (in any object store), and a local folder the COPY made goes too
-//! (`atomic_copy`).
+//! Files are `dir/<name>.<ext>`, written through `object_store`; two rows
+//! that would write the same file are an error. The COPY is all or
+//! nothing: the session's `atomic_copy` rule has the sink write into a
+//! staging folder and puts the files in place only when every row was
+//! written. Used alone, the sink removes the files it wrote when it fails.
 //!
 //! The format only writes: image folders are read by the `IMAGES` table
 //! factory and `images()`, whose scan decides per file what to read.
@@ -312,6 +313,9 @@ impl ImageSink {
     ) -> Result<u64> {
         let prefix = self.config.table_paths[0].prefix();
         let reservation = MemoryConsumer::new("ImageSink").register(context.memory_pool());
+        // The file names written so far, to refuse a second row of a name.
+        let mut names_seen = std::collections::HashSet::new();
+        let names_reservation = MemoryConsumer::new("ImageSink names").register(context.memory_pool());
         let mut count = 0;
         while let Some(batch) = data.next().await {
             let batch = batch?;
@@ -331,7 +335,15 @@ impl ImageSink {
                 else {
                     continue;
                 };
-                let path = prefix.clone().join(format!("{stem}.{ext}"));
+                let file_name = format!("{stem}.{ext}");
+                names_reservation.try_grow(file_name.len() + std::mem::size_of::<String>())?;
+                if !names_seen.insert(file_name.clone()) {
+                    return exec_err!(
+                        "COPY ... STORED AS IMAGES: two rows are named '{stem}' (both would be written to {file_name}); \
+                         give each row a unique name, for example with the folder in it"
+                    );
+                }
+                let path = prefix.clone().join(file_name);
                 store.put(&path, PutPayload::from(bytes)).await?;
                 written.push(path);
                 count += 1;

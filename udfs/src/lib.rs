@@ -7,6 +7,7 @@
 pub mod align;
 pub mod args;
 pub mod augment;
+pub mod blocking;
 pub mod cnn;
 pub mod codec;
 pub mod dots;

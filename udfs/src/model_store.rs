@@ -16,23 +16,41 @@ use std::sync::{Arc, OnceLock};
 
 use datafusion::common::{exec_datafusion_err, exec_err, Result};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use futures::StreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
-use crate::cnn::onnx::write_model_bytes;
+use crate::cnn::onnx::{write_model_bytes, PartialFile};
+use crate::memory::ImageMemory;
 
 /// The object stores that model locations with a URL scheme resolve in.
 #[derive(Clone)]
 pub struct ModelStore {
     registry: Arc<dyn ObjectStoreRegistry>,
+    /// The pool the model functions reserve their input tensors in.
+    memory: ImageMemory,
 }
 
 impl ModelStore {
     /// Models at URLs resolve in `registry` (a session's:
     /// `runtime_env().object_store_registry`).
     pub fn new(registry: Arc<dyn ObjectStoreRegistry>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            memory: ImageMemory::default(),
+        }
+    }
+
+    /// The same store, with the model functions reserving their working
+    /// memory (input tensors) in `memory` (a session's pool).
+    pub fn with_memory(self, memory: ImageMemory) -> Self {
+        Self { memory, ..self }
+    }
+
+    /// Where the model functions reserve their working memory.
+    pub fn memory(&self) -> &ImageMemory {
+        &self.memory
     }
 
     /// A local file with the model at `location`: the path itself, or the
@@ -50,12 +68,39 @@ impl ModelStore {
             let meta = store.head(&path).await.map_err(cannot)?;
             let version = meta.e_tag.clone().unwrap_or_else(|| meta.last_modified.to_rfc3339());
             let file = cache.join(cached_name(url.as_str(), &version, meta.size));
-            if file.is_file() {
+            // The name holds the URL, ETag and size; an entry of another
+            // size (cut short by something else) is downloaded again.
+            if std::fs::metadata(&file).is_ok_and(|m| m.is_file() && m.len() == meta.size) {
                 return Ok(file);
             }
-            let bytes = store.get(&path).await.map_err(cannot)?.bytes().await.map_err(cannot)?;
-            // Written beside and renamed, so a concurrent reader never sees half a model.
-            write_model_bytes(&bytes, &file)?;
+            // Only the version the name says: a changed object is an error
+            // to retry, not a mismatched cache entry.
+            let options = GetOptions {
+                if_match: meta.e_tag.clone(),
+                ..Default::default()
+            };
+            let mut body = store.get_opts(&path, options).await.map_err(cannot)?.into_stream();
+            // Streamed to a partial file of this download's own, synced and
+            // renamed: parallel downloads never share a file, and no model
+            // is held whole in memory.
+            let mut partial = PartialFile::create(&file)?;
+            let mut size = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(cannot)?;
+                size += chunk.len() as u64;
+                if size > meta.size {
+                    break;
+                }
+                partial.write(&chunk)?;
+            }
+            if size != meta.size {
+                return exec_err!(
+                    "cannot read model {location}: the store listed {} bytes but sent {size}{}",
+                    meta.size,
+                    if size > meta.size { " or more" } else { "" }
+                );
+            }
+            partial.commit()?;
             Ok(file)
         })?
     }
@@ -196,7 +241,7 @@ fn run_io<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> 
     runtime.spawn(async move {
         let _ = sender.send(work.await);
     });
-    match receiver.recv() {
+    match crate::blocking::off_async_worker(|| receiver.recv()) {
         Ok(value) => Ok(value),
         Err(_) => exec_err!("model I/O stopped before it finished"),
     }
@@ -254,6 +299,38 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(listed, 6);
+    }
+
+    #[test]
+    fn parallel_downloads_agree_and_a_cut_entry_is_fetched_again() {
+        let (store, _) = memory_store();
+        let unique = format!("model {:?} {}", std::time::SystemTime::now(), std::process::id());
+        let bytes = unique.into_bytes().repeat(20_000);
+        store.write("memory://models/p.onnx", &bytes).unwrap();
+        let downloads: Vec<_> = (0..6)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || store.local_file("memory://models/p.onnx").unwrap())
+            })
+            .collect();
+        let files: Vec<PathBuf> = downloads.into_iter().map(|d| d.join().unwrap()).collect();
+        assert!(files.iter().all(|f| f == &files[0]), "{files:?}");
+        assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+        let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+        let partials = std::fs::read_dir(files[0].parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.contains(&name) && n.ends_with(".partial")
+            })
+            .count();
+        assert_eq!(partials, 0);
+        // An entry of the wrong size (cut short) is not trusted.
+        std::fs::write(&files[0], &bytes[..10]).unwrap();
+        let again = store.local_file("memory://models/p.onnx").unwrap();
+        assert_eq!(std::fs::read(&again).unwrap(), bytes);
+        std::fs::remove_file(&again).unwrap();
     }
 
     #[test]

@@ -206,7 +206,7 @@ impl PartitionReader {
             let upper_bound = if pixels <= max_pixels { pixels as usize * 4 } else { 0 };
             self.reservation.try_grow(upper_bound)?;
             let timer = self.metrics.decode_time.timer();
-            let decoded = codec::decode(bytes, max_pixels);
+            let decoded = rookery_udfs::blocking::off_async_worker(|| codec::decode(bytes, max_pixels));
             timer.done();
             self.reservation.shrink(upper_bound);
             match decoded {
@@ -268,10 +268,12 @@ async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> (std::result
 
 /// What a file's first bytes say: its header, a final error, or `None`
 /// when the header may lie further in and the whole file must be read.
+/// A file whose first bytes are no image format's signature is not read
+/// further: a large non-image file (a video, an archive) costs 64 KiB.
 fn header_from_prefix(prefix: &[u8], size: u64) -> Option<std::result::Result<ImageHeader, String>> {
     match codec::read_header(prefix) {
         Ok(header) => Some(Ok(header)),
-        Err(e) if size <= prefix.len() as u64 => Some(Err(e.to_string())),
+        Err(e) if size <= prefix.len() as u64 || codec::sniff_format(prefix).is_none() => Some(Err(e.to_string())),
         Err(_) => None,
     }
 }
@@ -522,8 +524,10 @@ mod tests {
         let bytes = png(5, 7);
         let header = header_from_prefix(&bytes, bytes.len() as u64).unwrap().unwrap();
         assert_eq!((header.format, header.width, header.height), ("png", 5, 7));
-        // Unreadable but more file to come: read the whole file.
-        assert!(header_from_prefix(b"????", 1 << 20).is_none());
+        // Not an image format's signature: a final error, with 1 MB unread.
+        assert!(header_from_prefix(b"????", 1 << 20).unwrap().is_err());
+        // An image format's signature but no header yet: read the whole file.
+        assert!(header_from_prefix(&bytes[..20], 1 << 20).is_none());
         // Unreadable and that was all of it: a final error.
         assert!(header_from_prefix(b"????", 4).unwrap().is_err());
     }

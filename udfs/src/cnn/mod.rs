@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
-use datafusion::common::{exec_datafusion_err, DataFusionError, Result};
+use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result};
 use datafusion::logical_expr::ScalarFunctionArgs;
 
 use crate::args::{arg_arrays, image_arg, optional_text_arg, text_arg};
@@ -65,6 +65,8 @@ fn model_rows(
     };
     let options = text_at(options_arg)?;
     let threads = threads_per_session(args.config_options.execution.target_partitions);
+    let max_pixels = crate::memory::max_pixels(&args.config_options);
+    let mut reservation = stores.memory().reserve(name, max_pixels);
 
     // Group rows by (model, output, options); almost always one group per batch.
     type Key<'a> = (&'a str, Option<&'a str>, &'a str);
@@ -86,6 +88,14 @@ fn model_rows(
     let mut out = vec![None; args.number_rows];
     for ((model, output, options), rows) in groups {
         let options = ClassifyOptions::parse(options)?;
+        if let Some((height, width)) = options.size {
+            let pixels = (height as u64).saturating_mul(width as u64);
+            if pixels > max_pixels {
+                return plan_err!(
+                    "{name}: option size={width}x{height} asks for inputs of {pixels} pixels, more than rookery.max_pixels ({max_pixels})"
+                );
+            }
+        }
         let output = match output_arg {
             Some(_) => ModelOutput::Features(output.filter(|o| !o.is_empty()).map(str::to_string)),
             None => ModelOutput::Classes,
@@ -96,8 +106,8 @@ fn model_rows(
             .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
         let views: Vec<ImageView<'_>> = rows.iter().map(|(_, v)| *v).collect();
         let values = match output {
-            ModelOutput::Classes => model.scores(&views),
-            ModelOutput::Features(_) => model.features(&views),
+            ModelOutput::Classes => model.scores_within(&views, &mut reservation),
+            ModelOutput::Features(_) => model.features_within(&views, &mut reservation),
         }
         .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
         for ((row, _), v) in rows.iter().zip(values) {

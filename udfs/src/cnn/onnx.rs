@@ -430,16 +430,77 @@ pub fn model_bytes(model: &SeedCnn, labels: &[String]) -> Result<Vec<u8>> {
 
 /// Writes an encoded model as [`write_model`] does.
 pub fn write_model_bytes(bytes: &[u8], path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| exec_datafusion_err!("cannot create folder {} for the model: {e}", parent.display()))?;
+    let mut file = PartialFile::create(path)?;
+    file.write(bytes)?;
+    file.commit()
+}
+
+/// A model file being written: under a hidden name of this writer's own
+/// beside its final name (`.m.onnx.<pid>-<n>.partial`), so two writers of
+/// one model never write into each other's file, and put in place by
+/// [`PartialFile::commit`] after an fsync, so the final name never holds
+/// part of a model, even after a crash. Dropped uncommitted, it is removed.
+pub struct PartialFile {
+    file: Option<std::fs::File>,
+    partial: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl PartialFile {
+    pub fn create(path: &Path) -> Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| exec_datafusion_err!("cannot create folder {} for the model: {e}", parent.display()))?;
+        }
+        let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy());
+        let partial = path.with_file_name(format!(
+            ".{name}.{}-{}.partial",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::File::create(&partial)
+            .map_err(|e| exec_datafusion_err!("cannot write {}: {e}", partial.display()))?;
+        Ok(Self {
+            file: Some(file),
+            partial,
+            path: path.to_path_buf(),
+        })
     }
-    let partial = path.with_extension("onnx.partial");
-    std::fs::write(&partial, bytes).map_err(|e| exec_datafusion_err!("cannot write {}: {e}", partial.display()))?;
-    std::fs::rename(&partial, path).map_err(|e| {
-        let _ = std::fs::remove_file(&partial);
-        exec_datafusion_err!("cannot write {}: {e}", path.display())
-    })
+
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(exec_datafusion_err!("{} was already put in place", self.path.display()));
+        };
+        std::io::Write::write_all(file, bytes)
+            .map_err(|e| exec_datafusion_err!("cannot write {}: {e}", self.partial.display()))
+    }
+
+    /// Syncs the file and renames it to its final name.
+    pub fn commit(mut self) -> Result<()> {
+        let Some(file) = self.file.take() else {
+            return Err(exec_datafusion_err!("{} was already put in place", self.path.display()));
+        };
+        file.sync_all()
+            .map_err(|e| exec_datafusion_err!("cannot write {}: {e}", self.partial.display()))?;
+        drop(file);
+        std::fs::rename(&self.partial, &self.path)
+            .map_err(|e| exec_datafusion_err!("cannot write {}: {e}", self.path.display()))?;
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Makes the rename durable where the file system can sync a folder.
+            let _ = std::fs::File::open(parent).and_then(|f| f.sync_all());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -556,5 +617,34 @@ mod tests {
             .any(|m| m.key == META_LABELS && m.value.contains("c5")));
         let decoded = ModelProto::decode(proto.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded, proto);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_model_never_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        let writers: Vec<_> = (0..8u8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || write_model_bytes(&vec![i; 1 << 20], &path))
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap().unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 1 << 20);
+        assert!(bytes.iter().all(|b| *b == bytes[0]), "two writers' bytes in one file");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["m.onnx"]);
+        // Dropped before it is committed: nothing is left.
+        let mut partial = PartialFile::create(&dir.path().join("n.onnx")).unwrap();
+        partial.write(b"half").unwrap();
+        drop(partial);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -19,6 +19,7 @@ use ort::value::{Tensor, ValueType};
 use super::model::Head;
 use super::onnx::{META_LABELS, META_LAYOUT, META_OUTPUT, META_RANGE};
 use crate::image_value::ImageView;
+use crate::memory::{ImageMemory, PixelReservation};
 use crate::pixels;
 
 /// Images per ONNX Runtime call. An Arrow batch of more rows is split: the
@@ -183,6 +184,8 @@ pub struct Classifier {
     pub height: usize,
     pub width: usize,
     pub channels: usize,
+    /// Values of one image's input: height x width x channels.
+    input_len: usize,
     pub range: (f32, f32),
     pub labels: Vec<String>,
     /// A count model (`output=counts` in its metadata): its outputs are
@@ -229,7 +232,7 @@ pub(crate) fn open_session(path: &Path, rewritten: Option<&[u8]>, threads: usize
 }
 
 /// Reads `[N, H, W, C]` or `[N, C, H, W]` from an input shape (-1 for unknown).
-fn image_input(
+pub(crate) fn image_input(
     path: &Path,
     shape: &[i64],
     options: &ClassifyOptions,
@@ -321,6 +324,12 @@ impl Classifier {
             .map_err(|e| exec_datafusion_err!("model {}: {e}", path.display()))?;
         let meta_layout = metadata.custom(META_LAYOUT).as_deref().and_then(parse_layout);
         let (layout, height, width, channels) = image_input(path, &shape, options, meta_layout)?;
+        let Some(input_len) = height.checked_mul(width).and_then(|n| n.checked_mul(channels)) else {
+            return plan_err!(
+                "model {} takes {width}x{height} inputs of {channels} channels, too large to allocate",
+                path.display()
+            );
+        };
         let range = options
             .range
             .or_else(|| metadata.custom(META_RANGE).as_deref().and_then(parse_range))
@@ -366,6 +375,7 @@ impl Classifier {
             height,
             width,
             channels,
+            input_len,
             range,
             labels,
             counts,
@@ -400,7 +410,9 @@ impl Classifier {
         if let Some(found) = cache.lock().map_err(|_| poisoned())?.get(&key) {
             return Ok(found.clone());
         }
-        let loaded = Arc::new(Self::load(path, options, output, threads)?);
+        let loaded = Arc::new(crate::blocking::off_async_worker(|| {
+            Self::load(path, options, output, threads)
+        })?);
         let mut map = cache.lock().map_err(|_| poisoned())?;
         // A file changed on disk: its older versions go.
         map.retain(|k, _| k.0 != key.0 || k.1 == key.1);
@@ -437,37 +449,53 @@ impl Classifier {
 
     /// Class probabilities for each image: one ONNX Runtime call per
     /// [`MAX_IMAGES_PER_RUN`] images. Models whose outputs are not
-    /// probabilities (rows not summing to 1) get a softmax.
+    /// probabilities (rows not summing to 1) get a softmax. The input
+    /// tensors are not accounted in a pool: for callers outside a session.
     pub fn scores(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
+        self.scores_within(images, &mut unaccounted())
+    }
+
+    /// [`Classifier::scores`], reserving each run's input tensor (and an
+    /// image resized to the model's input) in `reservation` first.
+    pub fn scores_within(&self, images: &[ImageView<'_>], reservation: &mut PixelReservation) -> Result<Vec<Vec<f32>>> {
         if self.output != ModelOutput::Classes {
             return Err(exec_datafusion_err!(
                 "model {} was loaded for features, not classes",
                 self.path.display()
             ));
         }
-        self.outputs(images)
+        self.outputs(images, reservation)
     }
 
     /// The output of a model loaded with [`ModelOutput::Features`] for each
     /// image, flattened.
     pub fn features(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
+        self.features_within(images, &mut unaccounted())
+    }
+
+    /// [`Classifier::features`], reserving as [`Classifier::scores_within`] does.
+    pub fn features_within(
+        &self,
+        images: &[ImageView<'_>],
+        reservation: &mut PixelReservation,
+    ) -> Result<Vec<Vec<f32>>> {
         if self.output == ModelOutput::Classes {
             return Err(exec_datafusion_err!(
                 "model {} was loaded for classes, not features",
                 self.path.display()
             ));
         }
-        self.outputs(images)
+        self.outputs(images, reservation)
     }
 
-    fn outputs(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
+    fn outputs(&self, images: &[ImageView<'_>], reservation: &mut PixelReservation) -> Result<Vec<Vec<f32>>> {
         let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
             Some(s) => s,
             None => open_session(&self.path, self.rewritten.as_deref().map(Vec::as_slice), self.threads)?,
         };
         let mut rows = Vec::with_capacity(images.len());
         let result = images.chunks(MAX_IMAGES_PER_RUN).try_for_each(|chunk| {
-            rows.extend(self.run(&mut session, chunk)?);
+            rows.extend(self.run(&mut session, chunk, reservation)?);
             Ok::<_, DataFusionError>(())
         });
         self.sessions.lock().map_err(|_| poisoned())?.push(session);
@@ -475,9 +503,31 @@ impl Classifier {
         Ok(rows)
     }
 
-    fn run(&self, session: &mut Session, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
-        let per_image = self.height * self.width * self.channels;
-        let mut input = vec![0f32; images.len() * per_image];
+    fn run(
+        &self,
+        session: &mut Session,
+        images: &[ImageView<'_>],
+        reservation: &mut PixelReservation,
+    ) -> Result<Vec<Vec<f32>>> {
+        let per_image = self.input_len;
+        // An image resized to the model's input (checked against
+        // rookery.max_pixels), and the float tensor of the whole run.
+        let before = reservation.size();
+        reservation.image(self.width as u64, self.height as u64, self.channels as u64)?;
+        reservation.bytes((images.len() as u64).saturating_mul(per_image as u64).saturating_mul(4))?;
+        let result = self.run_reserved(session, images, per_image);
+        reservation.release(reservation.size() - before);
+        result
+    }
+
+    fn run_reserved(&self, session: &mut Session, images: &[ImageView<'_>], per_image: usize) -> Result<Vec<Vec<f32>>> {
+        let Some(values) = images.len().checked_mul(per_image) else {
+            return Err(exec_datafusion_err!(
+                "model {}: input tensor too large",
+                self.path.display()
+            ));
+        };
+        let mut input = vec![0f32; values];
         for (image, out) in images.iter().zip(input.chunks_mut(per_image)) {
             self.fill_input(*image, out)?;
         }
@@ -529,6 +579,12 @@ impl Classifier {
     pub fn label(&self, index: usize) -> String {
         self.labels.get(index).cloned().unwrap_or_else(|| index.to_string())
     }
+}
+
+/// A reservation without a pool's limit or a pixel limit, for callers
+/// outside a session (the `classify` command, tests).
+fn unaccounted() -> PixelReservation {
+    ImageMemory::default().reserve("classifier", u64::MAX)
 }
 
 pub(crate) fn poisoned() -> DataFusionError {

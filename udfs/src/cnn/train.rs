@@ -109,6 +109,10 @@ impl Default for TrainOptions {
     }
 }
 
+/// The largest `input_size`: the seed CNN's first dense layer then has
+/// (256 / 8)^2 x 128 x 512 = 67 million weights (1 GB with Adam's state).
+pub const MAX_INPUT_SIZE: usize = 256;
+
 impl TrainOptions {
     pub fn parse(text: &str) -> Result<Self> {
         let mut options = Self::default();
@@ -120,7 +124,16 @@ impl TrainOptions {
             match key.as_str() {
                 "epochs" => options.epochs = whole(1)?,
                 "batch_size" => options.batch_size = whole(1)?,
-                "input_size" => options.input_size = whole(SeedCnn::MIN_SIDE)?,
+                "input_size" => {
+                    options.input_size = whole(SeedCnn::MIN_SIDE)?;
+                    // Every row is resized to this side before the pool
+                    // sees it, and the dense layer grows with its square.
+                    if options.input_size > MAX_INPUT_SIZE {
+                        return plan_err!(
+                            "cnn_train option input_size must be at most {MAX_INPUT_SIZE} (pixels a side), not '{value}'"
+                        );
+                    }
+                }
                 "seed" => options.seed = whole(0)? as u64,
                 "learning_rate" => match value.parse::<f64>() {
                     Ok(v) if v > 0.0 && v.is_finite() => options.learning_rate = v,
@@ -990,6 +1003,8 @@ mod tests {
             "schedule=step",
             "colour=red",
             "epochs",
+            "input_size=257",
+            "input_size=200000",
         ] {
             let err = TrainOptions::parse(bad).unwrap_err().to_string();
             assert!(err.contains("cnn_train") || err.contains("key=value"), "{bad}: {err}");

@@ -31,7 +31,7 @@ pub fn density_type() -> DataType {
 const DENSITY_OPTIONS: &str = "stride, margin, min_count, strip_rows, strip_width";
 
 #[derive(Debug, Clone, PartialEq)]
-struct DensityOptions {
+pub(crate) struct DensityOptions {
     /// In pixels; 0 for the model's tile side less twice the margin.
     stride: usize,
     /// Pixels on each side of a tile that the model sees but does not count.
@@ -41,7 +41,7 @@ struct DensityOptions {
 }
 
 impl DensityOptions {
-    fn parse(text: &str) -> Result<Self> {
+    pub(crate) fn parse(text: &str) -> Result<Self> {
         let mut options = Self {
             stride: 0,
             margin: 0,

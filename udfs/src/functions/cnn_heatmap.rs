@@ -35,7 +35,7 @@ pub fn heatmap_type() -> DataType {
 const HEATMAP_OPTIONS: &str = "stride, exclude, min_score, strip_rows, strip_width";
 
 #[derive(Debug, Clone, PartialEq)]
-struct HeatmapOptions {
+pub(crate) struct HeatmapOptions {
     /// In pixels; 0 for the network's own.
     stride: usize,
     exclude: Vec<String>,
@@ -44,7 +44,7 @@ struct HeatmapOptions {
 }
 
 impl HeatmapOptions {
-    fn parse(text: &str) -> Result<Self> {
+    pub(crate) fn parse(text: &str) -> Result<Self> {
         let mut options = Self {
             stride: 0,
             exclude: Vec::new(),

@@ -336,8 +336,9 @@ impl Accumulator for CnnTrainAccumulator {
             .unwrap_or_else(|| Dataset::new(options.input_size, options.input_size, 3));
         let control = self.control.clone();
         let mut progress = |e: &EpochReport| control.report(e);
-        let (model, report) = train_until(&data, &options, Kernels::Fast, &mut progress, &|| {
-            self.control.is_cancelled()
+        let cancelled = || self.control.is_cancelled();
+        let (model, report) = crate::blocking::off_async_worker(|| {
+            train_until(&data, &options, Kernels::Fast, &mut progress, &cancelled)
         })?;
         self.models
             .write(&options.output, &model_bytes(&model, &report.classes)?)?;

@@ -247,3 +247,88 @@ proptest! {
         check(&ImageDecode::default(), vec![bytes, texts(&[on_error])])?;
     }
 }
+
+/// Option text for the model functions: known keys with random values,
+/// unknown keys, stray separators and arbitrary characters.
+fn option_text() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("size"),
+        Just("layout"),
+        Just("range"),
+        Just("labels"),
+        Just("epochs"),
+        Just("batch_size"),
+        Just("learning_rate"),
+        Just("validation"),
+        Just("seed"),
+        Just("input_size"),
+        Just("output"),
+        Just("keep"),
+        Just("refit"),
+        Just("schedule"),
+        Just("augment"),
+        Just("class_weights"),
+        Just("stride"),
+        Just("margin"),
+        Just("min_score"),
+        Just("min_count"),
+        Just("strip_rows"),
+        Just("strip_width"),
+        Just("exclude"),
+        Just("colour"),
+    ];
+    let value = prop_oneof![
+        Just("0".to_string()),
+        Just("-1".to_string()),
+        Just("18446744073709551616".to_string()),
+        Just("200000x200000".to_string()),
+        Just("4294967295x4294967295".to_string()),
+        Just("NaN".to_string()),
+        Just("inf".to_string()),
+        Just("1e308".to_string()),
+        Just("0..0".to_string()),
+        Just("a|b".to_string()),
+        any::<u32>().prop_map(|n| n.to_string()),
+        "[ -~]{0,12}",
+    ];
+    proptest::collection::vec((key, value, prop_oneof![Just("="), Just(""), Just("==")]), 0..5).prop_map(|pairs| {
+        pairs
+            .iter()
+            .map(|(k, v, eq)| format!("{k}{eq}{v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+proptest! {
+    #[test]
+    fn model_option_strings_parse_or_fail_cleanly(text in option_text(), junk in "\\PC{0,40}") {
+        for text in [text.as_str(), junk.as_str()] {
+            // Each gives options or an error, never a panic; a size too
+            // large to allocate is refused before any buffer is made.
+            if let Ok(options) = crate::cnn::runtime::ClassifyOptions::parse(text) {
+                if let Some((h, w)) = options.size {
+                    prop_assert!(h > 0 && w > 0);
+                }
+            }
+            if let Ok(options) = crate::cnn::train::TrainOptions::parse(text) {
+                prop_assert!(options.input_size <= crate::cnn::train::MAX_INPUT_SIZE);
+            }
+            let _ = crate::cnn::linear::LinearOptions::parse(text);
+            let _ = cnn_heatmap::HeatmapOptions::parse(text);
+            let _ = cnn_density::DensityOptions::parse(text);
+        }
+    }
+
+    #[test]
+    fn crafted_model_dimensions_are_checked(dims in proptest::collection::vec(
+        prop_oneof![Just(-1i64), Just(0i64), Just(1), Just(3), Just(i64::MAX), Just(i64::MIN), Just(1 << 40), 1i64..100_000],
+        0..6,
+    )) {
+        let options = crate::cnn::runtime::ClassifyOptions::default();
+        let path = std::path::Path::new("crafted.onnx");
+        if let Ok((_, h, w, c)) = crate::cnn::runtime::image_input(path, &dims, &options, None) {
+            prop_assert!(h > 0 && w > 0 && (c == 1 || c == 3));
+        }
+    }
+}
