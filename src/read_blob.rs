@@ -153,12 +153,19 @@ fn grew(path: &str, size: usize) -> DataFusionError {
 fn read_local_file(shown: &str, local: &std::path::Path, reservation: &MemoryReservation) -> Result<Bytes> {
     use std::io::Read;
     let cannot = |e: std::io::Error| exec_datafusion_err!("read_blob: cannot read '{shown}': {e}");
+    let not_a_file = || {
+        exec_datafusion_err!(
+            "read_blob: '{shown}' is not a regular file (read_blob reads files, not devices, pipes or folders)"
+        )
+    };
+    // Asked before opening: opening a pipe waits for a writer.
+    if !std::fs::metadata(local).map_err(cannot)?.is_file() {
+        return Err(not_a_file());
+    }
     let mut file = std::fs::File::open(local).map_err(cannot)?;
     let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
-        return Err(exec_datafusion_err!(
-            "read_blob: '{shown}' is not a regular file (read_blob reads files, not devices, pipes or folders)"
-        ));
+        return Err(not_a_file());
     }
     let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     reservation.try_grow(size)?;
@@ -284,5 +291,43 @@ impl AsyncScalarUDFImpl for ReadBlob {
         }
         // What was read is now the next operator's to account for.
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+
+    fn reservation(limit: usize) -> MemoryReservation {
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(limit));
+        MemoryConsumer::new("test").register(&pool)
+    }
+
+    #[test]
+    fn reads_regular_files_within_their_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.bin");
+        std::fs::write(&file, [7u8; 100]).unwrap();
+        let bytes = read_local_file("a.bin", &file, &reservation(1000)).unwrap();
+        assert_eq!(bytes.len(), 100);
+        // More than the pool has: refused before reading.
+        let err = read_local_file("a.bin", &file, &reservation(10)).unwrap_err();
+        assert!(err.to_string().contains("Resources exhausted"), "{err}");
+        // A device, a folder and a pipe (which would block an open) are refused.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let mut refused = vec![std::path::PathBuf::from("/dev/zero"), dir.path().to_path_buf()];
+        if made.is_ok_and(|s| s.success()) {
+            refused.push(fifo);
+        }
+        for path in refused {
+            let err = read_local_file("x", &path, &reservation(1 << 20)).unwrap_err();
+            assert!(
+                err.to_string().contains("is not a regular file"),
+                "{}: {err}",
+                path.display()
+            );
+        }
     }
 }

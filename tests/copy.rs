@@ -22,7 +22,7 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 use tokio::sync::Notify;
 
-use common::library_session;
+use common::{library_session, listing};
 
 /// Rows `(name, content)`, then a wait at the gate, then an error.
 #[derive(Debug)]
@@ -80,20 +80,6 @@ fn register_gated(ctx: &SessionContext, folder: &Path, gate: Arc<Notify>) {
     });
     let table = StreamingTable::try_new(schema, vec![partition]).unwrap();
     ctx.register_table("gated", Arc::new(table)).unwrap();
-}
-
-/// The names in `folder`, sorted.
-fn listing(folder: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(folder)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// Waits until a staging folder in `folder` holds a file.

@@ -239,6 +239,35 @@ async fn copy_to_s3_and_nothing_left_after_a_failure() {
     let failing_again = failing_images.replace("out/failed/", "out/kept/");
     assert!(sql(&ctx, &failing_again).await.is_err());
     assert_eq!(setup.objects("out/kept").await, ["out/kept/mine.txt"]);
+
+    // A failed COPY over objects of the same names leaves them as they
+    // were (its rows are staged, and the staging is gone); a good one
+    // replaces them.
+    let original = PutPayload::from_static(b"original");
+    for name in ["blue", "green"] {
+        let path = StorePath::from(format!("out/over/{name}.png"));
+        setup.store.put(&path, original.clone()).await.unwrap();
+    }
+    let failing_over = failing_images.replace("out/failed/", "out/over/");
+    assert!(sql(&ctx, &failing_over).await.is_err());
+    assert_eq!(
+        setup.objects("out/over").await,
+        ["out/over/blue.png", "out/over/green.png"]
+    );
+    assert_eq!(setup.object("out/over/blue.png").await, b"original");
+    let good_over = failing_over.replace("CASE WHEN name = 'red' THEN NULL ELSE name END", "name");
+    sql(&ctx, &good_over).await.unwrap();
+    // (green is a JPEG, so its copy is green.jpg beside the original.)
+    assert_eq!(
+        setup.objects("out/over").await,
+        [
+            "out/over/blue.png",
+            "out/over/green.jpg",
+            "out/over/green.png",
+            "out/over/red.png"
+        ]
+    );
+    assert_ne!(setup.object("out/over/blue.png").await, b"original");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

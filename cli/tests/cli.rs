@@ -30,6 +30,8 @@ fn with_stdin(mut command: Command, input: &str) -> Output {
     child.wait_with_output().expect("rookery runs")
 }
 
+use common::listing;
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -529,7 +531,8 @@ fn http(addr: &str, request: &[u8]) -> (String, String) {
     (head.lines().next().unwrap_or("").to_string(), body.to_string())
 }
 
-/// A started `rookery serve`: its address and the token it printed.
+/// A started `rookery serve`: its address and the line that tells about
+/// the token.
 fn serve_banner(child: &mut std::process::Child) -> (String, String) {
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
@@ -541,15 +544,19 @@ fn serve_banner(child: &mut std::process::Child) -> (String, String) {
         .expect("address")
         .to_string();
     let token_line = lines.next().expect("token line").expect("token line");
-    let token = token_line
+    // The rest of stderr is drained, so the server never blocks on it.
+    std::thread::spawn(move || lines.for_each(drop));
+    (addr, token_line)
+}
+
+/// The token a server printed (one it generated).
+fn printed_token(token_line: &str) -> String {
+    token_line
         .split("Bearer ")
         .nth(1)
         .and_then(|s| s.split('\'').next())
         .expect("token")
-        .to_string();
-    // The rest of stderr is drained, so the server never blocks on it.
-    std::thread::spawn(move || lines.for_each(drop));
-    (addr, token)
+        .to_string()
 }
 
 /// A request with this server's Host and token.
@@ -569,7 +576,8 @@ fn request(method_path: &str, token: &str, extra: &str, body: &[u8]) -> Vec<u8> 
 fn serve_classifies_posted_images() {
     let dir = fixtures();
     let mut child = classify_serve(dir.path());
-    let (addr, token) = serve_banner(&mut child);
+    let (addr, token_line) = serve_banner(&mut child);
+    let token = printed_token(&token_line);
 
     let red = std::fs::read(dir.path().join("colours/red.png")).expect("red.png");
     let (status, body) = http(&addr, &request("POST /classify", &token, "", &red));
@@ -611,7 +619,8 @@ fn serve_sql_is_safe_by_default() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rookery serve");
-    let (addr, token) = serve_banner(&mut child);
+    let (addr, token_line) = serve_banner(&mut child);
+    let token = printed_token(&token_line);
     let sql = |text: &str| http(&addr, &request("POST /sql", &token, "", text.as_bytes()));
 
     let (status, body) = sql("SELECT count(*) AS n FROM frames");
@@ -686,7 +695,11 @@ fn serve_sql_is_safe_by_default() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rookery serve");
-    let (addr, _) = serve_banner_given(&mut child);
+    let (addr, token_line) = serve_banner(&mut child);
+    assert!(
+        !token_line.contains("secret-token-1"),
+        "a given token is printed: {token_line}"
+    );
     let copy = b"COPY (SELECT 1 AS a) TO 'x.csv' STORED AS CSV";
     let (status, body) = http(&addr, &request("POST /sql", "secret-token-1", "", copy));
     assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
@@ -695,48 +708,18 @@ fn serve_sql_is_safe_by_default() {
     let _ = child.wait();
 }
 
-/// The address of a server started with --token (which it does not print).
-fn serve_banner_given(child: &mut std::process::Child) -> (String, String) {
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let banner = lines.next().expect("banner").expect("banner");
-    let addr = banner
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .expect("address");
-    let token_line = lines.next().expect("token line").expect("token line");
-    assert!(
-        !token_line.contains("secret-token-1"),
-        "a given token is printed: {token_line}"
-    );
-    std::thread::spawn(move || lines.for_each(drop));
-    (addr.to_string(), String::new())
-}
-
 #[test]
 fn cluster_processes_stay_on_loopback_unless_allowed() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = rookery(dir.path())
-        .args(["scheduler", "--bind", "0.0.0.0:0"])
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    assert!(
-        text(&output.stderr).contains("--allow-remote"),
-        "{}",
-        text(&output.stderr)
-    );
-    let output = rookery(dir.path())
-        .args(["executor", "--bind", "0.0.0.0:0"])
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    assert!(
-        text(&output.stderr).contains("--allow-remote"),
-        "{}",
-        text(&output.stderr)
-    );
+    for process in ["scheduler", "executor"] {
+        let output = rookery(dir.path())
+            .args([process, "--bind", "0.0.0.0:0"])
+            .output()
+            .expect("run");
+        assert!(!output.status.success(), "{process}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("--allow-remote"), "{process}: {stderr}");
+    }
 }
 
 fn classify_serve(dir: &Path) -> std::process::Child {
@@ -753,17 +736,6 @@ fn classify_serve(dir: &Path) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rookery serve")
-}
-
-/// The names in `folder`, sorted.
-fn listing(folder: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(folder)
-        .expect("list")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

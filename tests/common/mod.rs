@@ -135,3 +135,17 @@ pub fn library_session() -> datafusion::prelude::SessionContext {
         .with_config(SessionConfig::new().with_target_partitions(2));
     SessionContext::new_with_state(rookery::register(builder).build())
 }
+
+/// The names in `folder`, sorted (none when it does not exist).
+pub fn listing(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -206,7 +206,12 @@ impl PartitionReader {
             let upper_bound = if pixels <= max_pixels { pixels as usize * 4 } else { 0 };
             self.reservation.try_grow(upper_bound)?;
             let timer = self.metrics.decode_time.timer();
-            let decoded = rookery_udfs::blocking::off_async_worker(|| codec::decode(bytes, max_pixels));
+            // Decoded in place, not through `off_async_worker`: handing the
+            // worker's other tasks to a new thread let more partitions decode
+            // at once (seed count on 6 full-size frames: peak RSS 0.42-0.64
+            // GB -> 0.75-0.91 GB). A server runs queries on a runtime of
+            // their own instead.
+            let decoded = codec::decode(bytes, max_pixels);
             timer.done();
             self.reservation.shrink(upper_bound);
             match decoded {
