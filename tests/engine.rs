@@ -338,3 +338,37 @@ async fn training_reports_progress_and_stops_when_cancelled() {
     assert!(cancelled.elapsed() < std::time::Duration::from_secs(1));
     assert!(!std::path::Path::new(&model).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trainings_to_one_model_leave_one_whole_model() {
+    let fixture = Fixture::new();
+    let ctx = library_session();
+    let model = fixture.path("shared.onnx");
+    let colours = fixture.path("colours");
+    let train = |seed: u32| {
+        format!(
+            "SELECT cnn_train(image, name, 'epochs=1, batch_size=1, validation=0, input_size=24, seed={seed}, output={model}')
+             FROM images('{colours}/')"
+        )
+    };
+    let runs: Vec<_> = [1, 2]
+        .map(|seed| {
+            let (ctx, query) = (ctx.clone(), train(seed));
+            tokio::spawn(async move { sql(&ctx, &query).await })
+        })
+        .into_iter()
+        .collect();
+    for run in runs {
+        run.await.expect("training task").expect("training");
+    }
+    // One whole model that ONNX Runtime loads, and no partial file beside it.
+    let check = format!("SELECT cnn_classify('{model}', image) FROM images('{colours}/')");
+    assert_eq!(rows(&sql(&ctx, &check).await.unwrap()), 3);
+    let beside: Vec<String> = std::fs::read_dir(fixture.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("shared"))
+        .collect();
+    assert_eq!(beside, ["shared.onnx"]);
+}

@@ -664,7 +664,11 @@ fn run(args: Args) -> Result<()> {
         };
         return runtime.block_on(async {
             for (name, location) in tables {
-                shell.run_text(&table_statement(name, location), None).await?;
+                rookery::exec::run_sql(&shell.ctx, &table_statement(name, location))
+                    .await
+                    .map_err(|e| {
+                        datafusion::common::DataFusionError::Plan(format!("--table {name}={location}: {e}"))
+                    })?;
             }
             for file in init {
                 let text = read_script(file)?;
@@ -719,4 +723,29 @@ fn run(args: Args) -> Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_from_the_command_line() {
+        assert_eq!(
+            parse_table("frames = data/x/").unwrap(),
+            ("frames".to_string(), "data/x/".to_string())
+        );
+        for bad in ["frames", "=data/", "frames="] {
+            assert!(parse_table(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            table_statement("t", "labels.CSV"),
+            "CREATE EXTERNAL TABLE \"t\" STORED AS CSV LOCATION 'labels.CSV' OPTIONS ('format.has_header' 'true')"
+        );
+        // Names and locations are quoted, so neither can end the statement.
+        assert_eq!(
+            table_statement("o\"k", "it's/"),
+            "CREATE EXTERNAL TABLE \"o\"\"k\" STORED AS IMAGES LOCATION 'it''s/'"
+        );
+    }
 }
