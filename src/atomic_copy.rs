@@ -154,14 +154,9 @@ impl CopyTarget {
     }
 }
 
-/// The file object_store's `LocalFileSystem` (rooted at `/`, as DataFusion
-/// registers it for `file://`) uses for `path`, mapped the same way.
+/// The local file or folder of `path` (see [`crate::stores::local_file`]).
 fn local_path(path: &StorePath) -> PathBuf {
-    let mapped = url::Url::parse("file:///").ok().and_then(|mut url| {
-        url.path_segments_mut().ok()?.pop_if_empty().extend(path.parts());
-        url.to_file_path().ok()
-    });
-    mapped.unwrap_or_else(|| PathBuf::from(format!("/{path}")))
+    crate::stores::local_file(path).unwrap_or_else(|| PathBuf::from(format!("/{path}")))
 }
 
 impl AroundInput for CopyTarget {

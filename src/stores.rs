@@ -265,6 +265,16 @@ fn take_store_options(locations: &[String], options: &mut HashMap<String, String
 /// A table factory that first registers the store a `CREATE EXTERNAL
 /// TABLE`'s options configure (`'aws.region'`, `'aws.endpoint'`, ...) for
 /// its location's bucket, then lets `inner` make the table without them.
+/// The file that object_store's `LocalFileSystem` (rooted at `/`, as
+/// DataFusion registers it for `file://`) uses for `location`, mapped the
+/// same way: the image scan reads such files directly, and a staged COPY
+/// moves them.
+pub fn local_file(location: &object_store::path::Path) -> Option<std::path::PathBuf> {
+    let mut url = Url::parse("file:///").ok()?;
+    url.path_segments_mut().ok()?.pop_if_empty().extend(location.parts());
+    url.to_file_path().ok()
+}
+
 /// Whether a store option's value is a credential: keys, secrets,
 /// tokens, passwords and signatures (an access key's id is not).
 pub fn is_secret_option(key: &str) -> bool {
@@ -438,5 +448,11 @@ mod tests {
         assert_eq!(redact_secrets("SELECT 'secret', 'x'"), "SELECT 'secret', 'x'");
         assert_eq!(redact_secrets("SELECT 'unclosed"), "SELECT 'unclosed");
         assert!(is_secret_option("aws.secret_access_key") && !is_secret_option("aws.access_key_id"));
+    }
+
+    #[test]
+    fn local_paths_from_store_locations() {
+        let path = local_file(&object_store::path::Path::from("data/a b/1.jpg")).unwrap();
+        assert_eq!(path, std::path::PathBuf::from("/data/a b/1.jpg"));
     }
 }

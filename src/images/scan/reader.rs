@@ -283,14 +283,6 @@ fn header_from_prefix(prefix: &[u8], size: u64) -> Option<std::result::Result<Im
     }
 }
 
-/// The file that object_store's `LocalFileSystem` (rooted at `/`, as
-/// DataFusion registers it for `file://`) reads for `location`.
-fn local_file(location: &object_store::path::Path) -> Option<std::path::PathBuf> {
-    let mut url = url::Url::parse("file:///").ok()?;
-    url.path_segments_mut().ok()?.pop_if_empty().extend(location.parts());
-    url.to_file_path().ok()
-}
-
 /// [`read_header`] for a local file, with plain blocking reads: one
 /// blocking task reads a whole batch of headers, where going through
 /// object_store would hop to a blocking thread once per file (measured:
@@ -300,7 +292,7 @@ fn read_header_local(meta: &ObjectMeta) -> (std::result::Result<ImageHeader, Str
     if meta.size == 0 {
         return (Err(rookery_udfs::ImageError::Empty.to_string()), 0);
     }
-    let Some(path) = local_file(&meta.location) else {
+    let Some(path) = crate::stores::local_file(&meta.location) else {
         return (Err(format!("cannot map {} to a local file", meta.location)), 0);
     };
     let read_err = |e: std::io::Error| format!("cannot read file: {e}");
@@ -535,11 +527,5 @@ mod tests {
         assert!(header_from_prefix(&bytes[..20], 1 << 20).is_none());
         // Unreadable and that was all of it: a final error.
         assert!(header_from_prefix(b"????", 4).unwrap().is_err());
-    }
-
-    #[test]
-    fn local_paths_from_store_locations() {
-        let path = local_file(&Path::from("data/a b/1.jpg")).unwrap();
-        assert_eq!(path, std::path::PathBuf::from("/data/a b/1.jpg"));
     }
 }
