@@ -191,15 +191,21 @@ pub async fn run_statement(ctx: &SessionContext, statement: &ParsedStatement) ->
     .await
 }
 
-/// Runs every statement of `sql` in order, stopping at the first error; a
-/// trailing statement without `;` runs too.
-pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<StatementResult>> {
+/// Every statement of complete SQL text, `(line, text)`: a trailing one
+/// without `;` counts too.
+pub fn all_statements(sql: &str) -> Vec<(usize, String)> {
     let (mut statements, (rest_line, rest)) = split_sql(sql);
     if !is_blank_sql(&rest) {
         statements.push((rest_line, rest.trim().to_string()));
     }
+    statements
+}
+
+/// Runs every statement of `sql` in order, stopping at the first error; a
+/// trailing statement without `;` runs too.
+pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<StatementResult>> {
     let mut results = Vec::new();
-    for (line, text) in statements {
+    for (line, text) in all_statements(sql) {
         let statement = parse_statement(&text, line)?;
         results.push(run_statement(ctx, &statement).await?);
     }

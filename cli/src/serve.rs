@@ -54,7 +54,7 @@ use tokio::sync::Semaphore;
 use crate::output::{write_results, Layout, OutputFormat};
 use datafusion::execution::context::SQLOptions;
 use futures::StreamExt;
-use rookery::exec::{catching_panics, is_blank_sql, parse_statement, split_sql};
+use rookery::exec::{all_statements, catching_panics, parse_statement};
 
 /// The server's bounds.
 #[derive(Debug, Clone)]
@@ -425,7 +425,8 @@ impl App {
         // Decoding and ONNX Runtime are CPU work: off the I/O threads. The
         // decoded image and the model's input reserve in the session's pool.
         let memory = ImageMemory::new(Arc::clone(&self.ctx.runtime_env().memory_pool));
-        let max_pixels = rookery_udfs::memory::max_pixels(self.ctx.state().config_options());
+        // Read in place: cloning the session state per image is not needed.
+        let max_pixels = rookery_udfs::memory::max_pixels(self.ctx.state_ref().read().config_options());
         let work = tokio::task::spawn_blocking(move || classify_image(&body, &classifier, &memory, max_pixels));
         match work.await {
             Ok(answer) => answer,
@@ -487,10 +488,7 @@ async fn run_request_sql(
     writes: bool,
     max_result: usize,
 ) -> std::result::Result<Option<(SchemaRef, Vec<RecordBatch>)>, SqlFailure> {
-    let (mut statements, (rest_line, rest)) = split_sql(text);
-    if !is_blank_sql(&rest) {
-        statements.push((rest_line, rest.trim().to_string()));
-    }
+    let statements = all_statements(text);
     let read_only = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
