@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Builds Rookery and runs every test: unit tests, the .slt files and the
-# CLI tests that drive the real binary. Installs ONNX Runtime's library
-# (the model tests run it) and moto's S3-compatible server (the object
-# store tests start it on 127.0.0.1) first. Extra arguments go to cargo test.
+# Builds Rookery and runs every test: unit tests, the .slt files, the CLI
+# tests that drive the real binary, and the Python package's pytest suite
+# (with the example notebook). Installs ONNX Runtime's library (the model
+# tests run it), moto's S3-compatible server (the object store tests start
+# it on 127.0.0.1) and the Python package with its test dependencies
+# (scripts/setup-python.sh) first. Extra arguments go to cargo test.
 source "$(dirname "$0")/env.sh"
 scripts/setup-onnxruntime.sh
 scripts/setup-moto.sh
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/rookery/py"
+scripts/setup-python.sh "$VENV"
+# The same interpreter as maturin's build, so pyo3 is not built twice.
+export PYO3_PYTHON="$VENV/bin/python"
 cargo test --workspace "$@"
+ROOKERY_BIN="$TARGET_DIR/debug/rookery" "$VENV/bin/python" -m pytest -q python/tests

@@ -1,0 +1,65 @@
+"""Ctrl-C (KeyboardInterrupt, as Jupyter's stop button sends) stops a
+long query or a training within a second, and the session goes on."""
+
+import _thread
+import threading
+import time
+
+import pytest
+
+from conftest import REPO
+
+
+def _cpu_seconds_over(wall: float) -> float:
+    """CPU time this process uses over `wall` seconds of waiting: near 0
+    once the engine has really stopped."""
+    before = time.process_time()
+    time.sleep(wall)
+    return time.process_time() - before
+
+
+def _interrupt_after(seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, _thread.interrupt_main)
+    timer.start()
+    return timer
+
+
+def test_keyboard_interrupt_cancels_a_long_query(ctx):
+    # Hours of work on 2 cores.
+    frame = ctx.sql("SELECT count(DISTINCT v % 1000000007) AS n FROM generate_series(1, 100000000000) t(v)")
+    started = time.monotonic()
+    _interrupt_after(1.0)
+    with pytest.raises(KeyboardInterrupt):
+        frame.to_arrow()
+    stopped = time.monotonic() - started
+    assert stopped < 2.0, f"took {stopped:.2f} s to stop after the interrupt at 1 s"
+    time.sleep(0.5)
+    assert _cpu_seconds_over(1.0) < 0.3, "the query went on working after the interrupt"
+    assert ctx.sql("SELECT 41 + 1 AS x").to_arrow().column(0).to_pylist() == [42]
+
+
+def test_keyboard_interrupt_stops_training_and_writes_no_model(ctx, tmp_path):
+    data = REPO / "data" / "frames"
+    model = tmp_path / "never.onnx"
+    ctx.sql(
+        f"""
+        CREATE EXTERNAL TABLE frames STORED AS IMAGES LOCATION '{data}/frames/';
+        CREATE EXTERNAL TABLE labels STORED AS CSV LOCATION '{data}/labels.csv'
+            OPTIONS ('format.has_header' 'true');
+        """
+    )
+    frame = ctx.sql(
+        "SELECT cnn_train(f.image, l.label, 'epochs=100000, input_size=32, output="
+        + str(model)
+        + "') AS run FROM labels l JOIN frames f ON f.name = regexp_replace(l.filename, '\\.jpg$', '')"
+    )
+    started = time.monotonic()
+    _interrupt_after(4.0)
+    with pytest.raises(KeyboardInterrupt):
+        frame.to_arrow()
+    stopped = time.monotonic() - started
+    assert stopped < 5.0, f"took {stopped:.2f} s to stop after the interrupt at 4 s"
+    time.sleep(1.0)  # the training's last batch ends; nothing may be written
+    assert _cpu_seconds_over(1.0) < 0.3, "the training went on after the interrupt"
+    assert not model.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
