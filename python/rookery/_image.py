@@ -27,14 +27,7 @@ class Image(np.ndarray):
     """
 
     def __new__(cls, pixels) -> "Image":
-        array = np.asarray(pixels)
-        if array.dtype != np.uint8:
-            raise TypeError(f"an image is uint8 samples, not {array.dtype}")
-        if array.ndim == 2:
-            array = array[:, :, np.newaxis]
-        if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-            raise ValueError(f"an image is H x W x C with C in 1, 3, 4; this array's shape is {array.shape}")
-        return array.view(cls)
+        return _as_pixels("an image", pixels, contiguous=False).view(cls)
 
     # Arithmetic gives plain arrays: a sum of images is not an image.
     def __array_wrap__(self, array, context=None, return_scalar=False):
@@ -141,15 +134,17 @@ def _binary_values(data: pa.Array):
     return offset_value
 
 
-def _as_pixels(index: int, image) -> np.ndarray:
+def _as_pixels(what: str, image, contiguous: bool = True) -> np.ndarray:
+    """`image` as an H x W x C uint8 array (H x W gets C = 1); `what`
+    names it in errors."""
     array = np.asarray(image)
     if array.dtype != np.uint8:
-        raise TypeError(f"image {index}: expected uint8 samples, got {array.dtype}")
+        raise TypeError(f"{what}: expected uint8 samples, got {array.dtype}")
     if array.ndim == 2:
         array = array[:, :, np.newaxis]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ValueError(f"image {index}: expected H x W x C with C in 1, 3, 4, got shape {array.shape}")
-    return np.ascontiguousarray(array)
+        raise ValueError(f"{what}: expected H x W x C with C in 1, 3, 4, got shape {array.shape}")
+    return np.ascontiguousarray(array) if contiguous else array
 
 
 def images_to_arrow(images: Iterable) -> pa.StructArray:
@@ -162,7 +157,7 @@ def images_to_arrow(images: Iterable) -> pa.StructArray:
             continue
         if not isinstance(image, np.ndarray) and hasattr(image, "mode") and hasattr(image, "size"):
             image = np.asarray(image.convert("RGBA") if image.mode not in ("L", "RGB", "RGBA") else image)
-        pixels = _as_pixels(index, image)
+        pixels = _as_pixels(f"image {index}", image)
         heights.append(pixels.shape[0])
         widths.append(pixels.shape[1])
         channels.append(pixels.shape[2])

@@ -11,6 +11,7 @@
 //! `CREATE EXTERNAL TABLE ... STORED AS IMAGES` (file formats and table
 //! factories have no FFI form).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::catalog::TableFunctionImpl;
@@ -143,22 +144,27 @@ pub fn ffi_exports(py: Python<'_>) -> PyResult<Vec<(String, String, Py<PyAny>)>>
         let exporter = exporter()?;
         let state = exporter.ctx.state();
         let mut exports = Vec::new();
-        let mut scalars: Vec<_> = state.scalar_functions().values().cloned().collect();
-        scalars.sort_by(|a, b| a.name().cmp(b.name()));
-        scalars.dedup_by(|a, b| a.name() == b.name());
-        for udf in scalars {
-            let name = udf.name().to_string();
+        // By name: sorted, and an alias does not export its function twice.
+        let scalars: BTreeMap<_, _> = state
+            .scalar_functions()
+            .values()
+            .map(|f| (f.name().to_string(), f))
+            .collect();
+        for (name, udf) in scalars {
+            let udf = Arc::clone(udf);
             exports.push((
                 "scalar".to_string(),
                 name,
                 Py::new(py, ExportedScalar { udf })?.into_any(),
             ));
         }
-        let mut aggregates: Vec<_> = state.aggregate_functions().values().cloned().collect();
-        aggregates.sort_by(|a, b| a.name().cmp(b.name()));
-        aggregates.dedup_by(|a, b| a.name() == b.name());
-        for udaf in aggregates {
-            let name = udaf.name().to_string();
+        let aggregates: BTreeMap<_, _> = state
+            .aggregate_functions()
+            .values()
+            .map(|f| (f.name().to_string(), f))
+            .collect();
+        for (name, udaf) in aggregates {
+            let udaf = Arc::clone(udaf);
             exports.push((
                 "aggregate".to_string(),
                 name,

@@ -114,3 +114,15 @@ def test_image_repr_png(ctx):
     image = frame.to_pandas()["image"][0]
     png = image._repr_png_()
     assert png.startswith(b"\x89PNG")
+
+
+def test_a_new_users_first_query(monkeypatch):
+    """The issue's "done when": four thumbnails in Jupyter, numpy from pandas."""
+    from conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    frames = rookery.connect().sql("SELECT name, image FROM images('data/sealions/Train/') LIMIT 4")
+    assert frames._repr_html_().count("data:image/png;base64,") == 4
+    images = frames.to_pandas()["image"]
+    assert len(images) == 4
+    assert all(isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 for image in images)

@@ -63,3 +63,19 @@ def test_keyboard_interrupt_stops_training_and_writes_no_model(ctx, tmp_path):
     assert _cpu_seconds_over(1.0) < 0.3, "the training went on after the interrupt"
     assert not model.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_gil_is_released_while_the_engine_works(ctx):
+    """Python threads run while a query works in another thread."""
+    frame = ctx.sql("SELECT count(DISTINCT v % 1000003) AS n FROM generate_series(1, 30000000) t(v)")
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("n", frame.to_arrow().column(0)[0].as_py()))
+    worker.start()
+    counted, started = 0, time.monotonic()
+    while worker.is_alive() and time.monotonic() - started < 60:
+        counted += 1  # pure Python: needs the GIL
+    elapsed = time.monotonic() - started
+    worker.join()
+    assert result["n"] == 1000003
+    assert elapsed > 0.2, "the query was too quick to tell"
+    assert counted / elapsed > 100_000, f"Python ran only {counted / elapsed:.0f} loops/s beside the query"

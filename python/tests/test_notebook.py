@@ -2,6 +2,7 @@
 rot; it is committed without outputs."""
 
 import json
+import re
 import pathlib
 
 import nbformat
@@ -31,3 +32,5 @@ def test_the_sealion_notebook_runs(tmp_path):
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # dots and the chart
     submission = (REPO / "out" / "notebook" / "sub_baseline.csv").read_text().splitlines()
     assert submission[0] == "test_id,adult_males,subadult_males,adult_females,juveniles,pups"
+    assert len(submission) == 1 + len(list((REPO / "data" / "sealions" / "Test").glob("*.jpg")))
+    assert all(re.fullmatch(r"\d+(,\d+){5}", line) for line in submission[1:])

@@ -193,6 +193,57 @@ pub fn resize(src: ImageView<'_>, width: u32, height: u32) -> Result<Image> {
     Ok(from_dynamic(resized))
 }
 
+/// The size of `width` x `height` scaled down to fit in `max_side` pixels
+/// (aspect kept, never enlarged, no side below one pixel).
+pub fn fit_within(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+    let longest = width.max(height).max(1);
+    let max_side = max_side.max(1);
+    if longest <= max_side {
+        return (width.max(1), height.max(1));
+    }
+    let scale = |side: u32| ((side as u64 * max_side as u64 / longest as u64) as u32).max(1);
+    (scale(width), scale(height))
+}
+
+/// `src` scaled down to fit in `max_side` pixels, for previews: a box
+/// filter (each output pixel the mean of its source area) for large
+/// reductions, a triangle filter for small ones. The source is read in
+/// place, so a full-size frame is not copied first.
+pub fn shrink_to_fit(src: ImageView<'_>, max_side: u32) -> Result<Image> {
+    let (width, height) = fit_within(src.width, src.height, max_side);
+    if src.width == 0 || src.height == 0 {
+        return Err(ImageError::Unsupported(format!(
+            "cannot shrink a {}x{} image",
+            src.width, src.height
+        )));
+    }
+    if (width, height) == (src.width, src.height) {
+        return Ok(src.to_owned_image());
+    }
+    let data = match src.channels {
+        1 => shrink_pixels::<image::Luma<u8>>(src, width, height)?,
+        3 => shrink_pixels::<image::Rgb<u8>>(src, width, height)?,
+        4 => shrink_pixels::<image::Rgba<u8>>(src, width, height)?,
+        n => return Err(ImageError::InvalidValue(format!("{n} channels (expected 1, 3 or 4)"))),
+    };
+    Image::new(width, height, src.channels, data)
+}
+
+fn shrink_pixels<P: image::Pixel<Subpixel = u8> + 'static>(
+    src: ImageView<'_>,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>> {
+    let source: image::ImageBuffer<P, &[u8]> = image::ImageBuffer::from_raw(src.width, src.height, src.data)
+        .ok_or_else(|| ImageError::InvalidValue(format!("a {} image's pixels do not fill it", src.describe())))?;
+    let shrunk = if src.width.max(src.height) <= 4 * width.max(height) {
+        image::imageops::resize(&source, width, height, image::imageops::FilterType::Triangle)
+    } else {
+        image::imageops::thumbnail(&source, width, height)
+    };
+    Ok(shrunk.into_raw())
+}
+
 /// What tiling does at the right and bottom edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TileEdge {
@@ -337,6 +388,39 @@ impl ImageView<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fit_within_keeps_the_aspect_and_never_enlarges() {
+        assert_eq!(fit_within(4992, 3328, 96), (96, 64));
+        assert_eq!(fit_within(3328, 4992, 96), (64, 96));
+        assert_eq!(fit_within(50, 20, 96), (50, 20));
+        assert_eq!(fit_within(10_000, 1, 96), (96, 1));
+        assert_eq!(fit_within(0, 0, 96), (1, 1));
+        assert_eq!(fit_within(u32::MAX, u32::MAX, 0), (1, 1));
+    }
+
+    #[test]
+    fn shrink_to_fit_averages_and_keeps_channels() {
+        // Left half red, right half blue: the shrunk image keeps the halves.
+        let (w, h) = (400u32, 200u32);
+        let mut data = Vec::with_capacity((w * h * 3) as usize);
+        for _ in 0..h {
+            for x in 0..w {
+                data.extend_from_slice(if x < w / 2 { &[255, 0, 0] } else { &[0, 0, 255] });
+            }
+        }
+        let src = Image::new(w, h, 3, data).unwrap();
+        let small = shrink_to_fit(src.view(), 20).unwrap();
+        assert_eq!((small.width, small.height, small.channels), (20, 10, 3));
+        assert_eq!(small.view().pixel(2, 5), &[255, 0, 0]);
+        assert_eq!(small.view().pixel(17, 5), &[0, 0, 255]);
+        let grey = Image::new(30, 30, 1, vec![77; 900]).unwrap();
+        let small = shrink_to_fit(grey.view(), 8).unwrap();
+        assert_eq!((small.width, small.height, small.channels), (8, 8, 1));
+        assert!(small.data.iter().all(|&v| v == 77));
+        // Small enough already: the same pixels.
+        assert_eq!(shrink_to_fit(grey.view(), 64).unwrap(), grey);
+    }
+
     use super::*;
 
     /// 3x2 grey image 0..6, row by row.
