@@ -23,6 +23,13 @@ from ._progress import Progress
 
 Error = _rookery.Error
 
+try:
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("rookery")
+except PackageNotFoundError:  # imported from a source tree without installing
+    __version__ = "unknown"
+
 __all__ = [
     "Context",
     "DataFrame",
