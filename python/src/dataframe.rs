@@ -46,14 +46,17 @@ impl DataFrame {
 
     /// Starts the query: planning errors are raised here.
     fn start(&self, py: Python<'_>, tick: Option<&Bound<'_, PyAny>>) -> PyResult<SendableRecordBatchStream> {
-        let frame = self.frame.clone();
-        let training = self.training.clone();
-        wait(py, &self.runtime, frame.execute_stream(), tick, &|| training.cancel())
+        wait(
+            py,
+            &self.runtime,
+            self.frame.clone().execute_stream(),
+            tick,
+            &self.training,
+        )
     }
 
     fn collect_all(&self, py: Python<'_>, frame: EngineFrame) -> PyResult<Vec<RecordBatch>> {
-        let training = self.training.clone();
-        wait(py, &self.runtime, frame.collect(), None, &|| training.cancel())
+        wait(py, &self.runtime, frame.collect(), None, &self.training)
     }
 }
 
@@ -143,9 +146,13 @@ impl DataFrame {
     #[pyo3(signature = (tick=None))]
     fn count(&self, py: Python<'_>, tick: Option<Bound<'_, PyAny>>) -> PyResult<usize> {
         guarded(|| {
-            let frame = self.frame.clone();
-            let training = self.training.clone();
-            wait(py, &self.runtime, frame.count(), tick.as_ref(), &|| training.cancel())
+            wait(
+                py,
+                &self.runtime,
+                self.frame.clone().count(),
+                tick.as_ref(),
+                &self.training,
+            )
         })
     }
 
@@ -178,7 +185,6 @@ impl BatchStream {
             let Some(mut stream) = taken else {
                 return Ok(None);
             };
-            let training = self.training.clone();
             // The stream travels with the task, so an interrupt that aborts
             // the task drops it and so stops the query.
             let (stream, batch) = wait(
@@ -189,7 +195,7 @@ impl BatchStream {
                     Ok((stream, batch))
                 },
                 tick.as_ref(),
-                &|| training.cancel(),
+                &self.training,
             )?;
             match batch {
                 Some(batch) => {

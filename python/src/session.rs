@@ -82,7 +82,7 @@ impl Session {
                     &runtime,
                     async move { rookery::cluster::connect(&url, &options).await },
                     None,
-                    &|| {},
+                    &training,
                 )?,
             };
             Ok(Self {
@@ -106,8 +106,6 @@ impl Session {
             };
             let several = !statements.is_empty();
             let ctx = self.ctx.clone();
-            self.training.reset();
-            let training = self.training.clone();
             let frame = wait(
                 py,
                 &self.runtime,
@@ -144,7 +142,7 @@ impl Session {
                     ctx.read_table(Arc::new(MemTable::try_new(schema, vec![batches])?))
                 },
                 tick.as_ref(),
-                &|| training.cancel(),
+                &self.training,
             )?;
             Ok(DataFrame::new(frame, Arc::clone(&self.runtime), self.training.clone()))
         })
@@ -170,11 +168,6 @@ impl Session {
     /// Removes table `name`; no error when there is none.
     fn deregister(&self, name: &str) -> PyResult<()> {
         self.ctx.deregister_table(name).map(drop).map_err(engine_error)
-    }
-
-    /// Stops a `cnn_train` running in this session (at its next batch).
-    fn cancel_training(&self) {
-        self.training.cancel();
     }
 
     /// The last epoch a `cnn_train` of this session reported, as

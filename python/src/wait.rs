@@ -9,24 +9,28 @@ use std::time::Duration;
 use datafusion::common::{DataFusionError, Result};
 use pyo3::prelude::*;
 use rookery::exec::{catching_panics, panic_error};
+use rookery_udfs::cnn::control::TrainingControl;
 use tokio::runtime::Runtime;
 
 use crate::errors::engine_error;
 
 const POLL: Duration = Duration::from_millis(100);
 
-/// Runs `work` to its end and returns its result. Every 100 ms Python's
-/// signal handlers run; when one raises (`KeyboardInterrupt`),
-/// `on_interrupt` runs (it stops training), the task is aborted (dropping
-/// its streams stops DataFusion's tasks) and the exception is raised.
-/// `tick`, when given, is called at the same times (progress display).
+/// Runs `work` to its end and returns its result. It clears `training`'s
+/// cancel first, so a Ctrl-C that stopped an earlier run does not stop
+/// this one. Every 100 ms Python's signal handlers run; when one raises
+/// (`KeyboardInterrupt`), `training` is cancelled (a `cnn_train` stops at
+/// its next batch), the task is aborted (dropping its streams stops
+/// DataFusion's tasks) and the exception is raised. `tick`, when given,
+/// is called at the same times (progress display).
 pub fn wait<T: Send + 'static>(
     py: Python<'_>,
     runtime: &Runtime,
     work: impl Future<Output = Result<T>> + Send + 'static,
     tick: Option<&Bound<'_, PyAny>>,
-    on_interrupt: &dyn Fn(),
+    training: &TrainingControl,
 ) -> PyResult<T> {
+    training.reset();
     let mut task = runtime.spawn(catching_panics(work));
     loop {
         let finished = py.detach(|| runtime.block_on(async { tokio::time::timeout(POLL, &mut task).await.ok() }));
@@ -48,7 +52,7 @@ pub fn wait<T: Send + 'static>(
                     .and_then(|_| py.check_signals())
                     .and_then(|_| tick.map_or(Ok(()), |tick| tick.call0().map(drop)));
                 if let Err(e) = interrupted {
-                    on_interrupt();
+                    training.cancel();
                     task.abort();
                     return Err(e);
                 }

@@ -50,14 +50,18 @@ def test_keyboard_interrupt_stops_training_and_writes_no_model(ctx, tmp_path):
             OPTIONS ('format.has_header' 'true');
         """
     )
-    frame = ctx.sql(
-        "SELECT cnn_train(f.image, l.label, 'epochs=100000, input_size=32, output="
-        + str(model)
-        + "') AS run FROM labels l JOIN frames f ON f.name = regexp_replace(l.filename, '\\.jpg$', '')"
+    train = (
+        "SELECT cnn_train(f.image, l.label, 'epochs={epochs}, input_size=32, output={model}') AS run "
+        "FROM labels l JOIN frames f ON f.name = regexp_replace(l.filename, '\\.jpg$', '')"
     )
+    # Planned before the interrupt and run after it: the interrupt must
+    # not stop it.
+    later = ctx.sql(train.format(epochs=1, model=tmp_path / "later" / "m.onnx"))
+    frame = ctx.sql(train.format(epochs=100000, model=model))
     _assert_interrupt_stops(frame, 4.0, "training")
     assert not model.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert later.to_arrow().column("run")[0]["epochs"].as_py() == 1
 
 
 def test_the_gil_is_released_while_the_engine_works(ctx):
