@@ -54,17 +54,23 @@ pub fn new_session(options: &EngineOptions) -> Result<SessionContext> {
         }
         config = config.with_batch_size(batch_size);
     }
-    let mut runtime = RuntimeEnvBuilder::new();
-    if let Some(limit) = options.memory_limit.or_else(default_memory_limit) {
-        runtime = runtime.with_memory_limit(limit, 1.0);
-    }
     let builder = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
-        .with_runtime_env(runtime.build_arc()?);
+        .with_runtime_env(runtime_env(options.memory_limit)?);
     Ok(SessionContext::new_with_state(
         register_with_training(builder, &options.training).build(),
     ))
+}
+
+/// A runtime whose memory pool holds `memory_limit` bytes (default:
+/// [`default_memory_limit`]); a query that needs more fails with an error.
+pub fn runtime_env(memory_limit: Option<usize>) -> Result<Arc<RuntimeEnv>> {
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = memory_limit.or_else(default_memory_limit) {
+        runtime = runtime.with_memory_limit(limit, 1.0);
+    }
+    runtime.build_arc()
 }
 
 /// Adds everything Rookery has to a session being built: the `IMAGES` and

@@ -46,14 +46,9 @@ fn exporter() -> PyResult<&'static Exporter> {
         return Ok(exporter);
     }
     let runtime = engine_runtime()?;
-    let mut builder = SessionStateBuilder::new().with_config(SessionConfig::new());
-    if let Some(limit) = rookery::session::default_memory_limit() {
-        let env = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_limit(limit, 1.0)
-            .build_arc()
-            .map_err(engine_error)?;
-        builder = builder.with_runtime_env(env);
-    }
+    let builder = SessionStateBuilder::new()
+        .with_config(SessionConfig::new())
+        .with_runtime_env(rookery::session::runtime_env(None).map_err(engine_error)?);
     // Without DataFusion's defaults: the state holds Rookery's functions only.
     let state = rookery::register(builder).build();
     let ctx = Arc::new(SessionContext::new_with_state(state));
