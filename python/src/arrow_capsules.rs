@@ -63,15 +63,21 @@ pub fn schema_capsule<'py>(py: Python<'py>, schema: &Schema) -> PyResult<Bound<'
     PyCapsule::new_with_value(py, schema, c"arrow_schema")
 }
 
-/// The array behind `obj.__arrow_c_array__()`, sharing its buffers.
-pub fn import_array(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
-    if !obj.hasattr("__arrow_c_array__")? {
+/// `obj.method()` of the PyCapsule interface; a TypeError naming `what`
+/// was expected when `obj` has no such method.
+fn export<'py>(obj: &Bound<'py, PyAny>, method: &str, what: &str) -> PyResult<Bound<'py, PyAny>> {
+    if !obj.hasattr(method)? {
         return Err(PyTypeError::new_err(format!(
-            "expected an Arrow array (an object with __arrow_c_array__), got {}",
+            "expected {what} (an object with {method}), got {}",
             obj.get_type().name()?
         )));
     }
-    let pair = obj.call_method0("__arrow_c_array__")?;
+    obj.call_method0(method)
+}
+
+/// The array behind `obj.__arrow_c_array__()`, sharing its buffers.
+pub fn import_array(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
+    let pair = export(obj, "__arrow_c_array__", "an Arrow array")?;
     let (schema, array): (Bound<'_, PyCapsule>, Bound<'_, PyCapsule>) = pair.extract()?;
     let schema = schema.pointer_checked(Some(c"arrow_schema"))?.cast::<FFI_ArrowSchema>();
     let array = array.pointer_checked(Some(c"arrow_array"))?.cast::<FFI_ArrowArray>();
@@ -88,13 +94,7 @@ pub fn import_array(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
 
 /// The stream behind `obj.__arrow_c_stream__()`, moved out of its capsule.
 pub fn import_stream(obj: &Bound<'_, PyAny>) -> PyResult<ArrowArrayStreamReader> {
-    if !obj.hasattr("__arrow_c_stream__")? {
-        return Err(PyTypeError::new_err(format!(
-            "expected an Arrow table or stream (an object with __arrow_c_stream__), got {}",
-            obj.get_type().name()?
-        )));
-    }
-    let capsule = obj.call_method0("__arrow_c_stream__")?;
+    let capsule = export(obj, "__arrow_c_stream__", "an Arrow table or stream")?;
     let capsule = capsule.cast::<PyCapsule>()?;
     let stream = capsule
         .pointer_checked(Some(c"arrow_array_stream"))?
