@@ -301,24 +301,16 @@ class DataFrame:
 def _table_to_pandas(table: pa.Table):
     import pandas as pd
 
-    columns = {}
-    for name, column in zip(table.column_names, table.columns):
-        if is_image_type(column.type):
-            columns[name] = pd.Series(image_cells(column), dtype=object, name=name)
-        else:
-            columns[name] = column.to_pandas()
-    if len(columns) != table.num_columns:  # repeated names: keep every column
-        return pd.concat(
-            [
-                pd.Series(image_cells(c), dtype=object, name=n) if is_image_type(c.type) else c.to_pandas().rename(n)
-                for n, c in zip(table.column_names, table.columns)
-            ],
-            axis=1,
-        )
-    frame = pd.DataFrame(columns)
-    if frame.shape[0] != table.num_rows:
-        frame = frame.reindex(range(table.num_rows))
-    return frame
+    def column(name, values):
+        if is_image_type(values.type):
+            return pd.Series(image_cells(values), dtype=object, name=name)
+        return values.to_pandas().rename(name)
+
+    # concat keeps every column, repeated names too.
+    columns = [column(name, values) for name, values in zip(table.column_names, table.columns)]
+    if not columns:
+        return pd.DataFrame(index=range(table.num_rows))
+    return pd.concat(columns, axis=1)
 
 
 def connect(
