@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use rookery::sealions::{generate, GenOptions};
-use rookery_udfs::codec::{decode, DEFAULT_MAX_PIXELS};
-use rookery_udfs::dots::{find_dots, DotParams, CLASSES};
+use rookery_image::codec::{decode, DEFAULT_MAX_PIXELS};
+use rookery_image::dots::{find_dots, DotParams, CLASSES};
 
 fn main() {
     let mut dir = std::env::temp_dir().join("rookery-bench/sealions-4992");

@@ -13,9 +13,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{DataFusionError, Result};
-use rookery_udfs::args::binary_value;
-use rookery_udfs::codec::{format_name, sniff_format};
-use rookery_udfs::{is_image_type, ImageArray};
+use rookery_image::args::binary_value;
+use rookery_image::codec::{format_name, sniff_format};
+use rookery_image::{is_image_type, ImageArray};
 
 /// Items of a list cell shown before `…`.
 const LIST_ITEMS_SHOWN: usize = 5;
@@ -258,7 +258,7 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Int32Array, LargeBinaryArray, ListArray};
     use datafusion::arrow::datatypes::Int32Type;
-    use rookery_udfs::{Image, ImageArrayBuilder};
+    use rookery_image::{Image, ImageArrayBuilder};
 
     #[test]
     fn binaries_and_images_print_compactly() {

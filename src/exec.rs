@@ -8,7 +8,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
-use datafusion::physical_plan::{execute_stream, SendableRecordBatchStream};
+use datafusion::physical_plan::SendableRecordBatchStream;
+
+use crate::progress::PlanProgress;
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use futures::{FutureExt, StreamExt};
 
@@ -166,13 +168,20 @@ pub async fn stream_statement(
     ctx: &SessionContext,
     statement: &ParsedStatement,
 ) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+    stream_statement_watched(ctx, statement, &PlanProgress::default()).await
+}
+
+/// [`stream_statement`], with `progress` watching the statement's plan.
+pub async fn stream_statement_watched(
+    ctx: &SessionContext,
+    statement: &ParsedStatement,
+    progress: &PlanProgress,
+) -> Result<(SchemaRef, SendableRecordBatchStream)> {
     let state = ctx.state();
     let plan = state.statement_to_plan(statement.statement.clone()).await?;
     let frame = ctx.execute_logical_plan(plan).await?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-    let task = Arc::new(frame.task_ctx());
-    let plan = frame.create_physical_plan().await?;
-    Ok((schema, execute_stream(plan, task)?))
+    Ok((schema, progress.execute(frame).await?))
 }
 
 /// Runs one statement to completion, collecting its batches.

@@ -10,6 +10,18 @@ use std::sync::LazyLock;
 
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{DocSection, Documentation, Signature, TypeSignature};
+use rookery_image::options::{OptionDoc, OptionSet};
+
+use crate::images::{ImageConfig, TileOptions};
+
+/// The options of function `name`'s options text, from their declarations.
+pub fn option_docs(name: &str) -> Vec<OptionDoc> {
+    match name {
+        "images" => ImageConfig::docs(),
+        "image_tiles" => TileOptions::docs().into_iter().chain(ImageConfig::docs()).collect(),
+        other => rookery_udfs::function_options(other).unwrap_or_default(),
+    }
+}
 
 /// What kind of SQL function a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,6 +53,8 @@ pub struct FunctionInfo {
     /// The argument types the planner accepts, one line per form
     /// (`image, Int64`); empty when the function checks its own.
     pub argument_types: Vec<String>,
+    /// The options of its options text, from their declaration.
+    pub options: Vec<OptionDoc>,
 }
 
 impl FunctionInfo {
@@ -90,7 +104,7 @@ pub static IMAGES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
         "images(location [, options])",
     )
     .with_argument("location", "A folder ('data/Train/'), a glob ('data/Train/*.jpg') or one file; a local path or an object store URL such as 's3://bucket/prefix/'.")
-    .with_argument("options", "Optional 'key=value, ...' text: drop_invalid=true skips unreadable files, batch_rows=N sets images per batch (default 4), max_pixels=N refuses larger images (default 200000000). Options not given come from the session: SET images.drop_invalid = true, SET images.batch_rows = 8, SET images.max_pixels = N.")
+    .with_argument("options", "Optional 'key=value, ...' text; the options are listed under Options. Options not given come from the session's settings of the same names: SET images.batch_rows = 8.")
     .with_sql_example(
         "```sql\n> SELECT name, width, height FROM images('data/sealions/Train/*.jpg') ORDER BY name LIMIT 2;\n+------+-------+--------+\n| name | width | height |\n+------+-------+--------+\n| 0    | 960   | 640    |\n| 1    | 960   | 640    |\n+------+-------+--------+\n```",
     )
@@ -111,7 +125,7 @@ pub static IMAGE_TILES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(||
     .with_argument("location", "A folder, a glob or one file, as for images().")
     .with_argument("size", "Side of each square tile in pixels, 1 to 65535.")
     .with_argument("stride", "Distance between neighbouring tiles in pixels, 1 to 65535.")
-    .with_argument("options", "Optional 'key=value, ...' text: edge=pad|drop, tile_rows=N (tiles per batch, default 64), drop_invalid=true, max_pixels=N.")
+    .with_argument("options", "Optional 'key=value, ...' text; the options are listed under Options.")
     .with_sql_example(
         "```sql\n> SELECT count(*) AS tiles FROM image_tiles('data/sealions/Test/0.jpg', 64, 32);\n+-------+\n| tiles |\n+-------+\n| 551   |\n+-------+\n```",
     )
@@ -121,8 +135,8 @@ pub static IMAGE_TILES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(||
 
 /// Every function of the session, sorted by name.
 pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
-    let models = rookery_udfs::ModelStore::default();
-    let own: HashSet<String> = rookery_udfs::scalar_functions(&rookery_udfs::ImageMemory::default(), &models)
+    let models = rookery_udfs::Models::default();
+    let own: HashSet<String> = rookery_udfs::scalar_functions(&rookery_image::ImageMemory::default(), &models)
         .iter()
         .map(|f| f.name().to_string())
         .chain(
@@ -145,6 +159,7 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
             documentation: documentation.cloned(),
             rookery: own.contains(name),
             argument_types,
+            options: option_docs(name),
         });
     };
     for (name, f) in state.scalar_functions() {
@@ -190,6 +205,18 @@ pub fn render_help(info: &FunctionInfo) -> String {
             let _ = writeln!(out, "  {name}: {text}");
         }
     }
+    if !info.options.is_empty() {
+        out.push_str("\nOptions:\n");
+        for option in &info.options {
+            let _ = writeln!(
+                out,
+                "  {}{}: {}",
+                option.key,
+                shown_default(&option.default),
+                option.doc
+            );
+        }
+    }
     if let Some(example) = &doc.sql_example {
         let example = example
             .trim()
@@ -203,6 +230,76 @@ pub fn render_help(info: &FunctionInfo) -> String {
     }
     if let Some(related) = &doc.related_udfs {
         let _ = writeln!(out, "\nRelated: {}", related.join(", "));
+    }
+    out
+}
+
+fn shown_default(default: &str) -> String {
+    if default.is_empty() {
+        String::new()
+    } else {
+        format!(" (default {default})")
+    }
+}
+
+/// The reference page of Rookery's own functions, in Markdown, from their
+/// documentation and option declarations: `docs/src/reference/functions.md`
+/// (`scripts/update-function-docs.sh` writes it; a test checks it).
+pub fn reference_markdown(ctx: &SessionContext) -> String {
+    let functions: Vec<FunctionInfo> = list_functions(ctx).into_iter().filter(|f| f.rookery).collect();
+    let mut sections: Vec<&str> = functions
+        .iter()
+        .filter_map(|f| f.documentation.as_ref().map(|d| d.doc_section.label))
+        .collect();
+    sections.sort_unstable();
+    sections.dedup();
+    let mut out = String::from(
+        "<!-- Generated by scripts/update-function-docs.sh from the functions' #[user_doc] and option declarations: do not edit. -->\n\n# Function reference\n\nRookery's own SQL functions, as `\\h NAME` shows them in the REPL. DataFusion's built-in functions are documented in [DataFusion's SQL reference](https://datafusion.apache.org/user-guide/sql/index.html).\n",
+    );
+    for section in sections {
+        let _ = write!(out, "\n## {section}\n");
+        for info in &functions {
+            let Some(doc) = &info.documentation else { continue };
+            if doc.doc_section.label != section {
+                continue;
+            }
+            let _ = write!(
+                out,
+                "\n### `{}`\n\n{}\n\n```sql\n{}\n```\n",
+                info.name,
+                doc.description.trim(),
+                doc.syntax_example
+            );
+            if let Some(arguments) = &doc.arguments {
+                out.push_str("\n**Arguments**\n\n");
+                for (name, text) in arguments {
+                    let _ = writeln!(out, "- `{name}`: {text}");
+                }
+            }
+            if !info.options.is_empty() {
+                out.push_str("\n**Options**\n\n| option | default | meaning |\n|---|---|---|\n");
+                for option in &info.options {
+                    let _ = writeln!(
+                        out,
+                        "| `{}` | {} | {} |",
+                        option.key,
+                        if option.default.is_empty() {
+                            "—".to_string()
+                        } else {
+                            format!("`{}`", option.default)
+                        },
+                        option.doc.replace('|', "\\|")
+                    );
+                }
+            }
+            if let Some(example) = &doc.sql_example {
+                let _ = write!(out, "\n**Example**\n\n{}\n", example.trim());
+            }
+            if let Some(related) = &doc.related_udfs {
+                let links: Vec<String> = related.iter().map(|r| format!("[`{r}`](#{r})")).collect();
+                let _ = writeln!(out, "\n**Related**: {}", links.join(", "));
+            }
+        }
     }
     out
 }
@@ -234,6 +331,33 @@ mod tests {
             }
             assert!(render_help(info).starts_with(&info.name));
         }
+    }
+
+    #[test]
+    fn help_lists_declared_options() {
+        let ctx = crate::new_session(&crate::EngineOptions::default()).unwrap();
+        let functions = list_functions(&ctx);
+        let help = |name: &str| render_help(functions.iter().find(|f| f.name == name).unwrap());
+        assert!(help("cnn_train").contains("\nOptions:\n  epochs (default 10): Passes over the training rows."));
+        assert!(
+            help("images").contains("  batch_rows (default 4): "),
+            "{}",
+            help("images")
+        );
+        assert!(help("image_tiles").contains("  edge (default pad): "));
+        assert!(!help("crop").contains("Options:"));
+    }
+
+    /// The committed reference is what the code says; after changing a
+    /// function's documentation or options, run scripts/update-function-docs.sh.
+    #[test]
+    fn the_committed_function_reference_is_current() {
+        let ctx = crate::new_session(&crate::EngineOptions::default()).unwrap();
+        let committed = include_str!("../docs/src/reference/functions.md");
+        assert!(
+            committed == reference_markdown(&ctx),
+            "docs/src/reference/functions.md differs from the functions' documentation: run scripts/update-function-docs.sh"
+        );
     }
 
     #[test]

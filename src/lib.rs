@@ -8,7 +8,8 @@
 //!   `SessionStateBuilder`; [`new_session`] builds a session with them;
 //! - [`images`]: image folders as tables (`STORED AS IMAGES`, `images()`,
 //!   `image_tiles()`) and `COPY ... STORED AS IMAGES`;
-//! - [`exec`]: running SQL text statement by statement, as streams;
+//! - [`exec`]: running SQL text statement by statement, as streams, and
+//!   [`progress`]: what a running plan's scans have done;
 //! - [`stores`]: `s3://`, `gs://`, `az://`, `http(s)://` locations, from
 //!   the environment or a table's `aws.*`-style options;
 //! - [`display`]: values as compact text (`<image 4992x3328x3>`);
@@ -22,6 +23,7 @@ pub mod exec;
 pub mod functions;
 pub mod images;
 pub mod pass_through;
+pub mod progress;
 pub mod read_blob;
 pub mod session;
 pub mod stores;

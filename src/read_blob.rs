@@ -23,8 +23,8 @@ use datafusion::logical_expr::{
 };
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
-use rookery_udfs::args::{arg_arrays, signature, text_arg, ArgKind};
-use rookery_udfs::image_value::append_buffer;
+use rookery_image::args::{arg_arrays, signature, text_arg, ArgKind};
+use rookery_image::image_value::append_buffer;
 
 const SYNTAX: &str = "read_blob(path)";
 

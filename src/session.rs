@@ -19,8 +19,9 @@ use crate::images::{
 use crate::read_blob::ReadBlob;
 use crate::stores::{ObjectStoresFromEnv, WithStoreOptions};
 use crate::tsv::TsvTableFactory;
-use rookery_udfs::cnn::control::TrainingControl;
-use rookery_udfs::{ImageMemory, ModelStore, RookeryConfig};
+use rookery_image::{ImageMemory, RookeryConfig};
+use rookery_models::control::TrainingControl;
+use rookery_udfs::Models;
 
 /// How a session is set up; `None` means DataFusion's default.
 #[derive(Debug, Clone, Default)]
@@ -136,7 +137,7 @@ pub fn register_with_training(mut builder: SessionStateBuilder, training: &Train
         table_functions.insert(name.to_string(), Arc::new(TableFunction::new(name.to_string(), udtf)));
     }
     let memory = ImageMemory::new(Arc::clone(&runtime.memory_pool));
-    let models = ModelStore::new(Arc::clone(&runtime.object_store_registry)).with_memory(memory.clone());
+    let models = Models::new(Arc::clone(&runtime.object_store_registry), memory.clone());
     let scalars = builder.scalar_functions().get_or_insert_with(Vec::new);
     scalars.extend(rookery_udfs::scalar_functions(&memory, &models));
     scalars.push(Arc::new(ReadBlob::udf(runtime)));

@@ -304,7 +304,7 @@ async fn limits_reach_the_scan_and_counts_come_from_the_listing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn training_reports_progress_and_stops_when_cancelled() {
-    use rookery_udfs::cnn::control::TrainingControl;
+    use rookery_models::control::TrainingControl;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let fixture = Fixture::new();

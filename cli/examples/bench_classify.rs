@@ -19,10 +19,11 @@ use datafusion::arrow::array::Array;
 use ort::session::Session;
 use ort::value::Tensor;
 use rookery::session::{available_cores, new_session, EngineOptions};
-use rookery_udfs::cnn::model::SeedCnn;
-use rookery_udfs::cnn::onnx::write_model;
-use rookery_udfs::cnn::runtime::ensure_runtime;
-use rookery_udfs::ImageArray;
+use rookery_image::ImageArray;
+use rookery_models::model::SeedCnn;
+use rookery_models::onnx::write_model;
+use rookery_models::runtime::ensure_runtime;
+use rookery_udfs::functions::model_rows::SqlResult;
 
 /// mimalloc, as datafusion-cli: it reuses freed memory where glibc unmaps and
 /// page-faults large buffers again (a third of training time, measured).
@@ -48,7 +49,7 @@ async fn main() -> datafusion::common::Result<()> {
             let path = std::env::temp_dir().join("rookery-bench-seed-cnn.onnx");
             let labels: Vec<String> = (0..6).map(|i| format!("class{i}")).collect();
             let cnn = SeedCnn::new((64, 64, 3), 6, 1).expect("model");
-            write_model(&cnn, &labels, &path)?;
+            write_model(&cnn, &labels, &path).sql()?;
             path
         }
     };
@@ -77,7 +78,7 @@ async fn main() -> datafusion::common::Result<()> {
             floats.extend(view.data.iter().map(|v| *v as f32));
         }
     }
-    let mut session = Session::builder(ensure_runtime()?)
+    let mut session = Session::builder(ensure_runtime().sql()?)
         .expect("session builder")
         .with_intra_threads(cores)
         .expect("threads")

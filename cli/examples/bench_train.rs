@@ -14,9 +14,9 @@
 //! and, for comparison, candle's own conv2d/max_pool2d on fewer samples
 //! (they are slow). Run `keras_train.py` in the same sitting for the ratio.
 
-use rookery_udfs::cnn::model::Kernels;
-use rookery_udfs::cnn::train::{train, Dataset, TrainOptions};
-use rookery_udfs::rng::Rng;
+use rookery_image::rng::Rng;
+use rookery_models::model::Kernels;
+use rookery_models::train::{train, Dataset, TrainOptions};
 
 /// mimalloc, as datafusion-cli: it reuses freed memory where glibc unmaps and
 /// page-faults large buffers again (a third of training time, measured).

@@ -10,8 +10,8 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{plan_err, Result};
 use rookery::display::cell_to_string;
-use rookery_udfs::grid::{draw_text, CHAR_WIDTH, TEXT_HEIGHT};
-use rookery_udfs::Image;
+use rookery_image::grid::{draw_text, CHAR_WIDTH, TEXT_HEIGHT};
+use rookery_image::Image;
 
 /// Rows of a result kept for `\chart`.
 pub const CHART_MAX_ROWS: usize = 1000;
@@ -174,7 +174,7 @@ pub fn png_chart(labels: &[String], values: &[Option<f64>], title: &str) -> Imag
 /// Writes the PNG chart to `path`.
 pub fn write_png_chart(path: &Path, labels: &[String], values: &[Option<f64>], title: &str) -> Result<()> {
     let image = png_chart(labels, values, title);
-    let bytes = rookery_udfs::codec::encode(image.view(), "png", 90)
+    let bytes = rookery_image::codec::encode(image.view(), "png", 90)
         .map_err(|e| datafusion::common::DataFusionError::Execution(e.to_string()))?;
     std::fs::write(path, bytes)
         .map_err(|e| datafusion::common::DataFusionError::Execution(format!("cannot write {}: {e}", path.display())))

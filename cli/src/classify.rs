@@ -5,10 +5,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use datafusion::common::{DataFusionError, Result};
-use rookery_udfs::cnn::runtime::ranked;
-use rookery_udfs::cnn::runtime::{best, threads_per_session, Classifier, ClassifyOptions};
-use rookery_udfs::codec::{decode, DEFAULT_MAX_PIXELS};
-use rookery_udfs::Image;
+use rookery_image::codec::{decode, DEFAULT_MAX_PIXELS};
+use rookery_image::options::OptionSet;
+use rookery_image::Image;
+use rookery_models::runtime::ranked;
+use rookery_models::runtime::{best, threads_per_session, Classifier, ClassifyOptions, ModelOutput};
+use rookery_udfs::functions::model_rows::SqlResult;
 
 /// Where one image comes from.
 #[derive(Debug, Clone)]
@@ -68,10 +70,10 @@ pub fn classify(
     err: &mut dyn Write,
 ) -> Result<bool> {
     let options = ClassifyOptions::parse(options)?;
-    let classifier = Classifier::cached(model, &options, threads_per_session(1))?;
+    let classifier = Classifier::load(model, &options, &ModelOutput::Classes, threads_per_session(1)).sql()?;
     let loaded: Vec<std::result::Result<Image, String>> = sources.iter().map(ImageSource::load).collect();
     let views: Vec<_> = loaded.iter().flatten().map(Image::view).collect();
-    let mut scores = classifier.scores(&views)?.into_iter();
+    let mut scores = classifier.scores(&views).sql()?.into_iter();
     let mut all_ok = true;
     for (source, image) in sources.iter().zip(&loaded) {
         match image {

@@ -2,7 +2,8 @@
 //! ([`shell`], [`repl`], one [`command::Command`] list), result output on
 //! Arrow's CSV and JSON writers ([`output`]), `rookery demo`, `rookery
 //! classify`, `rookery serve` and the [`workflows`] (`augment`, `train`,
-//! `crops`). Nothing here is needed by a query: every
+//! `crops`), and the command line itself ([`subcommands`]: one `clap::Args`
+//! struct and `run` per subcommand). Nothing here is needed by a query: every
 //! feature runs through `SessionContext::sql` on a session made by
 //! `rookery::register`.
 
@@ -14,6 +15,7 @@ pub mod output;
 pub mod repl;
 pub mod serve;
 pub mod shell;
+pub mod subcommands;
 pub mod workflows;
 
 /// Asks the global allocator (mimalloc, in the `rookery` binary) to keep

@@ -245,7 +245,7 @@ mod tests {
 
     use datafusion::arrow::array::{ArrayRef, Int32Array, ListArray, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Int32Type};
-    use rookery_udfs::{Image, ImageArrayBuilder};
+    use rookery_image::{Image, ImageArrayBuilder};
 
     fn render(schema: &Schema, batches: &[RecordBatch], format: OutputFormat, max_rows: Option<usize>) -> String {
         let mut out = Vec::new();

@@ -21,7 +21,7 @@ use crate::command::completion_words;
 use crate::shell::{Flow, Shell};
 use rookery::exec::{is_blank_sql, split_sql};
 use rookery::functions::list_functions;
-use rookery_udfs::cnn::control::TrainingControl;
+use rookery_models::control::TrainingControl;
 
 const PROMPT: &str = "rookery> ";
 const CONTINUATION_PROMPT: &str = "      -> ";

@@ -44,9 +44,10 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use rookery_udfs::cnn::runtime::{best, ranked, Classifier};
-use rookery_udfs::codec::{decode, read_header};
-use rookery_udfs::ImageMemory;
+use rookery_image::codec::{decode, read_header};
+use rookery_image::ImageMemory;
+use rookery_models::runtime::{best, ranked, Classifier};
+use rookery_udfs::functions::model_rows::{message, PoolInputs};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -426,7 +427,7 @@ impl App {
         // decoded image and the model's input reserve in the session's pool.
         let memory = ImageMemory::new(Arc::clone(&self.ctx.runtime_env().memory_pool));
         // Read in place: cloning the session state per image is not needed.
-        let max_pixels = rookery_udfs::memory::max_pixels(self.ctx.state_ref().read().config_options());
+        let max_pixels = rookery_image::memory::max_pixels(self.ctx.state_ref().read().config_options());
         let work = tokio::task::spawn_blocking(move || classify_image(&body, &classifier, &memory, max_pixels));
         match work.await {
             Ok(answer) => answer,
@@ -540,16 +541,16 @@ fn classify_image(body: &[u8], classifier: &Classifier, memory: &ImageMemory, ma
         Err(e) => return unreadable(&e),
     };
     if let Err(e) = reservation.image(header.width as u64, header.height as u64, 4) {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, rookery_udfs::cnn::message(&e));
+        return error(StatusCode::PAYLOAD_TOO_LARGE, message(&e));
     }
     let image = match decode(body, max_pixels) {
         Ok((_, image)) => image,
         Err(e) => return unreadable(&e),
     };
-    let scores = match classifier.scores_within(&[image.view()], &mut reservation) {
+    let scores = match classifier.scores_within(&[image.view()], &mut PoolInputs::new(&mut reservation)) {
         Ok(mut s) if s.len() == 1 => s.remove(0),
         Ok(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "the model returned no scores"),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, rookery_udfs::cnn::message(&e)),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, message(&e)),
     };
     let entries: Vec<_> = ranked(&scores)
         .iter()

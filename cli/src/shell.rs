@@ -16,16 +16,16 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::{plan_datafusion_err, plan_err, DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
-use rookery_udfs::cnn::control::TrainingControl;
-use rookery_udfs::cnn::train::EpochReport;
-use rookery_udfs::is_image_type;
+use rookery_image::is_image_type;
+use rookery_models::control::TrainingControl;
+use rookery_models::train::EpochReport;
 
 use crate::chart::{text_chart, write_png_chart, ChartData};
 use crate::command::{help_text, Command};
 use crate::output::{write_results, Layout, OutputFormat, ResultWriter};
-use rookery::exec::{catching_panics, is_blank_sql, parse_statement, split_sql, stream_statement};
+use rookery::exec::{catching_panics, is_blank_sql, parse_statement, split_sql, stream_statement_watched};
 use rookery::functions::{list_functions, render_help};
-use rookery::images::SCAN_PROGRESS;
+use rookery::progress::{PlanProgress, ScanCounts};
 
 /// Rows shown by default in table format when interactive.
 pub const DEFAULT_MAX_ROWS: usize = 40;
@@ -170,13 +170,16 @@ impl Shell {
         let statement = parse_statement(&text, line).map_err(located)?;
         let started = Instant::now();
         let rows = Arc::new(AtomicU64::new(0));
-        let progress = self.show_progress.then(|| Progress::start(Arc::clone(&rows)));
+        let plan = PlanProgress::default();
+        let progress = self
+            .show_progress
+            .then(|| Progress::start(Arc::clone(&rows), plan.clone()));
         self.training.reset();
         let layout = self.layout();
         let quiet = self.quiet;
         // Rows are written as they arrive (a table when the last one has).
         let result = catching_panics(async {
-            let (schema, mut stream) = stream_statement(&self.ctx, &statement).await?;
+            let (schema, mut stream) = stream_statement_watched(&self.ctx, &statement, &plan).await?;
             let mut out = std::io::stdout().lock();
             if schema.fields().is_empty() {
                 // DDL: a word for people, nothing in machine formats.
@@ -442,13 +445,11 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(rows: Arc<AtomicU64>) -> Self {
+    fn start(rows: Arc<AtomicU64>, plan: PlanProgress) -> Self {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
             let started = Instant::now();
-            let decoded_before = SCAN_PROGRESS.images_decoded.load(Ordering::Relaxed);
-            let files_before = SCAN_PROGRESS.files_read.load(Ordering::Relaxed);
             let mut shown = false;
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -456,8 +457,10 @@ impl Progress {
                 if elapsed < Duration::from_secs(1) || flag.load(Ordering::Relaxed) {
                     continue;
                 }
-                let decoded = SCAN_PROGRESS.images_decoded.load(Ordering::Relaxed) - decoded_before;
-                let files = SCAN_PROGRESS.files_read.load(Ordering::Relaxed) - files_before;
+                let ScanCounts {
+                    files_read: files,
+                    images_decoded: decoded,
+                } = plan.counts();
                 eprint!(
                     "\r\x1b[K{:.1} s · {} rows · {} files read · {} images decoded  (Ctrl-C cancels)",
                     elapsed.as_secs_f64(),

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use image::RgbImage;
-use rookery_udfs::rng::Rng;
+use rookery_image::rng::Rng;
 
 use crate::sealions::jpeg;
 

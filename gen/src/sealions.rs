@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
-use rookery_udfs::dots::CLASSES;
-pub use rookery_udfs::rng::Rng;
+use rookery_image::dots::CLASSES;
+pub use rookery_image::rng::Rng;
 
 /// What to generate.
 #[derive(Debug, Clone)]

@@ -8,8 +8,6 @@ import os
 import sys
 import time
 
-from . import _rookery
-
 SHOW_AFTER_S = 1.0
 
 
@@ -31,7 +29,6 @@ class Progress:
         self.enabled = enabled and os.environ.get("ROOKERY_PROGRESS", "1") != "0"
         self.rows = 0
         self.started = time.monotonic()
-        self.files0, self.decoded0 = _rookery.scan_progress()
         self.bar = None
         self.line_shown = False
 
@@ -39,8 +36,9 @@ class Progress:
         self.rows += n
 
     def _status(self) -> str:
-        files, decoded = _rookery.scan_progress()
-        parts = [f"{files - self.files0} files read", f"{decoded - self.decoded0} images decoded"]
+        # The counts of the statement the session runs now, from its plan.
+        files, decoded = self.session.scan_progress()
+        parts = [f"{files} files read", f"{decoded} images decoded"]
         epoch = self.session.last_epoch()
         if epoch is not None:
             parts.append(f"epoch {epoch[0]}/{epoch[1]} loss {epoch[2]:.4f}")

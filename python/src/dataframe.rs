@@ -17,7 +17,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use rookery::display::compact_for_text;
 use rookery::exec::panic_error;
-use rookery_udfs::cnn::control::TrainingControl;
+use rookery::progress::PlanProgress;
+use rookery_models::control::TrainingControl;
 use tokio::runtime::Runtime;
 
 use crate::arrow_capsules::{schema_capsule, ArrowArray};
@@ -29,14 +30,16 @@ pub struct DataFrame {
     frame: EngineFrame,
     runtime: Arc<Runtime>,
     training: TrainingControl,
+    progress: PlanProgress,
 }
 
 impl DataFrame {
-    pub fn new(frame: EngineFrame, runtime: Arc<Runtime>, training: TrainingControl) -> Self {
+    pub fn new(frame: EngineFrame, runtime: Arc<Runtime>, training: TrainingControl, progress: PlanProgress) -> Self {
         Self {
             frame,
             runtime,
             training,
+            progress,
         }
     }
 
@@ -49,7 +52,10 @@ impl DataFrame {
         wait(
             py,
             &self.runtime,
-            self.frame.clone().execute_stream(),
+            {
+                let (progress, frame) = (self.progress.clone(), self.frame.clone());
+                async move { progress.execute(frame).await }
+            },
             tick,
             &self.training,
         )
@@ -107,7 +113,12 @@ impl DataFrame {
     #[pyo3(signature = (n, offset=0))]
     fn limit(&self, n: usize, offset: usize) -> PyResult<DataFrame> {
         let frame = self.frame.clone().limit(offset, Some(n)).map_err(engine_error)?;
-        Ok(DataFrame::new(frame, Arc::clone(&self.runtime), self.training.clone()))
+        Ok(DataFrame::new(
+            frame,
+            Arc::clone(&self.runtime),
+            self.training.clone(),
+            self.progress.clone(),
+        ))
     }
 
     /// The query's plan as text (`analyze` runs it and adds its metrics).

@@ -26,7 +26,6 @@ fn _rookery(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ffi_export::ExportedTableFunction>()?;
     m.add_function(wrap_pyfunction!(thumbnails::png_thumbnails, m)?)?;
     m.add_function(wrap_pyfunction!(ffi_export::ffi_exports, m)?)?;
-    m.add_function(wrap_pyfunction!(session::scan_progress, m)?)?;
     m.add_function(wrap_pyfunction!(session::parse_byte_size, m)?)?;
     Ok(())
 }

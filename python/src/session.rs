@@ -12,9 +12,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use pyo3::prelude::*;
 use rookery::exec::{all_statements, parse_statement, run_statement};
-use rookery::images::SCAN_PROGRESS;
+use rookery::progress::PlanProgress;
 use rookery::EngineOptions;
-use rookery_udfs::cnn::control::TrainingControl;
+use rookery_models::control::TrainingControl;
 use tokio::runtime::Runtime;
 
 use crate::arrow_capsules::import_stream;
@@ -31,6 +31,8 @@ pub struct Session {
     runtime: Arc<Runtime>,
     training: TrainingControl,
     last_epoch: LastEpoch,
+    /// The plan this session runs now, for progress.
+    progress: PlanProgress,
 }
 
 /// A tokio runtime with one worker per core, as DataFusion's CLI uses.
@@ -90,6 +92,7 @@ impl Session {
                 runtime,
                 training,
                 last_epoch,
+                progress: PlanProgress::default(),
             })
         })
     }
@@ -144,7 +147,12 @@ impl Session {
                 tick.as_ref(),
                 &self.training,
             )?;
-            Ok(DataFrame::new(frame, Arc::clone(&self.runtime), self.training.clone()))
+            Ok(DataFrame::new(
+                frame,
+                Arc::clone(&self.runtime),
+                self.training.clone(),
+                self.progress.clone(),
+            ))
         })
     }
 
@@ -170,22 +178,18 @@ impl Session {
         self.ctx.deregister_table(name).map(drop).map_err(engine_error)
     }
 
+    /// Image files read and images decoded by the statement this session
+    /// runs now (or ran last), from its plan's metrics.
+    fn scan_progress(&self) -> (u64, u64) {
+        let counts = self.progress.counts();
+        (counts.files_read, counts.images_decoded)
+    }
+
     /// The last epoch a `cnn_train` of this session reported, as
     /// `(epoch, epochs, loss)`, or None.
     fn last_epoch(&self) -> Option<(usize, usize, f64)> {
         self.last_epoch.lock().ok().and_then(|last| *last)
     }
-}
-
-/// Image files read and images decoded by this process's scans so far
-/// (progress displays take differences).
-#[pyfunction]
-pub fn scan_progress() -> (u64, u64) {
-    use std::sync::atomic::Ordering;
-    (
-        SCAN_PROGRESS.files_read.load(Ordering::Relaxed),
-        SCAN_PROGRESS.images_decoded.load(Ordering::Relaxed),
-    )
 }
 
 /// Bytes in a size such as `4G`, `512M` or `1048576`, as the CLI's

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::BinaryBuilder;
 use pyo3::prelude::*;
-use rookery_udfs::codec::encode;
-use rookery_udfs::pixels::shrink_to_fit;
-use rookery_udfs::ImageArray;
+use rookery_image::codec::encode;
+use rookery_image::pixels::shrink_to_fit;
+use rookery_image::ImageArray;
 
 use crate::arrow_capsules::{import_array, ArrowArray};
 use crate::errors::{guarded, Error};
@@ -28,7 +28,7 @@ pub fn png_thumbnails(images: &Bound<'_, PyAny>, max_side: u32) -> PyResult<Arro
             )));
         }
         let array = import_array(images)?;
-        let failed = |e: rookery_udfs::ImageError| Error::new_err(e.to_string());
+        let failed = |e: rookery_image::ImageError| Error::new_err(e.to_string());
         let images = ImageArray::try_new(array.as_ref()).map_err(failed)?;
         let mut out = BinaryBuilder::new();
         for i in 0..images.len() {

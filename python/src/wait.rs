@@ -9,7 +9,7 @@ use std::time::Duration;
 use datafusion::common::{DataFusionError, Result};
 use pyo3::prelude::*;
 use rookery::exec::{catching_panics, panic_error};
-use rookery_udfs::cnn::control::TrainingControl;
+use rookery_models::control::TrainingControl;
 use tokio::runtime::Runtime;
 
 use crate::errors::engine_error;

@@ -35,7 +35,7 @@ use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf::PhysicalExprNode;
 use prost::Message;
-use rookery_udfs::pixels::TileEdge;
+use rookery_image::pixels::TileEdge;
 use serde_json::{json, Value};
 
 use crate::atomic_copy::{CopyTarget, StagedCopyExec};

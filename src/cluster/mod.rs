@@ -35,7 +35,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::images::{ImageConfig, ImageScanExec};
 use crate::session::{new_session, EngineOptions};
-use rookery_udfs::RookeryConfig;
+use rookery_image::RookeryConfig;
 
 /// `config` with Rookery's settings (`rookery.*`, `images.*`), Ballista's,
 /// and Rookery's codecs, as every process of a cluster needs it.

@@ -33,10 +33,10 @@ use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPus
 use datafusion::physical_plan::ExecutionPlan;
 
 pub use batching::{image_batch_rows, BatchSizeCap, CapBatchesOverImages, ImageBatchSizeExec};
-pub use options::{ImageConfig, ImageOptions, ScanOptions, DEFAULT_BATCH_ROWS};
-pub use scan::{ImageScanExec, SCAN_PROGRESS};
+pub use options::{ImageConfig, ImageOptions, DEFAULT_BATCH_ROWS};
+pub use scan::ImageScanExec;
 pub use sink::{ImageFileFormat, ImageFileFormatFactory, ImageSink, ImageWriteOptions, IMAGES_FORMAT};
-pub use tiles::{tile_table_schema, ImageTileTable, ImageTilesTableFunction, TileExec, TileSpec};
+pub use tiles::{tile_table_schema, ImageTileTable, ImageTilesTableFunction, TileExec, TileOptions, TileSpec};
 
 /// Column names of an image table, in schema order.
 pub mod columns {
@@ -72,7 +72,7 @@ pub fn image_table_schema() -> SchemaRef {
         Field::new(columns::WIDTH, DataType::UInt32, true),
         Field::new(columns::HEIGHT, DataType::UInt32, true),
         Field::new(columns::CONTENT, DataType::BinaryView, true),
-        Field::new(columns::IMAGE, rookery_udfs::image_type(), true),
+        Field::new(columns::IMAGE, rookery_image::image_type(), true),
         Field::new(columns::ERROR, DataType::Utf8, true),
     ]))
 }

@@ -4,129 +4,105 @@
 use std::collections::HashMap;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::{extensions_options, plan_err, Result};
-use datafusion::config::ConfigExtension;
-use rookery_udfs::codec::DEFAULT_MAX_PIXELS;
+use datafusion::common::{plan_err, Result};
+use rookery_image::codec::DEFAULT_MAX_PIXELS;
+use rookery_image::options::parse::{flag, whole};
+use rookery_image::options::{key_value_list, OptionSet};
 
 /// Images per batch when a query reads content or pixels. Small, because a
 /// decoded 4992x3328 frame is 50 MB; header-only queries use the session's
 /// batch size instead.
 pub const DEFAULT_BATCH_ROWS: usize = 4;
 
-extensions_options! {
-    /// Session defaults of the image table options (`SET images.batch_rows
-    /// = 8`). An option given to a table (`OPTIONS (...)`, `images(dir,
-    /// '...')`) wins over these; they are read when a query is planned.
-    pub struct ImageConfig {
-        /// Skip unreadable files instead of returning them with `error` set.
-        pub drop_invalid: bool, default = false
-        /// Images per batch when a query reads `content` or `image`.
-        pub batch_rows: usize, default = DEFAULT_BATCH_ROWS
+rookery_image::option_set! {
+    /// Options of an image table, declared once: given to a table
+    /// (`OPTIONS (...)`, `images(dir, '...')`) or as the session's
+    /// defaults (`SET images.batch_rows = 8`), which a table's own options
+    /// win over; read when a query is planned.
+    pub struct ImageConfig for "image table", extension = "images" {
+        /// Skip unreadable files instead of returning them with error set.
+        drop_invalid: bool = false, flag("must be 'true' or 'false'");
+        /// Images per batch when a query reads content or image.
+        batch_rows: usize = DEFAULT_BATCH_ROWS, whole(0, usize::MAX, "must be a whole number above 0");
         /// Refuse to decode images of more pixels than this (decompression
-        /// bombs); the image functions' own limit is `rookery.max_pixels`.
-        pub max_pixels: u64, default = DEFAULT_MAX_PIXELS
+        /// bombs); the image functions' own limit is rookery.max_pixels.
+        max_pixels: u64 = DEFAULT_MAX_PIXELS, whole(0, u64::MAX, "must be a whole number above 0");
     }
 }
 
-impl ConfigExtension for ImageConfig {
-    const PREFIX: &'static str = "images";
+impl ImageConfig {
+    /// Refuses zero sizes, naming them as `{prefix}batch_rows`.
+    fn check(&self, prefix: &str) -> Result<()> {
+        if self.batch_rows == 0 {
+            return plan_err!("{prefix}batch_rows must be a whole number above 0, not 0");
+        }
+        if self.max_pixels == 0 {
+            return plan_err!("{prefix}max_pixels must be a whole number above 0, not 0");
+        }
+        Ok(())
+    }
 }
 
-/// The options given to one table; those left `None` come from the
-/// session when a query is planned.
+/// The options given to one table, checked; those not given come from the
+/// session's `images.*` when a query is planned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageOptions {
-    pub drop_invalid: Option<bool>,
-    pub batch_rows: Option<usize>,
-    pub max_pixels: Option<u64>,
+    given: Vec<(String, String)>,
 }
-
-/// What one scan runs with: the table's options over the session's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScanOptions {
-    pub drop_invalid: bool,
-    pub batch_rows: usize,
-    pub max_pixels: u64,
-}
-
-const KNOWN: &str = "drop_invalid, batch_rows, max_pixels";
 
 impl ImageOptions {
     /// Reads `key -> value` pairs; keys may carry DataFusion's `format.`
     /// prefix, which the SQL planner adds to un-prefixed DDL options.
     pub fn from_map(map: &HashMap<String, String>) -> Result<Self> {
-        let mut options = Self::default();
-        for (key, value) in map {
-            options.set(key, value)?;
-        }
-        Ok(options)
+        let mut pairs: Vec<(String, String)> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        pairs.sort();
+        Self::from_pairs(pairs)
     }
 
     /// Parses `"drop_invalid=true, batch_rows=4"`.
     pub fn parse_list(text: &str) -> Result<Self> {
-        let mut options = Self::default();
-        for (key, value) in rookery_udfs::args::key_value_list("image", KNOWN, text)? {
-            options.set(&key, &value)?;
+        Self::from_pairs(key_value_list(ImageConfig::WHAT, &ImageConfig::known(), text)?)
+    }
+
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self> {
+        let mut check = ImageConfig::default();
+        let mut given = Vec::new();
+        for (key, value) in pairs {
+            let key = key.to_ascii_lowercase();
+            let key = key.strip_prefix("format.").unwrap_or(&key).to_string();
+            OptionSet::set(&mut check, &key, &value)?;
+            given.push((key, value));
         }
-        Ok(options)
+        check.check("option ")?;
+        Ok(Self { given })
+    }
+
+    /// The same options with `key` set to `value`.
+    pub fn with(&self, key: &str, value: &str) -> Result<Self> {
+        let mut pairs: Vec<(String, String)> = self.given.iter().filter(|(k, _)| k != key).cloned().collect();
+        pairs.push((key.to_string(), value.to_string()));
+        Self::from_pairs(pairs)
+    }
+
+    /// The value given for `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.given.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The options given, as `from_map` reads them back.
     pub fn to_map(&self) -> HashMap<String, String> {
-        let mut map = HashMap::new();
-        if let Some(v) = self.drop_invalid {
-            map.insert("drop_invalid".to_string(), v.to_string());
-        }
-        if let Some(v) = self.batch_rows {
-            map.insert("batch_rows".to_string(), v.to_string());
-        }
-        if let Some(v) = self.max_pixels {
-            map.insert("max_pixels".to_string(), v.to_string());
-        }
-        map
-    }
-
-    fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        let key = key.to_ascii_lowercase();
-        let key = key.strip_prefix("format.").unwrap_or(&key);
-        match key {
-            "drop_invalid" => {
-                self.drop_invalid = Some(match value.to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return plan_err!("option drop_invalid must be 'true' or 'false', not '{value}'"),
-                })
-            }
-            "batch_rows" => self.batch_rows = Some(positive("batch_rows", value)?),
-            "max_pixels" => self.max_pixels = Some(positive("max_pixels", value)? as u64),
-            other => return plan_err!("unknown image table option '{other}' (known: {KNOWN})"),
-        }
-        Ok(())
+        self.given.iter().cloned().collect()
     }
 
     /// These options over the session's `images.*`.
-    pub fn resolve(&self, config: &ConfigOptions) -> Result<ScanOptions> {
-        let defaults = config.extensions.get::<ImageConfig>().cloned().unwrap_or_default();
-        let batch_rows = self.batch_rows.unwrap_or(defaults.batch_rows);
-        if batch_rows == 0 {
-            return plan_err!("images.batch_rows must be a whole number above 0, not 0");
+    pub fn resolve(&self, config: &ConfigOptions) -> Result<ImageConfig> {
+        let mut options = config.extensions.get::<ImageConfig>().cloned().unwrap_or_default();
+        options.check("images.")?;
+        for (key, value) in &self.given {
+            OptionSet::set(&mut options, key, value)?;
         }
-        let max_pixels = self.max_pixels.unwrap_or(defaults.max_pixels);
-        if max_pixels == 0 {
-            return plan_err!("images.max_pixels must be a whole number above 0, not 0");
-        }
-        Ok(ScanOptions {
-            drop_invalid: self.drop_invalid.unwrap_or(defaults.drop_invalid),
-            batch_rows,
-            max_pixels,
-        })
-    }
-}
-
-fn positive(name: &str, value: &str) -> Result<usize> {
-    match value.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => plan_err!("option {name} must be a whole number above 0, not '{value}'"),
+        options.check("option ")?;
+        Ok(options)
     }
 }
 
@@ -141,12 +117,12 @@ mod tests {
             ("batch_rows".to_string(), "3".to_string()),
         ]);
         let options = ImageOptions::from_map(&map).unwrap();
-        assert_eq!(options.drop_invalid, Some(true));
-        assert_eq!(options.batch_rows, Some(3));
+        assert_eq!(options.get("drop_invalid"), Some("TRUE"));
+        assert_eq!(options.get("batch_rows"), Some("3"));
         let listed = ImageOptions::parse_list("max_pixels = 100, drop_invalid=false").unwrap();
-        assert_eq!(listed.max_pixels, Some(100));
-        assert_eq!(listed.drop_invalid, Some(false));
-        assert_eq!(listed.batch_rows, None);
+        assert_eq!(listed.get("max_pixels"), Some("100"));
+        assert_eq!(listed.get("drop_invalid"), Some("false"));
+        assert_eq!(listed.get("batch_rows"), None);
     }
 
     #[test]
@@ -173,7 +149,7 @@ mod tests {
         let from_session = ImageOptions::default().resolve(&config).unwrap();
         assert_eq!(
             from_session,
-            ScanOptions {
+            ImageConfig {
                 drop_invalid: true,
                 batch_rows: 8,
                 max_pixels: 1000
@@ -182,7 +158,7 @@ mod tests {
         let given = ImageOptions::parse_list("batch_rows=2, drop_invalid=false, max_pixels=50").unwrap();
         assert_eq!(
             given.resolve(&config).unwrap(),
-            ScanOptions {
+            ImageConfig {
                 drop_invalid: false,
                 batch_rows: 2,
                 max_pixels: 50

@@ -35,9 +35,9 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::StreamExt;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
-use rookery_udfs::args::binary_value;
-use rookery_udfs::codec::{encode, format_name, sniff_format};
-use rookery_udfs::{is_image_type, ImageArray};
+use rookery_image::args::binary_value;
+use rookery_image::codec::{encode, format_name, sniff_format};
+use rookery_image::{is_image_type, ImageArray};
 
 /// The name after `STORED AS`.
 pub const IMAGES_FORMAT: &str = "images";

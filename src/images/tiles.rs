@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Typ
 use datafusion::arrow::record_batch::RecordBatchOptions;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{exec_err, internal_err, plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::common::{exec_err, internal_err, plan_datafusion_err, plan_err, DataFusionError, Result, ScalarValue};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -29,10 +29,12 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
 use futures::StreamExt;
-use rookery_udfs::pixels::{crop, TileEdge, TileGrid};
-use rookery_udfs::{ImageArray, ImageArrayBuilder};
+use rookery_image::options::parse::{choice, whole};
+use rookery_image::options::{key_value_list, OptionSet};
+use rookery_image::pixels::{crop, TileEdge, TileGrid};
+use rookery_image::{ImageArray, ImageArrayBuilder};
 
-use super::options::ImageOptions;
+use super::options::{ImageConfig, ImageOptions};
 use super::{columns, image_table_schema, pushdown, string_literal, ImageScanExec};
 
 /// Tiles per batch unless `tile_rows` says otherwise: one ONNX Runtime
@@ -56,7 +58,7 @@ pub fn tile_table_schema() -> SchemaRef {
         Field::new(columns::NAME, DataType::Utf8, false),
         Field::new(tile_columns::X, DataType::UInt32, false),
         Field::new(tile_columns::Y, DataType::UInt32, false),
-        Field::new(tile_columns::TILE, rookery_udfs::image_type(), false),
+        Field::new(tile_columns::TILE, rookery_image::image_type(), false),
     ]))
 }
 
@@ -159,10 +161,7 @@ impl TableProvider for ImageTileTable {
             .map(|name| frames.index_of(name))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         // One frame per batch: the tiles of a frame are cut from it alone.
-        let options = ImageOptions {
-            batch_rows: Some(1),
-            ..self.options.clone()
-        };
+        let options = self.options.with("batch_rows", "1")?;
         let scan = ImageScanExec::try_new(
             state,
             &self.location,
@@ -498,6 +497,17 @@ fn integer_literal(expr: &Expr) -> Option<i64> {
     }
 }
 
+rookery_image::option_set! {
+    /// Options of `image_tiles` besides the image table's.
+    pub struct TileOptions for "image_tiles" {
+        /// pad or drop: keep the tiles over the right and bottom edges,
+        /// padded with black, or only whole tiles.
+        edge: TileEdge = TileEdge::Pad, choice(&[("pad", TileEdge::Pad), ("drop", TileEdge::Drop)], "must be 'pad' or 'drop'");
+        /// Tiles per output batch.
+        tile_rows: usize = DEFAULT_TILE_ROWS, whole(1, 1 << 20, "must be 1 to 1048576");
+    }
+}
+
 /// Reads the arguments of `image_tiles`.
 pub fn parse_tile_args(exprs: &[Expr]) -> Result<(String, ImageOptions, TileSpec)> {
     let (location, size, stride, options) = match exprs {
@@ -523,35 +533,32 @@ pub fn parse_tile_args(exprs: &[Expr]) -> Result<(String, ImageOptions, TileSpec
             None => return plan_err!("image_tiles(): options must be a string literal: {USAGE}"),
         },
     };
-    let mut spec = TileSpec {
-        size,
-        stride,
-        edge: TileEdge::Pad,
-        rows: DEFAULT_TILE_ROWS,
-    };
+    // Tiling's own options, then the image table's.
+    let mut tiling = TileOptions::default();
     let mut image_options = Vec::new();
-    for (key, value) in
-        rookery_udfs::args::key_value_list("image_tiles", "edge, tile_rows, drop_invalid, max_pixels", text)?
-    {
-        match key.as_str() {
-            "edge" => {
-                spec.edge = match value.as_str() {
-                    "pad" => TileEdge::Pad,
-                    "drop" => TileEdge::Drop,
-                    other => return plan_err!("image_tiles(): edge must be 'pad' or 'drop', not '{other}'"),
-                }
-            }
-            "tile_rows" => {
-                spec.rows = match value.parse::<usize>() {
-                    Ok(n) if (1..=1 << 20).contains(&n) => n,
-                    _ => return plan_err!("image_tiles(): tile_rows must be 1 to 1048576, not '{value}'"),
-                }
-            }
-            "batch_rows" => return plan_err!("image_tiles(): frames are read one at a time; use tile_rows"),
-            _ => image_options.push(format!("{key}={value}")),
+    let known = format!("{}, {}", TileOptions::known(), ImageConfig::known());
+    for (key, value) in key_value_list(TileOptions::WHAT, &known, text)? {
+        if key == "batch_rows" {
+            return plan_err!("image_tiles(): frames are read one at a time; use tile_rows");
+        } else if TileOptions::docs().iter().any(|d| d.key == key) {
+            // Worded as the function's other argument errors.
+            tiling.set(&key, &value).map_err(|e| {
+                let what = e.0.strip_prefix("image_tiles option ").unwrap_or(&e.0);
+                plan_datafusion_err!("image_tiles(): {what}")
+            })?;
+        } else if ImageConfig::docs().iter().any(|d| d.key == key) {
+            image_options.push((key, value));
+        } else {
+            return plan_err!("unknown image_tiles option '{key}' (known: {known})");
         }
     }
-    let options = ImageOptions::parse_list(&image_options.join(","))?;
+    let spec = TileSpec {
+        size,
+        stride,
+        edge: tiling.edge,
+        rows: tiling.tile_rows,
+    };
+    let options = ImageOptions::from_map(&image_options.into_iter().collect())?;
     Ok((location.to_string(), options, spec))
 }
 
@@ -577,7 +584,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(location, "data/");
-        assert_eq!(options.drop_invalid, Some(true));
+        assert_eq!(options.get("drop_invalid"), Some("true"));
         assert_eq!(
             spec,
             TileSpec {

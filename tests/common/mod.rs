@@ -8,7 +8,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageFormat, RgbImage};
-use rookery_udfs::codec::test_support::with_exif_orientation;
+use rookery_image::codec::test_support::with_exif_orientation;
 
 /// A colour gradient, so every pixel differs from its neighbours.
 pub fn gradient(width: u32, height: u32) -> RgbImage {

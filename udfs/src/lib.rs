@@ -1,38 +1,21 @@
-//! Image functions for Rookery.
-//!
-//! Pixel maths lives in plain functions over [`ImageView`] buffers (see
-//! [`codec`]); the SQL functions wrap them in DataFusion's UDF traits, one
-//! function per module, named after the function.
+//! Rookery's SQL functions: DataFusion scalar and aggregate functions, one
+//! per module of [`functions`], named after the function. They are thin
+//! shells: pixel maths is in `rookery-image`, models in `rookery-models`.
 
-pub mod align;
-pub mod args;
-pub mod augment;
-pub mod blocking;
-pub mod cnn;
-pub mod codec;
-pub mod dots;
-pub mod error;
 pub mod functions;
-pub mod grid;
-pub mod image_value;
-pub mod memory;
-pub mod model_store;
-pub mod pixels;
-pub mod rng;
-
-pub use error::ImageError;
-pub use image_value::{image_type, is_image_type, Image, ImageArray, ImageArrayBuilder, ImageView};
 
 use std::sync::Arc;
 
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
-pub use memory::{ImageMemory, RookeryConfig};
-pub use model_store::ModelStore;
+pub use functions::model_rows::Models;
+use rookery_image::options::{OptionDoc, OptionSet};
+use rookery_image::ImageMemory;
+use rookery_models::control::TrainingControl;
 
 /// Every scalar function of this crate, for registration in a session
 /// whose memory pool `memory` holds: the image functions reserve there
 /// what they allocate.
-pub fn scalar_functions(memory: &ImageMemory, models: &ModelStore) -> Vec<Arc<ScalarUDF>> {
+pub fn scalar_functions(memory: &ImageMemory, models: &Models) -> Vec<Arc<ScalarUDF>> {
     use functions::*;
     let m = || memory.clone();
     vec![
@@ -68,7 +51,7 @@ pub fn scalar_functions(memory: &ImageMemory, models: &ModelStore) -> Vec<Arc<Sc
 
 /// Every aggregate function of this crate; `cnn_train` reports to and
 /// obeys `training`.
-pub fn aggregate_functions(training: &cnn::control::TrainingControl, models: &ModelStore) -> Vec<Arc<AggregateUDF>> {
+pub fn aggregate_functions(training: &TrainingControl, models: &Models) -> Vec<Arc<AggregateUDF>> {
     vec![
         Arc::new(AggregateUDF::new_from_impl(functions::CnnTrain::new(
             training.clone(),
@@ -78,4 +61,20 @@ pub fn aggregate_functions(training: &cnn::control::TrainingControl, models: &Mo
         Arc::new(AggregateUDF::new_from_impl(functions::ImageGrid::default())),
         Arc::new(AggregateUDF::new_from_impl(functions::CnnQuantize::new(models.clone()))),
     ]
+}
+
+/// The options a function of this crate takes in its options text, from
+/// their declarations; `None` for functions without options.
+pub fn function_options(name: &str) -> Option<Vec<OptionDoc>> {
+    use rookery_models::{linear::LinearOptions, runtime::ClassifyOptions, train::TrainOptions};
+    Some(match name {
+        "cnn_train" => TrainOptions::docs(),
+        "cnn_classify" | "cnn_scores" | "cnn_embed" => ClassifyOptions::docs(),
+        "linear_train" => LinearOptions::docs(),
+        "cnn_quantize" => functions::QuantizeOptions::docs(),
+        "cnn_heatmap" => functions::HeatmapOptions::docs(),
+        "cnn_density" => functions::DensityOptions::docs(),
+        "image_grid" => rookery_image::grid::GridLayout::docs(),
+        _ => return None,
+    })
 }

@@ -11,9 +11,9 @@ use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::{internal_err, DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use object_store::ObjectMeta;
-use rookery_udfs::codec::ImageHeader;
-use rookery_udfs::image_value::append_buffer;
-use rookery_udfs::{Image, ImageArrayBuilder};
+use rookery_image::codec::ImageHeader;
+use rookery_image::image_value::append_buffer;
+use rookery_image::{Image, ImageArrayBuilder};
 
 use crate::images::columns;
 

@@ -23,7 +23,6 @@ mod plan;
 mod reader;
 
 use std::fmt;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
@@ -48,21 +47,9 @@ use datafusion::physical_plan::{
 use futures::TryStreamExt;
 use object_store::ObjectMeta;
 
-use super::options::{ImageOptions, ScanOptions};
+use super::options::{ImageConfig, ImageOptions};
 use plan::{ScanSettings, Work};
 use reader::{PartitionReader, ScanMetrics};
-
-/// Counters across all scans of the process, for progress display.
-#[derive(Debug, Default)]
-pub struct ScanProgress {
-    pub files_read: AtomicU64,
-    pub images_decoded: AtomicU64,
-}
-
-pub static SCAN_PROGRESS: ScanProgress = ScanProgress {
-    files_read: AtomicU64::new(0),
-    images_decoded: AtomicU64::new(0),
-};
 
 #[derive(Debug, Clone)]
 pub struct ImageScanExec {
@@ -244,7 +231,7 @@ impl ImageScanExec {
             projection,
             projected_schema,
             filter,
-            options: ScanOptions {
+            options: ImageConfig {
                 drop_invalid: flag(options, "drop_invalid")?,
                 batch_rows: number(options, "batch_rows")? as usize,
                 max_pixels: number(options, "max_pixels")?,

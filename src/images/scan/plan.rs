@@ -15,7 +15,7 @@ use futures::TryStreamExt;
 use object_store::ObjectMeta;
 
 use crate::images::columns;
-use crate::images::options::{ImageOptions, ScanOptions};
+use crate::images::options::{ImageConfig, ImageOptions};
 
 /// What a scan must do per file, from the columns it uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub(super) struct ScanSettings {
     pub projection: Vec<usize>,
     pub projected_schema: SchemaRef,
     pub filter: Option<Arc<dyn PhysicalExpr>>,
-    pub options: ScanOptions,
+    pub options: ImageConfig,
     pub work: Work,
     pub store_url: ObjectStoreUrl,
     /// Rows each partition stops after (the query's LIMIT, after the filter).

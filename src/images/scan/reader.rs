@@ -4,7 +4,6 @@
 //! row with `error` set (or is dropped with `drop_invalid`); it never stops
 //! the query.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,11 +15,10 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{Count, Time};
 use futures::StreamExt;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
-use rookery_udfs::codec::{self, ImageHeader};
+use rookery_image::codec::{self, ImageHeader};
 
 use super::batch::{build_batch, FileRow};
 use super::plan::ScanSettings;
-use super::SCAN_PROGRESS;
 
 /// Bytes read for a header-only query; JPEG EXIF blocks are at most 64 KiB,
 /// so the frame header nearly always lies within. Files whose header lies
@@ -171,7 +169,6 @@ impl PartitionReader {
             .await;
         for (row, content) in rows.iter_mut().zip(results) {
             self.metrics.files_read.add(1);
-            SCAN_PROGRESS.files_read.fetch_add(1, Ordering::Relaxed);
             match content {
                 Ok(bytes) => {
                     self.metrics.bytes_read.add(bytes.len());
@@ -218,7 +215,6 @@ impl PartitionReader {
                 Ok((_, image)) => {
                     self.reservation.grow(image.data.len());
                     self.metrics.images_decoded.add(1);
-                    SCAN_PROGRESS.images_decoded.fetch_add(1, Ordering::Relaxed);
                     row.image = Some(image);
                 }
                 Err(e) => row.error = Some(e.to_string()),
@@ -252,7 +248,7 @@ fn io_error(e: object_store::Error) -> String {
 /// the start is not enough. Returns it (or why not) and the bytes read.
 async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> (std::result::Result<ImageHeader, String>, u64) {
     if meta.size == 0 {
-        return (Err(rookery_udfs::ImageError::Empty.to_string()), 0);
+        return (Err(rookery_image::ImageError::Empty.to_string()), 0);
     }
     let prefix_len = meta.size.min(HEADER_BYTES);
     let prefix = match store.get_range(&meta.location, 0..prefix_len).await {
@@ -290,7 +286,7 @@ fn header_from_prefix(prefix: &[u8], size: u64) -> Option<std::result::Result<Im
 fn read_header_local(meta: &ObjectMeta) -> (std::result::Result<ImageHeader, String>, u64) {
     use std::io::Read;
     if meta.size == 0 {
-        return (Err(rookery_udfs::ImageError::Empty.to_string()), 0);
+        return (Err(rookery_image::ImageError::Empty.to_string()), 0);
     }
     let Some(path) = crate::stores::local_file(&meta.location) else {
         return (Err(format!("cannot map {} to a local file", meta.location)), 0);
@@ -323,7 +319,7 @@ async fn read_whole(store: &dyn ObjectStore, meta: &ObjectMeta) -> std::result::
 mod tests {
     use super::*;
     use crate::images::image_table_schema;
-    use crate::images::options::{ImageOptions, ScanOptions};
+    use crate::images::options::{ImageConfig, ImageOptions};
     use datafusion::arrow::array::AsArray;
     use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool};
     use datafusion::execution::object_store::ObjectStoreUrl;
@@ -334,7 +330,7 @@ mod tests {
     use object_store::PutPayload;
 
     fn png(width: u32, height: u32) -> Vec<u8> {
-        let image = rookery_udfs::Image::new(width, height, 3, vec![90; (width * height * 3) as usize]).unwrap();
+        let image = rookery_image::Image::new(width, height, 3, vec![90; (width * height * 3) as usize]).unwrap();
         codec::encode(image.view(), "png", 90).unwrap()
     }
 
@@ -504,7 +500,7 @@ mod tests {
         let settings = settings(&["image", "error"], None, "max_pixels=100", None);
         assert_eq!(
             settings.options,
-            ScanOptions {
+            ImageConfig {
                 drop_invalid: false,
                 batch_rows: 4,
                 max_pixels: 100

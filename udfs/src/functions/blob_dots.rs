@@ -9,11 +9,11 @@ use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use rookery_image::memory::ImageMemory;
 
 use super::named;
-use crate::args::{arg_arrays, dot_fields, dots_type, image_arg};
-use crate::dots::{find_dots, working_bytes, DotParams, CLASSES};
+use rookery_image::args::{arg_arrays, dot_fields, dots_type, image_arg};
+use rookery_image::dots::{find_dots, working_bytes, DotParams, CLASSES};
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -103,11 +103,11 @@ impl ScalarUDFImpl for BlobDots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::dots_at;
     use crate::functions::test_util::{images, invoke};
-    use crate::pixels::fill_disc;
-    use crate::Image;
     use datafusion::arrow::array::Array;
+    use rookery_image::args::dots_at;
+    use rookery_image::pixels::fill_disc;
+    use rookery_image::Image;
 
     fn field(w: u32, h: u32) -> Image {
         Image::new(w, h, 3, vec![120; (w * h * 3) as usize]).unwrap()

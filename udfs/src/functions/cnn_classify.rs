@@ -11,10 +11,10 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{signature, ArgKind};
-use crate::cnn::classify_rows;
-use crate::cnn::runtime::best;
-use crate::model_store::ModelStore;
+use crate::functions::model_rows::classify_rows;
+use crate::functions::model_rows::Models;
+use rookery_image::args::{signature, ArgKind};
+use rookery_models::runtime::best;
 
 #[user_doc(
     doc_section(label = "Model Functions"),
@@ -34,7 +34,7 @@ use crate::model_store::ModelStore;
     argument(name = "image", description = "An image value."),
     argument(
         name = "options",
-        description = "Optional text 'key=value, ...' overriding the model: layout (NHWC | NCHW), range (pixel 0..255 mapped to lo..hi, e.g. 0..1, -1..1, 0..255), labels ('a|b|c'), size ('WxH', for models with a dynamic input size)."
+        description = "Optional text 'key=value, ...'; the options are listed under Options."
     ),
     related_udf(name = "cnn_scores"),
     related_udf(name = "cnn_train")
@@ -42,18 +42,18 @@ use crate::model_store::ModelStore;
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnClassify {
     signature: Signature,
-    models: ModelStore,
+    models: Models,
 }
 
 impl Default for CnnClassify {
     fn default() -> Self {
-        Self::new(ModelStore::default())
+        Self::new(Models::default())
     }
 }
 
 impl CnnClassify {
     /// The function reading models at URLs from `models`.
-    pub fn new(models: ModelStore) -> Self {
+    pub fn new(models: Models) -> Self {
         Self {
             signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
             models,

@@ -8,11 +8,15 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::cnn_heatmap::{append_position, heatmap_model, parse_strip, position_lists, DEFAULT_STRIP_WIDTH};
-use crate::args::{key_value_list, signature, ArgKind};
-use crate::cnn::heatmap::{Cover, Strip};
-use crate::cnn::message;
-use crate::model_store::ModelStore;
+use super::cnn_heatmap::{
+    append_position, heatmap_model, position_lists, DEFAULT_STRIP_WIDTH, STRIP_ROWS, STRIP_WIDTH,
+};
+use crate::functions::model_rows::message;
+use crate::functions::model_rows::Models;
+use rookery_image::args::{signature, ArgKind};
+use rookery_image::options::parse::{value, whole};
+use rookery_image::options::OptionSet;
+use rookery_models::heatmap::{Cover, Strip};
 
 fn count_fields() -> Fields {
     Fields::from(vec![
@@ -28,50 +32,31 @@ pub fn density_type() -> DataType {
     DataType::new_list(DataType::Struct(count_fields()), true)
 }
 
-const DENSITY_OPTIONS: &str = "stride, margin, min_count, strip_rows, strip_width";
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DensityOptions {
-    /// In pixels; 0 for the model's tile side less twice the margin.
-    stride: usize,
-    /// Pixels on each side of a tile that the model sees but does not count.
-    margin: usize,
-    min_count: f32,
-    strip: Strip,
+rookery_image::option_set! {
+    /// Options of `cnn_density`.
+    pub struct DensityOptions for "cnn_density" {
+        /// Pixels between positions (default: the model's tile side less
+        /// twice the margin, so the counted middles cover the image once).
+        stride: usize = 0, whole(1, 4096, "must be a whole number of pixels");
+        /// Pixels on each side of a tile that the model sees but does not
+        /// count.
+        margin: usize = 0, whole(0, 4096, "must be a whole number of pixels");
+        /// Leave out positions and classes whose count is not above this.
+        min_count: f32 = 0.0, value(|v: &f32| *v >= 0.0 && v.is_finite(), "must be a number of at least 0");
+        /// Rows of positions per ONNX Runtime call.
+        strip_rows: usize = 2, whole(1, 4096, STRIP_ROWS);
+        /// Pixels of a frame across per ONNX Runtime call (0 for the whole
+        /// width).
+        strip_width: usize = DEFAULT_STRIP_WIDTH, whole(0, 1 << 20, STRIP_WIDTH);
+    }
 }
 
 impl DensityOptions {
-    pub(crate) fn parse(text: &str) -> Result<Self> {
-        let mut options = Self {
-            stride: 0,
-            margin: 0,
-            min_count: 0.0,
-            strip: Strip {
-                rows: 2,
-                width: DEFAULT_STRIP_WIDTH,
-            },
-        };
-        for (key, value) in key_value_list("cnn_density", DENSITY_OPTIONS, text)? {
-            match key.as_str() {
-                "stride" => match value.parse::<usize>() {
-                    Ok(v) if (1..=4096).contains(&v) => options.stride = v,
-                    _ => return plan_err!("cnn_density option stride must be a whole number of pixels, not '{value}'"),
-                },
-                "margin" => match value.parse::<usize>() {
-                    Ok(v) if v <= 4096 => options.margin = v,
-                    _ => return plan_err!("cnn_density option margin must be a whole number of pixels, not '{value}'"),
-                },
-                "min_count" => match value.parse::<f32>() {
-                    Ok(v) if v >= 0.0 && v.is_finite() => options.min_count = v,
-                    _ => {
-                        return plan_err!("cnn_density option min_count must be a number of at least 0, not '{value}'")
-                    }
-                },
-                "strip_rows" | "strip_width" => parse_strip("cnn_density", &key, &value, &mut options.strip)?,
-                other => return plan_err!("unknown cnn_density option '{other}' (known: {DENSITY_OPTIONS})"),
-            }
+    fn strip(&self) -> Strip {
+        Strip {
+            rows: self.strip_rows,
+            width: self.strip_width,
         }
-        Ok(options)
     }
 }
 
@@ -100,7 +85,7 @@ impl DensityOptions {
     argument(name = "image", description = "An image value of any size."),
     argument(
         name = "options",
-        description = "Optional text 'key=value, ...': stride (pixels between positions, a multiple of the network's 8; default the tile side, or S - 2M with a margin), margin (M, pixels on each side of a tile that the model sees but does not count, 0), min_count (leave out counts at or below it, 0), strip_rows (rows of positions per ONNX Runtime call, 2), strip_width (pixels across per call, 512; 0 for the whole width; the first convolution holds about (strip_rows x stride + tile) x strip_width x 128 bytes, 13 MB by default at stride 64)."
+        description = "Optional text 'key=value, ...'; the options are listed under Options."
     ),
     related_udf(name = "cnn_train"),
     related_udf(name = "cnn_heatmap")
@@ -108,18 +93,18 @@ impl DensityOptions {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnDensity {
     signature: Signature,
-    models: ModelStore,
+    models: Models,
 }
 
 impl Default for CnnDensity {
     fn default() -> Self {
-        Self::new(ModelStore::default())
+        Self::new(Models::default())
     }
 }
 
 impl CnnDensity {
     /// The function reading models at URLs from `models`.
-    pub fn new(models: ModelStore) -> Self {
+    pub fn new(models: Models) -> Self {
         Self {
             signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
             models,
@@ -179,7 +164,7 @@ impl ScalarUDFImpl for CnnDensity {
                 let model = heatmap_model(name, &self.models, location, stride, threads)?;
                 let labels: Vec<String> = (0..model.labels.len().max(1)).map(|k| model.label(k)).collect();
                 model
-                    .scan(image, options.strip, cover, &mut |x, y, counts| {
+                    .scan(image, options.strip(), cover, &mut |x, y, counts| {
                         for (k, count) in counts.iter().enumerate() {
                             if *count > options.min_count {
                                 append_position(entries, x, y, labels.get(k).map_or("", String::as_str), *count);
@@ -199,13 +184,13 @@ impl ScalarUDFImpl for CnnDensity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cnn::model::{Head, SeedCnn};
-    use crate::cnn::onnx::write_model;
     use crate::functions::test_util::{images, invoke, texts};
     use crate::functions::{CnnScores, Tiles};
-    use crate::image_value::Image;
     use datafusion::arrow::array::{Array, AsArray, Int64Array, StructArray};
     use datafusion::arrow::datatypes::Float32Type;
+    use rookery_image::image_value::Image;
+    use rookery_models::model::{Head, SeedCnn};
+    use rookery_models::onnx::write_model;
     use std::sync::Arc;
 
     fn count_model(path: &std::path::Path) -> String {

@@ -11,9 +11,9 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{signature, ArgKind};
-use crate::cnn::embed_rows;
-use crate::model_store::ModelStore;
+use crate::functions::model_rows::embed_rows;
+use crate::functions::model_rows::Models;
+use rookery_image::args::{signature, ArgKind};
 
 /// `List<Float32>`.
 pub fn features_type() -> DataType {
@@ -41,7 +41,7 @@ pub fn features_type() -> DataType {
     ),
     argument(
         name = "options",
-        description = "Optional text 'key=value, ...', as for cnn_classify (layout, range, size)."
+        description = "Optional text 'key=value, ...'; the options are listed under Options."
     ),
     related_udf(name = "linear_train"),
     related_udf(name = "cnn_classify")
@@ -49,18 +49,18 @@ pub fn features_type() -> DataType {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnEmbed {
     signature: Signature,
-    models: ModelStore,
+    models: Models,
 }
 
 impl Default for CnnEmbed {
     fn default() -> Self {
-        Self::new(ModelStore::default())
+        Self::new(Models::default())
     }
 }
 
 impl CnnEmbed {
     /// The function reading models at URLs from `models`.
-    pub fn new(models: ModelStore) -> Self {
+    pub fn new(models: Models) -> Self {
         Self {
             signature: signature(
                 &[ArgKind::Text, ArgKind::Image],
@@ -109,11 +109,11 @@ impl ScalarUDFImpl for CnnEmbed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cnn::model::SeedCnn;
-    use crate::cnn::onnx::write_model;
     use crate::functions::test_util::{images, invoke, solid, texts};
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Float32Type;
+    use rookery_models::model::SeedCnn;
+    use rookery_models::onnx::write_model;
 
     fn seed_model(dir: &std::path::Path) -> String {
         let model = SeedCnn::new((24, 24, 3), 2, 1).unwrap();

@@ -11,12 +11,15 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{arg_arrays, image_arg, key_value_list, optional_text_arg, signature, text_arg, ArgKind};
-use crate::cnn::heatmap::{HeatmapModel, Strip};
-use crate::cnn::message;
-use crate::cnn::runtime::threads_per_session;
-use crate::image_value::ImageView;
-use crate::model_store::ModelStore;
+use crate::functions::model_rows::message;
+use crate::functions::model_rows::Models;
+use rookery_image::args::{arg_arrays, image_arg, optional_text_arg, signature, text_arg, ArgKind};
+use rookery_image::image_value::ImageView;
+use rookery_image::options::parse::{names, value, whole};
+use rookery_image::options::OptionSet;
+use rookery_models::heatmap::{HeatmapModel, Strip};
+use rookery_models::runtime::threads_per_session;
+use rookery_models::ModelError;
 
 fn position_fields() -> Fields {
     Fields::from(vec![
@@ -32,80 +35,53 @@ pub fn heatmap_type() -> DataType {
     DataType::new_list(DataType::Struct(position_fields()), true)
 }
 
-const HEATMAP_OPTIONS: &str = "stride, exclude, min_score, strip_rows, strip_width";
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct HeatmapOptions {
-    /// In pixels; 0 for the network's own.
-    stride: usize,
-    exclude: Vec<String>,
-    min_score: f32,
-    strip: Strip,
+rookery_image::option_set! {
+    /// Options of `cnn_heatmap`.
+    pub struct HeatmapOptions for "cnn_heatmap" {
+        /// Pixels between positions: a multiple of the network's stride
+        /// (default: the network's own, 8 for the seed CNN).
+        stride: usize = 0, whole(1, 4096, "must be a whole number of pixels");
+        /// Labels to leave out of the result, a|b.
+        exclude: Vec<String> = Vec::new(), names();
+        /// Leave out positions whose best score is below this (0 to 1).
+        min_score: f32 = 0.0, value(|v: &f32| (0.0..=1.0).contains(v), "must be 0 to 1");
+        /// Rows of positions per ONNX Runtime call.
+        strip_rows: usize = 8, whole(1, 4096, STRIP_ROWS);
+        /// Pixels of a frame across per ONNX Runtime call (0 for the whole
+        /// width).
+        strip_width: usize = DEFAULT_STRIP_WIDTH, whole(0, 1 << 20, STRIP_WIDTH);
+    }
 }
 
+/// What the strip options must be, for the functions that take them.
+pub(crate) const STRIP_ROWS: &str = "must be 1 to 4096";
+pub(crate) const STRIP_WIDTH: &str = "must be a whole number of pixels (0 for the whole width)";
+
 impl HeatmapOptions {
-    pub(crate) fn parse(text: &str) -> Result<Self> {
-        let mut options = Self {
-            stride: 0,
-            exclude: Vec::new(),
-            min_score: 0.0,
-            strip: Strip {
-                rows: 8,
-                width: DEFAULT_STRIP_WIDTH,
-            },
-        };
-        for (key, value) in key_value_list("cnn_heatmap", HEATMAP_OPTIONS, text)? {
-            match key.as_str() {
-                "stride" => match value.parse::<usize>() {
-                    Ok(v) if (1..=4096).contains(&v) => options.stride = v,
-                    _ => return plan_err!("cnn_heatmap option stride must be a whole number of pixels, not '{value}'"),
-                },
-                "exclude" => options.exclude = value.split('|').map(|s| s.trim().to_string()).collect(),
-                "min_score" => match value.parse::<f32>() {
-                    Ok(v) if (0.0..=1.0).contains(&v) => options.min_score = v,
-                    _ => return plan_err!("cnn_heatmap option min_score must be 0 to 1, not '{value}'"),
-                },
-                "strip_rows" | "strip_width" => parse_strip("cnn_heatmap", &key, &value, &mut options.strip)?,
-                other => return plan_err!("unknown cnn_heatmap option '{other}' (known: {HEATMAP_OPTIONS})"),
-            }
+    fn strip(&self) -> Strip {
+        Strip {
+            rows: self.strip_rows,
+            width: self.strip_width,
         }
-        Ok(options)
     }
 }
 
 /// Pixels of a frame across per ONNX Runtime call unless told otherwise:
-/// measured fastest on 2 cores (README, Dense scoring).
+/// measured fastest on 2 cores (docs: dense scoring).
 pub(crate) const DEFAULT_STRIP_WIDTH: usize = 512;
-
-/// Sets `strip_rows` (positions, 1 to 4096) or `strip_width` (pixels, 0 for
-/// the whole width) of `strip` from an option of function `name`.
-pub(crate) fn parse_strip(name: &str, key: &str, value: &str, strip: &mut Strip) -> Result<()> {
-    match (key, value.parse::<usize>()) {
-        ("strip_rows", Ok(v)) if (1..=4096).contains(&v) => strip.rows = v,
-        ("strip_rows", _) => return plan_err!("{name} option strip_rows must be 1 to 4096, not '{value}'"),
-        ("strip_width", Ok(v)) if v <= 1 << 20 => strip.width = v,
-        ("strip_width", _) => {
-            return plan_err!(
-                "{name} option strip_width must be a whole number of pixels (0 for the whole width), not '{value}'"
-            )
-        }
-        _ => return plan_err!("{name}: {key} is not a strip option (strip_rows, strip_width)"),
-    }
-    Ok(())
-}
 
 /// The model of `path` scoring at `stride` pixels (0: the network's own),
 /// which must be a multiple of the network's.
 pub(crate) fn heatmap_model(
     name: &str,
-    models: &ModelStore,
+    models: &Models,
     location: &str,
     stride: usize,
     threads: usize,
 ) -> Result<Arc<HeatmapModel>> {
-    let fail = |e: datafusion::common::DataFusionError| exec_datafusion_err!("{name}: {}", message(&e));
-    let path = models.local_file(location).map_err(fail)?;
-    let native = HeatmapModel::cached(&path, 1, threads).map_err(fail)?;
+    let fail = |e: ModelError| exec_datafusion_err!("{name}: {e}");
+    let path = models.store().local_file(location).map_err(fail)?;
+    let native = models.store().loaded().heatmap(&path, 1, threads).map_err(fail)?;
     if stride == 0 || stride == native.stride {
         return Ok(native);
     }
@@ -115,7 +91,11 @@ pub(crate) fn heatmap_model(
             native.stride
         );
     }
-    HeatmapModel::cached(&path, stride / native.stride, threads).map_err(fail)
+    models
+        .store()
+        .loaded()
+        .heatmap(&path, stride / native.stride, threads)
+        .map_err(fail)
 }
 
 #[user_doc(
@@ -136,7 +116,7 @@ pub(crate) fn heatmap_model(
     argument(name = "image", description = "An image value of any size (at least one tile)."),
     argument(
         name = "options",
-        description = "Optional text 'key=value, ...': stride (pixels between positions, a multiple of the network's; default the network's), exclude (labels to leave out, 'a|b'), min_score (leave out positions whose best score is lower, 0), strip_rows (rows of positions per ONNX Runtime call, 8), strip_width (pixels across per call, 512; 0 for the whole width; the seed CNN's first convolution holds about (strip_rows x stride + tile) x strip_width x 128 bytes, 13 MB by default)."
+        description = "Optional text 'key=value, ...'; the options are listed under Options."
     ),
     related_udf(name = "cnn_scores"),
     related_udf(name = "tiles")
@@ -144,18 +124,18 @@ pub(crate) fn heatmap_model(
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnHeatmap {
     signature: Signature,
-    models: ModelStore,
+    models: Models,
 }
 
 impl Default for CnnHeatmap {
     fn default() -> Self {
-        Self::new(ModelStore::default())
+        Self::new(Models::default())
     }
 }
 
 impl CnnHeatmap {
     /// The function reading models at URLs from `models`.
-    pub fn new(models: ModelStore) -> Self {
+    pub fn new(models: Models) -> Self {
         Self {
             signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
             models,
@@ -194,7 +174,7 @@ impl ScalarUDFImpl for CnnHeatmap {
                     .map(|k| options.exclude.contains(&model.label(k)))
                     .collect();
                 let peaks = model
-                    .peaks(image, options.strip)
+                    .peaks(image, options.strip())
                     .map_err(|e| exec_datafusion_err!("{name}: {}", message(&e)))?;
                 for p in peaks {
                     if excluded.get(p.class).copied().unwrap_or(false) || p.score < options.min_score {
@@ -270,28 +250,32 @@ pub(crate) fn position_lists(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cnn::model::SeedCnn;
-    use crate::cnn::onnx::write_model;
     use crate::functions::test_util::{images, invoke, texts};
     use crate::functions::{CnnScores, Tiles};
-    use crate::image_value::Image;
     use datafusion::arrow::array::{AsArray, Int64Array, StructArray};
     use datafusion::arrow::datatypes::{Float32Type, UInt32Type};
+    use rookery_image::image_value::Image;
+    use rookery_models::model::SeedCnn;
+    use rookery_models::onnx::write_model;
 
     #[test]
     fn strip_options_are_checked_by_name() {
-        let mut strip = Strip { rows: 1, width: 0 };
-        parse_strip("f", "strip_rows", "16", &mut strip).unwrap();
-        parse_strip("f", "strip_width", "1024", &mut strip).unwrap();
-        assert_eq!((strip.rows, strip.width), (16, 1024));
-        let err = parse_strip("f", "strip_width", "wide", &mut strip).unwrap_err();
+        let options = HeatmapOptions::parse("strip_rows=16, strip_width=1024").unwrap();
+        assert_eq!((options.strip().rows, options.strip().width), (16, 1024));
+        let err = HeatmapOptions::parse("strip_width=wide").unwrap_err();
         assert!(
-            err.to_string().contains("f option strip_width must be a whole number"),
+            err.to_string()
+                .contains("cnn_heatmap option strip_width must be a whole number"),
             "{err}"
         );
-        let err = parse_strip("f", "stride", "16", &mut strip).unwrap_err();
-        assert!(err.to_string().contains("f: stride is not a strip option"), "{err}");
-        assert_eq!((strip.rows, strip.width), (16, 1024));
+        let err = HeatmapOptions::parse("strip_rows=0").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cnn_heatmap option strip_rows must be 1 to 4096"),
+            "{err}"
+        );
+        let err = HeatmapOptions::parse("margin=16").unwrap_err();
+        assert!(err.to_string().contains("unknown cnn_heatmap option 'margin'"), "{err}");
     }
 
     /// Every position's label and score equal cnn_scores on the tile cut

@@ -11,28 +11,32 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 use datafusion_macros::user_doc;
 
-use crate::args::{key_value_list, normalized, optional_text_arg, signature, ArgKind};
-use crate::cnn::message;
-use crate::cnn::quantize::{calibration_tensors, quantize_model, Range};
-use crate::cnn::runtime::{threads_per_session, Classifier, ClassifyOptions, ModelOutput};
-use crate::image_value::{ImageArray, ImageView};
-use crate::model_store::{with_model_suffix, ModelStore};
+use crate::functions::model_rows::message;
+use crate::functions::model_rows::Models;
+use rookery_image::args::{normalized, optional_text_arg, signature, ArgKind};
+use rookery_image::image_value::{ImageArray, ImageView};
+use rookery_image::options::parse::{some, text};
+use rookery_image::options::OptionSet;
+use rookery_models::quantize::{calibration_tensors, quantize_model, Range};
+use rookery_models::runtime::{threads_per_session, ClassifyOptions, ModelOutput};
+use rookery_models::store::with_model_suffix;
 
-const QUANTIZE_OPTIONS: &str = "output";
 /// Images per calibration run.
 const CALIBRATION_CHUNK: usize = 32;
+
+rookery_image::option_set! {
+    /// Options of `cnn_quantize`.
+    pub struct QuantizeOptions for "cnn_quantize" {
+        /// Where the int8 model is written (default: the model's path with
+        /// .int8.onnx).
+        output: Option<String> = None, some(text("must be a file path"));
+    }
+}
 
 /// The output path of `options` for `model`: `output=...`, else the
 /// model's path with `.int8.onnx`.
 fn output_path(model: &str, options: &str) -> Result<String> {
-    let mut output = None;
-    for (key, value) in key_value_list("cnn_quantize", QUANTIZE_OPTIONS, options)? {
-        match key.as_str() {
-            "output" if !value.is_empty() => output = Some(value),
-            "output" => return plan_err!("cnn_quantize option output must be a file path"),
-            other => return plan_err!("unknown cnn_quantize option '{other}' (known: {QUANTIZE_OPTIONS})"),
-        }
-    }
+    let output = QuantizeOptions::parse(options)?.output;
     Ok(output.unwrap_or_else(|| with_model_suffix(model, ".int8.onnx")))
 }
 
@@ -59,7 +63,7 @@ fn output_path(model: &str, options: &str) -> Result<String> {
     ),
     argument(
         name = "options",
-        description = "Optional constant text: output (the path to write; default: the model's path with .int8.onnx)."
+        description = "Optional constant text 'key=value, ...'; the options are listed under Options."
     ),
     related_udf(name = "cnn_train"),
     related_udf(name = "cnn_classify")
@@ -67,18 +71,18 @@ fn output_path(model: &str, options: &str) -> Result<String> {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnQuantize {
     signature: Signature,
-    models: ModelStore,
+    models: Models,
 }
 
 impl Default for CnnQuantize {
     fn default() -> Self {
-        Self::new(ModelStore::default())
+        Self::new(Models::default())
     }
 }
 
 impl CnnQuantize {
     /// The function reading and writing models at URLs in `models`.
-    pub fn new(models: ModelStore) -> Self {
+    pub fn new(models: Models) -> Self {
         Self {
             signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Volatile),
             models,
@@ -129,7 +133,7 @@ struct CnnQuantizeAccumulator {
     tensors: Vec<String>,
     ranges: HashMap<String, Range>,
     rows: i64,
-    models: ModelStore,
+    models: Models,
 }
 
 impl CnnQuantizeAccumulator {
@@ -148,10 +152,8 @@ impl CnnQuantizeAccumulator {
         let Some(model) = self.model.clone() else {
             return Ok(());
         };
-        let fail = |e: &datafusion::common::DataFusionError| {
-            exec_datafusion_err!("cnn_quantize: model {model}: {}", message(e))
-        };
-        let file = self.models.local_file(&model).map_err(|e| fail(&e))?;
+        let fail = |e: &rookery_models::ModelError| exec_datafusion_err!("cnn_quantize: model {model}: {}", message(e));
+        let file = self.models.store().local_file(&model).map_err(|e| fail(&e))?;
         let path = file.as_path();
         if self.tensors.is_empty() {
             let bytes = std::fs::read(path)
@@ -161,7 +163,11 @@ impl CnnQuantizeAccumulator {
         let threads = threads_per_session(1);
         for name in &self.tensors {
             let output = ModelOutput::Features(Some(name.clone()));
-            let runner = Classifier::cached_with_output(path, &ClassifyOptions::default(), &output, threads)
+            let runner = self
+                .models
+                .store()
+                .loaded()
+                .classifier(path, &ClassifyOptions::default(), &output, threads)
                 .map_err(|e| fail(&e))?;
             let range = self.ranges.entry(name.clone()).or_default();
             // A few images at a time: a first convolution's output is
@@ -270,13 +276,14 @@ impl Accumulator for CnnQuantizeAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cnn::model::{Kernels, SeedCnn};
-    use crate::cnn::onnx::write_model;
-    use crate::cnn::runtime::best;
-    use crate::cnn::train::{train, Dataset, TrainOptions};
     use crate::functions::test_util::{images, texts};
-    use crate::image_value::Image;
-    use crate::rng::Rng;
+    use rookery_image::image_value::Image;
+    use rookery_image::rng::Rng;
+    use rookery_models::model::{Kernels, SeedCnn};
+    use rookery_models::onnx::write_model;
+    use rookery_models::runtime::best;
+    use rookery_models::runtime::Classifier;
+    use rookery_models::train::{train, Dataset, TrainOptions};
     use std::path::Path;
 
     /// Bright and dark noisy squares: a model trained on them, quantised,
@@ -326,8 +333,14 @@ mod tests {
         assert_eq!(written, dir.path().join("m.int8.onnx").display().to_string());
 
         let views: Vec<ImageView<'_>> = owned.iter().map(Image::view).collect();
-        let float = Classifier::cached(&float_path, &ClassifyOptions::default(), 1).unwrap();
-        let int8 = Classifier::cached(Path::new(&written), &ClassifyOptions::default(), 1).unwrap();
+        let float = Classifier::load(&float_path, &ClassifyOptions::default(), &ModelOutput::Classes, 1).unwrap();
+        let int8 = Classifier::load(
+            Path::new(&written),
+            &ClassifyOptions::default(),
+            &ModelOutput::Classes,
+            1,
+        )
+        .unwrap();
         assert_eq!(int8.labels, float.labels);
         let (a, b) = (float.scores(&views).unwrap(), int8.scores(&views).unwrap());
         let same = a.iter().zip(&b).filter(|(x, y)| best(x) == best(y)).count();

@@ -11,10 +11,10 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{signature, ArgKind};
-use crate::cnn::classify_rows;
-use crate::cnn::runtime::ranked;
-use crate::model_store::ModelStore;
+use crate::functions::model_rows::classify_rows;
+use crate::functions::model_rows::Models;
+use rookery_image::args::{signature, ArgKind};
+use rookery_models::runtime::ranked;
 
 fn score_fields() -> Fields {
     Fields::from(vec![
@@ -45,25 +45,25 @@ pub fn scores_type() -> DataType {
     argument(name = "image", description = "An image value."),
     argument(
         name = "options",
-        description = "Optional text 'key=value, ...', as for cnn_classify."
+        description = "Optional text 'key=value, ...'; the options are listed under Options."
     ),
     related_udf(name = "cnn_classify")
 )]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct CnnScores {
     signature: Signature,
-    models: ModelStore,
+    models: Models,
 }
 
 impl Default for CnnScores {
     fn default() -> Self {
-        Self::new(ModelStore::default())
+        Self::new(Models::default())
     }
 }
 
 impl CnnScores {
     /// The function reading models at URLs from `models`.
-    pub fn new(models: ModelStore) -> Self {
+    pub fn new(models: Models) -> Self {
         Self {
             signature: signature(&[ArgKind::Text, ArgKind::Image], &[ArgKind::Text], Volatility::Stable),
             models,

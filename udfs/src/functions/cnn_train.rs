@@ -13,14 +13,15 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 use datafusion_macros::user_doc;
 
-use crate::args::{coerce_args, normalized, signature, ArgKind};
-use crate::cnn::control::TrainingControl;
-use crate::cnn::model::Kernels;
-use crate::cnn::onnx::model_bytes;
-use crate::cnn::train::{train_until, Dataset, EpochReport, TrainOptions, TrainReport};
-use crate::image_value::ImageArray;
-use crate::model_store::ModelStore;
-use crate::pixels;
+use crate::functions::model_rows::{Models, SqlResult};
+use rookery_image::args::{coerce_args, normalized, signature, ArgKind};
+use rookery_image::image_value::ImageArray;
+use rookery_image::options::OptionSet;
+use rookery_image::pixels;
+use rookery_models::control::TrainingControl;
+use rookery_models::model::Kernels;
+use rookery_models::onnx::model_bytes;
+use rookery_models::train::{train_until, Dataset, EpochReport, TrainOptions, TrainReport};
 
 #[user_doc(
     doc_section(label = "Model Functions"),
@@ -44,7 +45,7 @@ use crate::pixels;
     ),
     argument(
         name = "options",
-        description = "Optional constant text 'key=value, ...': epochs (10), batch_size (64), learning_rate (0.001, Adam), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|label:weight'; a count model takes the pairs, weighting each count's squared error), augment (none | flip | rotate | flip+rotate: random mirror images and quarter turns), output (model path, model.onnx), input_size (64), keep (last | best: the weights of the epoch with the best validation accuracy, or a count model's lowest validation loss, the first on ties, as Keras's save_best_only; kept_epoch in the result says which), refit (false | true: then train again from the same initial weights on every row, the validation rows too, for kept_epoch epochs, and write that model: validation chooses how long to train, and no row is left out of the model; train_rows then counts every row, and the validation figures are the first run's, an estimate for the refitted model), schedule (constant | cosine: epoch e of the run's epochs E trains at learning_rate * (1 + cos(pi (e-1) / E)) / 2, so the last epochs take small steps; a refit repeats the first run's rates)."
+        description = "Optional constant text 'key=value, ...'; the options are listed under Options."
     ),
     argument(
         name = "group",
@@ -57,19 +58,19 @@ use crate::pixels;
 pub struct CnnTrain {
     signature: Signature,
     control: TrainingControl,
-    models: ModelStore,
+    models: Models,
 }
 
 impl Default for CnnTrain {
     fn default() -> Self {
-        Self::new(TrainingControl::default(), ModelStore::default())
+        Self::new(TrainingControl::default(), Models::default())
     }
 }
 
 impl CnnTrain {
     /// A `cnn_train` whose runs report to, and can be cancelled by,
     /// `control`, writing models at URLs to `models`.
-    pub fn new(control: TrainingControl, models: ModelStore) -> Self {
+    pub fn new(control: TrainingControl, models: Models) -> Self {
         Self {
             signature: signature(&REQUIRED, &OPTIONAL, Volatility::Volatile),
             control,
@@ -148,12 +149,12 @@ struct CnnTrainAccumulator {
     data: Option<Dataset>,
     options_text: Option<String>,
     control: TrainingControl,
-    models: ModelStore,
+    models: Models,
 }
 
 impl CnnTrainAccumulator {
     fn options(&self) -> Result<TrainOptions> {
-        TrainOptions::parse(self.options_text.as_deref().unwrap_or(""))
+        Ok(TrainOptions::parse(self.options_text.as_deref().unwrap_or(""))?)
     }
 
     fn set_options(&mut self, text: Option<&str>) -> Result<()> {
@@ -220,13 +221,15 @@ impl Accumulator for CnnTrainAccumulator {
             };
             let data = self.dataset(side)?;
             match &labels {
-                Labels::Classes(names) => data.push_grouped(&sized.data, names.value(row).to_string(), group)?,
+                Labels::Classes(names) => data
+                    .push_grouped(&sized.data, names.value(row).to_string(), group)
+                    .sql()?,
                 Labels::Counts(names, columns, _) => {
                     let counts: Vec<f32> = columns
                         .iter()
                         .map(|c| if c.is_null(row) { 0.0 } else { c.value(row) as f32 })
                         .collect();
-                    data.push_counts(&sized.data, names, &counts, group)?
+                    data.push_counts(&sized.data, names, &counts, group).sql()?
                 }
             }
         }
@@ -321,7 +324,7 @@ impl Accumulator for CnnTrainAccumulator {
                 return exec_err!("cnn_train: inconsistent partial state");
             }
             match &mut self.data {
-                Some(data) => data.append(part)?,
+                Some(data) => data.append(part).sql()?,
                 None => self.data = Some(part),
             }
         }
@@ -337,11 +340,12 @@ impl Accumulator for CnnTrainAccumulator {
         let control = self.control.clone();
         let mut progress = |e: &EpochReport| control.report(e);
         let cancelled = || self.control.is_cancelled();
-        let (model, report) = crate::blocking::off_async_worker(|| {
+        let (model, report) = rookery_image::blocking::off_async_worker(|| {
             train_until(&data, &options, Kernels::Fast, &mut progress, &cancelled)
-        })?;
+        })
+        .sql()?;
         self.models
-            .write(&options.output, &model_bytes(&model, &report.classes)?)?;
+            .write(&options.output, &model_bytes(&model, &report.classes).sql()?)?;
         report_value(&options.output, &report)
     }
 
@@ -419,7 +423,7 @@ pub(crate) fn report_value(model: &str, report: &TrainReport) -> Result<ScalarVa
 mod tests {
     use super::*;
     use crate::functions::test_util::images;
-    use crate::image_value::Image;
+    use rookery_image::image_value::Image;
 
     /// Two classes a CNN separates at once: dark and bright squares.
     fn sample(n: usize) -> (ArrayRef, ArrayRef) {
@@ -524,14 +528,14 @@ mod tests {
         let classes = classes.as_string::<i32>();
         assert_eq!((classes.value(0), classes.value(1)), ("dark", "bright"));
         let bytes = std::fs::read(&output).unwrap();
-        let (proto, _) = crate::cnn::onnx::decode_model(&bytes).unwrap();
+        let (proto, _) = rookery_models::onnx::decode_model(&bytes).unwrap();
         let graph = proto.graph.unwrap();
-        assert_eq!(graph.output[0].name, crate::cnn::onnx::COUNTS_OUTPUT);
+        assert_eq!(graph.output[0].name, rookery_models::onnx::COUNTS_OUTPUT);
         assert_eq!(graph.node.last().unwrap().op_type, "Relu");
 
         // Coercion: text stays text, numbers become Float64, others fail.
         let train = CnnTrain::default();
-        let image = crate::image_type();
+        let image = rookery_image::image_type();
         let int_struct = DataType::Struct(Fields::from(vec![Field::new("pups", DataType::Int64, true)]));
         let coerced = train.coerce_types(&[image.clone(), int_struct]).unwrap();
         assert_eq!(

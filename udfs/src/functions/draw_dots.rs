@@ -5,13 +5,13 @@ use datafusion::common::Result;
 use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use rookery_image::memory::ImageMemory;
 
 use super::map_images;
-use crate::args::{arg_arrays, coerce_args, dots_at, image_arg, list_arg, ArgKind};
-use crate::dots::{class_index, CLASSES};
-use crate::image_value::image_type;
-use crate::pixels::{draw_rectangle, fill_disc};
+use rookery_image::args::{arg_arrays, coerce_args, dots_at, image_arg, list_arg, ArgKind};
+use rookery_image::dots::{class_index, CLASSES};
+use rookery_image::image_value::image_type;
+use rookery_image::pixels::{draw_rectangle, fill_disc};
 
 const SYNTAX: &str = "draw_dots(image, dots)";
 
@@ -97,17 +97,17 @@ impl ScalarUDFImpl for DrawDots {
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke};
-    use crate::{Image, ImageArray};
     use datafusion::arrow::array::{ListArray, StringArray, StructArray, UInt32Array};
     use datafusion::arrow::buffer::OffsetBuffer;
     use datafusion::arrow::datatypes::Field;
+    use rookery_image::{Image, ImageArray};
     use std::sync::Arc;
 
     #[test]
     fn draws_class_colours_and_boxes() {
         let image = Image::new(100, 100, 3, vec![0; 30000]).unwrap();
         let dots = StructArray::new(
-            crate::args::dot_fields(),
+            rookery_image::args::dot_fields(),
             vec![
                 Arc::new(UInt32Array::from(vec![50, 10])),
                 Arc::new(UInt32Array::from(vec![50, 10])),
@@ -116,7 +116,11 @@ mod tests {
             None,
         );
         let list = ListArray::new(
-            Arc::new(Field::new("item", DataType::Struct(crate::args::dot_fields()), true)),
+            Arc::new(Field::new(
+                "item",
+                DataType::Struct(rookery_image::args::dot_fields()),
+                true,
+            )),
             OffsetBuffer::new(vec![0, 2].into()),
             Arc::new(dots),
             None,

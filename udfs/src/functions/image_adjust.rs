@@ -5,13 +5,13 @@ use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::image_value::ImageArray;
-use crate::memory::{ImageMemory, PixelReservation};
+use rookery_image::image_value::ImageArray;
+use rookery_image::memory::{ImageMemory, PixelReservation};
 
 use super::map_images;
-use crate::args::{float_arg, float_at};
-use crate::augment;
-use crate::image_value::image_type;
+use rookery_image::args::{float_arg, float_at};
+use rookery_image::augment;
+use rookery_image::image_value::image_type;
 
 /// Largest factor accepted: beyond it every sample is 0 or 255 anyway.
 const MAX_FACTOR: f64 = 1000.0;
@@ -78,8 +78,8 @@ fn image_adjust_batch(
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke, rgb3x2};
-    use crate::ImageArray;
     use datafusion::arrow::array::Float64Array;
+    use rookery_image::ImageArray;
     use std::sync::Arc;
 
     #[test]

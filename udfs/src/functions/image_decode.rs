@@ -9,10 +9,10 @@ use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs,
 use datafusion_macros::user_doc;
 
 use super::named;
-use crate::args::{arg_arrays, binary_arg, text_arg};
-use crate::codec::{decode, read_header};
-use crate::image_value::{image_type, Image, ImageArrayBuilder};
-use crate::memory::{ImageMemory, PixelReservation};
+use rookery_image::args::{arg_arrays, binary_arg, text_arg};
+use rookery_image::codec::{decode, read_header};
+use rookery_image::image_value::{image_type, Image, ImageArrayBuilder};
+use rookery_image::memory::{ImageMemory, PixelReservation};
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -48,7 +48,7 @@ memory_constructors!(ImageDecode, [Binary], [Text]);
 /// a pixel) and checking its size against `rookery.max_pixels`. The outer
 /// error (memory) always stops the query; the inner one (bad bytes) may
 /// become NULL.
-fn decode_row(bytes: &[u8], reservation: &mut PixelReservation) -> Result<crate::error::Result<Image>> {
+fn decode_row(bytes: &[u8], reservation: &mut PixelReservation) -> Result<rookery_image::error::Result<Image>> {
     let header = match read_header(bytes) {
         Ok(header) => header,
         Err(e) => return Ok(Err(e)),
@@ -108,10 +108,10 @@ impl ScalarUDFImpl for ImageDecode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::encode;
     use crate::functions::test_util::{invoke, rgb3x2};
-    use crate::ImageArray;
     use datafusion::arrow::array::{LargeBinaryArray, StringArray};
+    use rookery_image::codec::encode;
+    use rookery_image::ImageArray;
 
     #[test]
     fn decodes_png_and_handles_bad_bytes() {

@@ -8,11 +8,11 @@ use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use rookery_image::memory::ImageMemory;
 
 use super::named;
-use crate::args::{arg_arrays, image_arg, int_arg, int_at, text_arg};
-use crate::codec::encode;
+use rookery_image::args::{arg_arrays, image_arg, int_arg, int_at, text_arg};
+use rookery_image::codec::encode;
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -90,9 +90,9 @@ impl ScalarUDFImpl for ImageEncode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{decode, DEFAULT_MAX_PIXELS};
     use crate::functions::test_util::{images, invoke, rgb3x2};
     use datafusion::arrow::array::{BinaryViewArray, StringArray};
+    use rookery_image::codec::{decode, DEFAULT_MAX_PIXELS};
 
     #[test]
     fn png_round_trips_and_bad_format_errors() {
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn zero_size_images_cannot_be_encoded() {
-        let empty = crate::Image::new(0, 0, 3, vec![]).unwrap();
+        let empty = rookery_image::Image::new(0, 0, 3, vec![]).unwrap();
         let err = invoke(
             &ImageEncode::default(),
             vec![images(&[Some(&empty)]), Arc::new(StringArray::from(vec!["png"]))],

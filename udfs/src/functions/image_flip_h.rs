@@ -20,13 +20,13 @@ use datafusion_macros::user_doc;
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageFlipH {
     signature: Signature,
-    memory: crate::memory::ImageMemory,
+    memory: rookery_image::memory::ImageMemory,
 }
 
 image_to_image_function!(
     ImageFlipH,
     "image_flip_h",
-    crate::pixels::flip_horizontal,
+    rookery_image::pixels::flip_horizontal,
     super::same_shape
 );
 
@@ -34,8 +34,8 @@ image_to_image_function!(
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke, rgb3x2};
-    use crate::ImageArray;
     use datafusion::arrow::datatypes::DataType;
+    use rookery_image::ImageArray;
 
     #[test]
     fn flips_and_keeps_nulls() {

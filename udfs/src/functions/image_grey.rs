@@ -20,10 +20,10 @@ use datafusion_macros::user_doc;
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageGrey {
     signature: Signature,
-    memory: crate::memory::ImageMemory,
+    memory: rookery_image::memory::ImageMemory,
 }
 
-image_to_image_function!(ImageGrey, "image_grey", crate::pixels::grey, |v| (
+image_to_image_function!(ImageGrey, "image_grey", rookery_image::pixels::grey, |v| (
     v.width as u64,
     v.height as u64,
     1
@@ -33,9 +33,9 @@ image_to_image_function!(ImageGrey, "image_grey", crate::pixels::grey, |v| (
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke, rgb3x2};
-    use crate::pixels;
-    use crate::ImageArray;
     use datafusion::arrow::datatypes::DataType;
+    use rookery_image::pixels;
+    use rookery_image::ImageArray;
 
     #[test]
     fn greys_and_keeps_nulls() {

@@ -5,36 +5,22 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, LargeBinaryArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{exec_datafusion_err, exec_err, plan_err, Result, ScalarValue};
+use datafusion::common::{exec_datafusion_err, exec_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 use datafusion_macros::user_doc;
 
 use super::named;
-use crate::args::{key_value_list, normalized, optional_text_arg, signature, ArgKind};
-use crate::cnn::train::fingerprint_bytes;
-use crate::grid::{contact_sheet, fit_cell, GridLayout};
-use crate::image_value::{image_type, Image, ImageArray, ImageArrayBuilder};
+use rookery_image::args::{normalized, optional_text_arg, signature, ArgKind};
+use rookery_image::grid::{contact_sheet, fit_cell, GridLayout};
+use rookery_image::image_value::{image_type, Image, ImageArray, ImageArrayBuilder};
+use rookery_image::options::OptionSet;
+use rookery_models::train::fingerprint_bytes;
 
 /// Most images one sheet takes: 10,000 cells of 96 px are 276 MB.
 pub const MAX_CELLS: usize = 10_000;
-const GRID_OPTIONS: &str = "columns, cell, padding";
-
 fn parse_layout(text: &str) -> Result<GridLayout> {
-    let mut layout = GridLayout::default();
-    for (key, value) in key_value_list("image_grid", GRID_OPTIONS, text)? {
-        let number = |min: u32, max: u32| match value.parse::<u32>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => plan_err!("image_grid option {key} must be a whole number from {min} to {max}, not '{value}'"),
-        };
-        match key.as_str() {
-            "columns" => layout.columns = Some(number(1, 1000)?),
-            "cell" => layout.cell = number(8, 1024)?,
-            "padding" => layout.padding = number(0, 64)?,
-            other => return plan_err!("unknown image_grid option '{other}' (known: {GRID_OPTIONS})"),
-        }
-    }
-    Ok(layout)
+    Ok(GridLayout::parse(text)?)
 }
 
 #[user_doc(
@@ -53,7 +39,7 @@ fn parse_layout(text: &str) -> Result<GridLayout> {
     ),
     argument(
         name = "options",
-        description = "Optional constant text 'key=value, ...': columns (about the square root of the count), cell (side in pixels, 96), padding (4)."
+        description = "Optional constant text 'key=value, ...'; the options are listed under Options."
     ),
     related_udf(name = "thumbnail")
 )]

@@ -21,7 +21,7 @@ use datafusion_macros::user_doc;
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ImageHeight {
     signature: Signature,
-    memory: crate::memory::ImageMemory,
+    memory: rookery_image::memory::ImageMemory,
 }
 
 image_field_function!(ImageHeight, "image_height", height);

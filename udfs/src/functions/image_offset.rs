@@ -11,9 +11,9 @@ use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs,
 use datafusion_macros::user_doc;
 
 use super::named;
-use crate::align::{find_offset, working_bytes, MAX_SHIFT};
-use crate::args::{arg_arrays, image_arg, int_arg, int_at, optional};
-use crate::memory::ImageMemory;
+use rookery_image::align::{find_offset, working_bytes, MAX_SHIFT};
+use rookery_image::args::{arg_arrays, image_arg, int_arg, int_at, optional};
+use rookery_image::memory::ImageMemory;
 
 /// Reach of the search when the call gives none.
 const DEFAULT_MAX_SHIFT: i64 = 64;
@@ -134,10 +134,10 @@ impl ScalarUDFImpl for ImageOffset {
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke};
-    use crate::pixels;
-    use crate::Image;
     use datafusion::arrow::array::{Array, AsArray, Int64Array};
     use datafusion::arrow::datatypes::{Float64Type, Int32Type};
+    use rookery_image::pixels;
+    use rookery_image::Image;
 
     /// A 96x64 RGB image of 6x6 blocks of scrambled tones, so that no two
     /// shifts look alike.

@@ -5,13 +5,13 @@ use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::image_value::ImageArray;
-use crate::memory::{ImageMemory, PixelReservation};
+use rookery_image::image_value::ImageArray;
+use rookery_image::memory::{ImageMemory, PixelReservation};
 
 use super::map_images;
-use crate::args::{float_arg, float_at, int_arg, int_at, optional};
-use crate::augment;
-use crate::image_value::image_type;
+use rookery_image::args::{float_arg, float_at, int_arg, int_at, optional};
+use rookery_image::augment;
+use rookery_image::image_value::image_type;
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -83,8 +83,8 @@ fn image_rotate_batch(
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke, rgb3x2};
-    use crate::ImageArray;
     use datafusion::arrow::array::{Float64Array, Int64Array};
+    use rookery_image::ImageArray;
     use std::sync::Arc;
 
     #[test]

@@ -12,13 +12,15 @@ use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Sig
 use datafusion_macros::user_doc;
 
 use super::cnn_train::{report_value, result_fields};
-use crate::args::{coerce_args, normalized, signature, ArgKind};
-use crate::cnn::linear::{train_linear, Features, LinearOptions};
-use crate::cnn::message;
-use crate::cnn::rewrite::chain_head;
-use crate::cnn::runtime::{Classifier, ClassifyOptions, ModelOutput};
-use crate::image_value::Image;
-use crate::model_store::ModelStore;
+use crate::functions::model_rows::message;
+use crate::functions::model_rows::{Models, SqlResult};
+use rookery_image::args::{coerce_args, normalized, signature, ArgKind};
+use rookery_image::image_value::Image;
+use rookery_image::options::OptionSet;
+use rookery_models::linear::{train_linear, Features, LinearOptions};
+use rookery_models::rewrite::chain_head;
+use rookery_models::runtime::{ClassifyOptions, ModelOutput};
+use rookery_models::ModelError;
 
 const SYNTAX: &str = "linear_train(features, label [, options])";
 const REQUIRED: [ArgKind; 2] = [ArgKind::Floats, ArgKind::Text];
@@ -49,7 +51,7 @@ const OPTIONAL: [ArgKind; 1] = [ArgKind::Text];
     ),
     argument(
         name = "options",
-        description = "Constant text 'key=value, ...': featurizer (the .onnx model whose cnn_embed features the rows hold; required, a model cnn_train wrote), feature (the tensor cnn_embed read, if not its default), output (head.onnx), epochs (full-batch steps, 300), learning_rate (0.01), l2 (0.001), validation (fraction held out, 0.2), seed (42), class_weights (none | balanced | 'label:weight|...')."
+        description = "Constant text 'key=value, ...'; the options are listed under Options."
     ),
     related_udf(name = "cnn_embed"),
     related_udf(name = "cnn_train")
@@ -57,18 +59,18 @@ const OPTIONAL: [ArgKind; 1] = [ArgKind::Text];
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct LinearTrain {
     signature: Signature,
-    models: ModelStore,
+    models: Models,
 }
 
 impl Default for LinearTrain {
     fn default() -> Self {
-        Self::new(ModelStore::default())
+        Self::new(Models::default())
     }
 }
 
 impl LinearTrain {
     /// The function reading and writing models at URLs in `models`.
-    pub fn new(models: ModelStore) -> Self {
+    pub fn new(models: Models) -> Self {
         Self {
             signature: signature(&REQUIRED, &OPTIONAL, Volatility::Volatile),
             models,
@@ -120,7 +122,7 @@ impl AggregateUDFImpl for LinearTrain {
 struct LinearTrainAccumulator {
     data: Features,
     options_text: Option<String>,
-    models: ModelStore,
+    models: Models,
 }
 
 impl LinearTrainAccumulator {
@@ -167,7 +169,7 @@ impl Accumulator for LinearTrainAccumulator {
             if numbers.null_count() > 0 {
                 return exec_err!("linear_train: row {row}'s features hold a NULL");
             }
-            self.data.push(numbers.values(), labels.value(row))?;
+            self.data.push(numbers.values(), labels.value(row)).sql()?;
         }
         Ok(())
     }
@@ -212,7 +214,7 @@ impl Accumulator for LinearTrainAccumulator {
                 values: floats,
                 labels: (0..names.len()).map(|i| names.value(i).to_string()).collect(),
             };
-            self.data.append(part)?;
+            self.data.append(part).sql()?;
         }
         Ok(())
     }
@@ -226,13 +228,17 @@ impl Accumulator for LinearTrainAccumulator {
             );
         };
         let data = std::mem::take(&mut self.data);
-        let (head, report) = train_linear(&data, &options)?;
+        let (head, report) = train_linear(&data, &options).sql()?;
 
         // The featurizer's tensor must be as long as the rows' features.
-        let fail = |e: &datafusion::common::DataFusionError| exec_datafusion_err!("linear_train: {}", message(e));
+        let fail = |e: &ModelError| exec_datafusion_err!("linear_train: {e}");
         let output = ModelOutput::Features(options.feature.clone());
-        let featurizer_file = self.models.local_file(&featurizer).map_err(|e| fail(&e))?;
-        let model = Classifier::cached_with_output(&featurizer_file, &ClassifyOptions::default(), &output, 1)
+        let featurizer_file = self.models.store().local_file(&featurizer).map_err(|e| fail(&e))?;
+        let model = self
+            .models
+            .store()
+            .loaded()
+            .classifier(&featurizer_file, &ClassifyOptions::default(), &output, 1)
             .map_err(|e| fail(&e))?;
         let blank = Image {
             width: model.width as u32,
@@ -269,10 +275,10 @@ impl Accumulator for LinearTrainAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cnn::model::SeedCnn;
-    use crate::cnn::onnx::write_model;
     use crate::functions::test_util::{images, invoke, solid, texts};
     use crate::functions::{CnnClassify, CnnEmbed};
+    use rookery_models::model::SeedCnn;
+    use rookery_models::onnx::write_model;
 
     /// An untrained seed CNN of 24x24 input, written to `dir`.
     fn random_featurizer(dir: &std::path::Path) -> String {

@@ -2,17 +2,17 @@
 
 /// `new(memory)` and `Default` (a pool without limit, for tests) for an
 /// image function's struct of fields `signature` and `memory`.
-/// The signature is [`crate::args::signature`] of the required and
+/// The signature is [`rookery_image::args::signature`] of the required and
 /// optional argument kinds given (`[Image, Integer], [Text]`): immutable,
 /// declarative wherever DataFusion can say it.
 macro_rules! memory_constructors {
     ($ty:ident, [$($required:ident),*], [$($optional:ident),*]) => {
         impl $ty {
-            pub fn new(memory: $crate::memory::ImageMemory) -> Self {
+            pub fn new(memory: ::rookery_image::memory::ImageMemory) -> Self {
                 Self {
-                    signature: $crate::args::signature(
-                        &[$($crate::args::ArgKind::$required),*],
-                        &[$($crate::args::ArgKind::$optional),*],
+                    signature: ::rookery_image::args::signature(
+                        &[$(::rookery_image::args::ArgKind::$required),*],
+                        &[$(::rookery_image::args::ArgKind::$optional),*],
                         ::datafusion::logical_expr::Volatility::Immutable,
                     ),
                     memory,
@@ -22,7 +22,7 @@ macro_rules! memory_constructors {
 
         impl Default for $ty {
             fn default() -> Self {
-                Self::new($crate::memory::ImageMemory::default())
+                Self::new(::rookery_image::memory::ImageMemory::default())
             }
         }
     };
@@ -64,12 +64,12 @@ macro_rules! image_function {
                 let compute: fn(
                     &str,
                     &[::datafusion::arrow::array::ArrayRef],
-                    &$crate::image_value::ImageArray<'_>,
-                    &mut $crate::memory::PixelReservation,
+                    &::rookery_image::image_value::ImageArray<'_>,
+                    &mut ::rookery_image::memory::PixelReservation,
                 ) -> ::datafusion::common::Result<::datafusion::arrow::array::ArrayRef> = $compute;
                 let mut reservation = $crate::functions::reserve(&self.memory, $name, &args);
-                let arrays = $crate::args::arg_arrays(&args.args, args.number_rows)?;
-                let images = $crate::args::image_arg($name, &arrays, 0)?;
+                let arrays = ::rookery_image::args::arg_arrays(&args.args, args.number_rows)?;
+                let images = ::rookery_image::args::image_arg($name, &arrays, 0)?;
                 Ok(::datafusion::logical_expr::ColumnarValue::Array(compute(
                     $name,
                     &arrays,
@@ -98,8 +98,8 @@ macro_rules! single_image_function {
             |name, _, images, reservation| {
                 let compute: fn(
                     &str,
-                    &$crate::image_value::ImageArray<'_>,
-                    &mut $crate::memory::PixelReservation,
+                    &::rookery_image::image_value::ImageArray<'_>,
+                    &mut ::rookery_image::memory::PixelReservation,
                 ) -> ::datafusion::common::Result<::datafusion::arrow::array::ArrayRef> = $compute;
                 compute(name, images, reservation)
             }
@@ -114,9 +114,9 @@ macro_rules! image_to_image_function {
         single_image_function!(
             $ty,
             $name,
-            $crate::image_value::image_type(),
+            ::rookery_image::image_value::image_type(),
             |name, images, reservation| {
-                let shape: fn(&$crate::image_value::ImageView<'_>) -> (u64, u64, u64) = $shape;
+                let shape: fn(&::rookery_image::image_value::ImageView<'_>) -> (u64, u64, u64) = $shape;
                 $crate::functions::map_images(name, images, reservation, |_, view, reservation| {
                     let (w, h, c) = shape(&view);
                     reservation.image(w, h, c)?;
@@ -176,6 +176,7 @@ mod image_rotate90;
 mod image_scale;
 mod image_width;
 mod linear_train;
+pub mod model_rows;
 mod random_crop;
 mod seeded_random;
 mod thumbnail;
@@ -184,10 +185,10 @@ mod tiles;
 
 pub use blob_dots::BlobDots;
 pub use cnn_classify::CnnClassify;
-pub use cnn_density::{density_type, CnnDensity};
+pub use cnn_density::{density_type, CnnDensity, DensityOptions};
 pub use cnn_embed::{features_type, CnnEmbed};
-pub use cnn_heatmap::{heatmap_type, CnnHeatmap};
-pub use cnn_quantize::CnnQuantize;
+pub use cnn_heatmap::{heatmap_type, CnnHeatmap, HeatmapOptions};
+pub use cnn_quantize::{CnnQuantize, QuantizeOptions};
 pub use cnn_scores::{scores_type, CnnScores};
 pub use cnn_train::CnnTrain;
 pub use crop::Crop;
@@ -221,8 +222,8 @@ use datafusion::common::{DataFusionError, Result};
 
 use datafusion::logical_expr::ScalarFunctionArgs;
 
-use crate::image_value::{Image, ImageArray, ImageArrayBuilder, ImageView};
-use crate::memory::{max_pixels, ImageMemory, PixelReservation};
+use rookery_image::image_value::{Image, ImageArray, ImageArrayBuilder, ImageView};
+use rookery_image::memory::{max_pixels, ImageMemory, PixelReservation};
 
 /// A reservation for one call of function `name`, with the session's
 /// `rookery.max_pixels`.
@@ -254,7 +255,7 @@ pub(crate) fn map_images(
 }
 
 /// Turns a pixel-code error into an execution error naming the function.
-pub(crate) fn named<T>(name: &str, result: crate::error::Result<T>) -> Result<T> {
+pub(crate) fn named<T>(name: &str, result: rookery_image::error::Result<T>) -> Result<T> {
     result.map_err(|e| DataFusionError::Execution(format!("{name}: {e}")))
 }
 
@@ -269,7 +270,7 @@ pub(crate) mod test_util {
     use datafusion::logical_expr::type_coercion::functions::{fields_with_udf, UDFCoercionExt};
     use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 
-    use crate::image_value::{Image, ImageArrayBuilder};
+    use rookery_image::image_value::{Image, ImageArrayBuilder};
 
     /// A function's impl as DataFusion's planner sees it for coercion.
     struct Planned<'a>(&'a dyn ScalarUDFImpl);
@@ -380,3 +381,5 @@ pub(crate) mod test_util {
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod signatures;

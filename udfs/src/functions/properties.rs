@@ -23,10 +23,11 @@ use proptest::prelude::*;
 
 use super::test_util::{images, invoke_with_config};
 use super::*;
-use crate::args::dot_fields;
-use crate::codec::encode;
-use crate::memory::RookeryConfig;
-use crate::Image;
+use rookery_image::args::dot_fields;
+use rookery_image::codec::encode;
+use rookery_image::memory::RookeryConfig;
+use rookery_image::options::OptionSet;
+use rookery_image::Image;
 
 /// Functions may make images of at most this many pixels here, so no case
 /// allocates more than a few megabytes.
@@ -306,15 +307,15 @@ proptest! {
         for text in [text.as_str(), junk.as_str()] {
             // Each gives options or an error, never a panic; a size too
             // large to allocate is refused before any buffer is made.
-            if let Ok(options) = crate::cnn::runtime::ClassifyOptions::parse(text) {
+            if let Ok(options) = <rookery_models::runtime::ClassifyOptions as OptionSet>::parse(text) {
                 if let Some((h, w)) = options.size {
                     prop_assert!(h > 0 && w > 0);
                 }
             }
-            if let Ok(options) = crate::cnn::train::TrainOptions::parse(text) {
-                prop_assert!(options.input_size <= crate::cnn::train::MAX_INPUT_SIZE);
+            if let Ok(options) = <rookery_models::train::TrainOptions as OptionSet>::parse(text) {
+                prop_assert!(options.input_size <= rookery_models::train::MAX_INPUT_SIZE);
             }
-            let _ = crate::cnn::linear::LinearOptions::parse(text);
+            let _ = <rookery_models::linear::LinearOptions as OptionSet>::parse(text);
             let _ = cnn_heatmap::HeatmapOptions::parse(text);
             let _ = cnn_density::DensityOptions::parse(text);
         }
@@ -325,9 +326,9 @@ proptest! {
         prop_oneof![Just(-1i64), Just(0i64), Just(1), Just(3), Just(i64::MAX), Just(i64::MIN), Just(1 << 40), 1i64..100_000],
         0..6,
     )) {
-        let options = crate::cnn::runtime::ClassifyOptions::default();
+        let options = rookery_models::runtime::ClassifyOptions::default();
         let path = std::path::Path::new("crafted.onnx");
-        if let Ok((_, h, w, c)) = crate::cnn::runtime::image_input(path, &dims, &options, None) {
+        if let Ok((_, h, w, c)) = rookery_models::runtime::image_input(path, &dims, &options, None) {
             prop_assert!(h > 0 && w > 0 && (c == 1 || c == 3));
         }
     }

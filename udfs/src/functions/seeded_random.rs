@@ -11,8 +11,8 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::args::{arg_arrays, int_arg, int_at, signature, ArgKind};
-use crate::rng::Rng;
+use rookery_image::args::{arg_arrays, int_arg, int_at, signature, ArgKind};
+use rookery_image::rng::Rng;
 
 #[user_doc(
     doc_section(label = "Math Functions"),

@@ -5,14 +5,14 @@ use datafusion::common::Result;
 use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
-use crate::image_value::ImageArray;
-use crate::memory::{ImageMemory, PixelReservation};
+use rookery_image::image_value::ImageArray;
+use rookery_image::memory::{ImageMemory, PixelReservation};
 
 use super::image_resize::size_value;
 use super::map_images;
-use crate::args::{int_arg, int_at};
-use crate::image_value::image_type;
-use crate::pixels;
+use rookery_image::args::{int_arg, int_at};
+use rookery_image::image_value::image_type;
+use rookery_image::pixels;
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -76,8 +76,8 @@ fn thumbnail_batch(
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke, rgb3x2};
-    use crate::ImageArray;
     use datafusion::arrow::array::{ArrayRef, Int64Array};
+    use rookery_image::ImageArray;
     use std::sync::Arc;
 
     fn ints(v: i64) -> ArrayRef {

@@ -5,11 +5,11 @@ use datafusion::common::Result;
 use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use rookery_image::memory::ImageMemory;
 
 use super::tiles::tile_list;
-use crate::args::{arg_arrays, image_arg, tiles_type};
-use crate::pixels::TileEdge;
+use rookery_image::args::{arg_arrays, image_arg, tiles_type};
+use rookery_image::pixels::TileEdge;
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -68,8 +68,8 @@ impl ScalarUDFImpl for Tile64 {
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke};
-    use crate::Image;
     use datafusion::arrow::array::{Array, ListArray};
+    use rookery_image::Image;
 
     #[test]
     fn sixty_four_square_tiles() {

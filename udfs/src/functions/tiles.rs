@@ -9,14 +9,14 @@ use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature};
 use datafusion_macros::user_doc;
 
-use crate::memory::ImageMemory;
+use rookery_image::memory::ImageMemory;
 
 use super::image_resize::size_value;
 use super::named;
-use crate::args::{arg_arrays, image_arg, int_arg, int_at, text_arg, tile_fields, tiles_type};
-use crate::image_value::{ImageArray, ImageArrayBuilder};
-use crate::memory::PixelReservation;
-use crate::pixels::{crop, TileEdge, TileGrid};
+use rookery_image::args::{arg_arrays, image_arg, int_arg, int_at, text_arg, tile_fields, tiles_type};
+use rookery_image::image_value::{ImageArray, ImageArrayBuilder};
+use rookery_image::memory::PixelReservation;
+use rookery_image::pixels::{crop, TileEdge, TileGrid};
 
 #[user_doc(
     doc_section(label = "Image Functions"),
@@ -160,8 +160,8 @@ impl ScalarUDFImpl for Tiles {
 mod tests {
     use super::*;
     use crate::functions::test_util::{images, invoke};
-    use crate::Image;
     use datafusion::arrow::array::{Int64Array, StringArray, UInt32Array};
+    use rookery_image::Image;
 
     #[test]
     fn overlapping_tiles_with_both_edges() {

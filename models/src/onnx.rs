@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use datafusion::common::{exec_datafusion_err, Result};
+use crate::error::{ModelError, Result};
 use prost::Message;
 
 use super::model::{Head, SeedCnn};
@@ -224,8 +224,8 @@ pub fn decode_model(bytes: &[u8]) -> Result<(ModelProto, bool)> {
             let whole = model.encode_to_vec() == bytes;
             Ok((model, whole))
         }
-        Ok(_) => Err(exec_datafusion_err!("the file holds no ONNX graph")),
-        Err(e) => Err(exec_datafusion_err!("the file is not an ONNX model ({e})")),
+        Ok(_) => Err(crate::failure!("the file holds no ONNX graph")),
+        Err(e) => Err(crate::failure!("the file is not an ONNX model ({e})")),
     }
 }
 
@@ -234,7 +234,7 @@ pub fn decode_model(bytes: &[u8]) -> Result<(ModelProto, bool)> {
 pub fn decode_rookery_model(bytes: &[u8], what: &str) -> Result<ModelProto> {
     match decode_model(bytes)? {
         (model, true) => Ok(model),
-        (_, false) => Err(datafusion::common::DataFusionError::Plan(format!(
+        (_, false) => Err(ModelError::Invalid(format!(
             "it holds ONNX fields Rookery does not rewrite; {what}"
         ))),
     }
@@ -278,7 +278,7 @@ impl ValueInfoProto {
 /// The values of a float initializer.
 pub fn float_values(t: &TensorProto) -> Result<Vec<f32>> {
     if t.data_type != FLOAT || !t.raw_data.len().is_multiple_of(4) {
-        return Err(exec_datafusion_err!("initializer {} is not raw float data", t.name));
+        return Err(crate::failure!("initializer {} is not raw float data", t.name));
     }
     Ok(t.raw_data
         .chunks_exact(4)
@@ -390,7 +390,7 @@ pub fn model_proto(model: &SeedCnn, labels: &[String]) -> Result<ModelProto> {
     };
     nodes.push(node(last_op, &[&x], output, attributes));
 
-    let labels_json = serde_json::to_string(labels).map_err(|e| exec_datafusion_err!("cannot write labels: {e}"))?;
+    let labels_json = serde_json::to_string(labels).map_err(|e| crate::failure!("cannot write labels: {e}"))?;
     let meta = |key: &str, value: String| StringStringEntryProto { key: key.into(), value };
     Ok(ModelProto {
         ir_version: IR_VERSION,
@@ -452,7 +452,7 @@ impl PartialFile {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
-                .map_err(|e| exec_datafusion_err!("cannot create folder {} for the model: {e}", parent.display()))?;
+                .map_err(|e| crate::failure!("cannot create folder {} for the model: {e}", parent.display()))?;
         }
         let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy());
         let partial = path.with_file_name(format!(
@@ -460,8 +460,8 @@ impl PartialFile {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        let file = std::fs::File::create(&partial)
-            .map_err(|e| exec_datafusion_err!("cannot write {}: {e}", partial.display()))?;
+        let file =
+            std::fs::File::create(&partial).map_err(|e| crate::failure!("cannot write {}: {e}", partial.display()))?;
         Ok(Self {
             file: Some(file),
             partial,
@@ -471,22 +471,22 @@ impl PartialFile {
 
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let Some(file) = self.file.as_mut() else {
-            return Err(exec_datafusion_err!("{} was already put in place", self.path.display()));
+            return Err(crate::failure!("{} was already put in place", self.path.display()));
         };
         std::io::Write::write_all(file, bytes)
-            .map_err(|e| exec_datafusion_err!("cannot write {}: {e}", self.partial.display()))
+            .map_err(|e| crate::failure!("cannot write {}: {e}", self.partial.display()))
     }
 
     /// Syncs the file and renames it to its final name.
     pub fn commit(mut self) -> Result<()> {
         let Some(file) = self.file.take() else {
-            return Err(exec_datafusion_err!("{} was already put in place", self.path.display()));
+            return Err(crate::failure!("{} was already put in place", self.path.display()));
         };
         file.sync_all()
-            .map_err(|e| exec_datafusion_err!("cannot write {}: {e}", self.partial.display()))?;
+            .map_err(|e| crate::failure!("cannot write {}: {e}", self.partial.display()))?;
         drop(file);
         std::fs::rename(&self.partial, &self.path)
-            .map_err(|e| exec_datafusion_err!("cannot write {}: {e}", self.path.display()))?;
+            .map_err(|e| crate::failure!("cannot write {}: {e}", self.path.display()))?;
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Makes the rename durable where the file system can sync a folder.
             let _ = std::fs::File::open(parent).and_then(|f| f.sync_all());
@@ -506,12 +506,12 @@ impl Drop for PartialFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cnn::model::Kernels;
-    use crate::cnn::runtime::{best, Classifier, ClassifyOptions};
-    use crate::cnn::train::{train, Dataset, TrainOptions};
-    use crate::image_value::ImageView;
-    use crate::rng::Rng;
+    use crate::model::Kernels;
+    use crate::runtime::{best, Classifier, ClassifyOptions};
+    use crate::train::{train, Dataset, TrainOptions};
     use candle_core::{Device, Tensor};
+    use rookery_image::image_value::ImageView;
+    use rookery_image::rng::Rng;
 
     /// Stripes across, stripes down, and noise: three learnable classes.
     fn patterns(n: usize, side: usize) -> Dataset {
@@ -570,7 +570,13 @@ mod tests {
         let tensor = Tensor::from_vec(input, (data.len(), side, side, 3), &Device::Cpu).unwrap();
         let in_rust = model.predict(&tensor).unwrap().to_vec2::<f32>().unwrap();
 
-        let classifier = Classifier::cached(&path, &ClassifyOptions::default(), 1).unwrap();
+        let classifier = Classifier::load(
+            &path,
+            &ClassifyOptions::default(),
+            &crate::runtime::ModelOutput::Classes,
+            1,
+        )
+        .unwrap();
         assert_eq!(classifier.labels, vec!["across", "down", "noise"]);
         let len = side * side * 3;
         let views: Vec<ImageView<'_>> = (0..data.len())

@@ -4,6 +4,7 @@
 
 use crate::error::Result;
 use crate::image_value::{Image, ImageView};
+use crate::options::parse::{some, whole};
 use crate::pixels;
 
 /// Height of one line of text in pixels.
@@ -46,24 +47,15 @@ pub fn draw_text(image: &mut Image, x: i64, y: i64, text: &str, rgb: [u8; 3]) {
     }
 }
 
-/// How a contact sheet is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GridLayout {
-    /// Images per row; `None`: about as many columns as rows.
-    pub columns: Option<u32>,
-    /// Side of the square each image is fitted into.
-    pub cell: u32,
-    /// Space around cells.
-    pub padding: u32,
-}
-
-impl Default for GridLayout {
-    fn default() -> Self {
-        Self {
-            columns: None,
-            cell: 96,
-            padding: 4,
-        }
+crate::option_set! {
+    /// How a contact sheet is laid out: the options of `image_grid`.
+    pub struct GridLayout for "image_grid" {
+        /// Images per row (default: about as many columns as rows).
+        columns: Option<u32> = None, some(whole(1, 1000, "must be a whole number from 1 to 1000"));
+        /// Side of the square each image is fitted into, in pixels.
+        cell: u32 = 96, whole(8, 1024, "must be a whole number from 8 to 1024");
+        /// Space around cells, in pixels.
+        padding: u32 = 4, whole(0, 64, "must be a whole number from 0 to 64");
     }
 }
 

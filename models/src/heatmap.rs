@@ -3,12 +3,10 @@
 //! giving the best class of every tile position at the network's stride
 //! without cutting a single tile.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
+use std::sync::Mutex;
 
-use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result};
+use crate::error::{ModelError, Result};
 use ort::session::Session;
 use ort::value::Tensor;
 
@@ -16,8 +14,8 @@ use super::model::Head;
 use super::onnx::{META_LABELS, META_OUTPUT, META_RANGE};
 use super::rewrite::{fully_convolutional, HEATMAP_OUTPUT};
 use super::runtime::{open_session, parse_labels, parse_range, poisoned};
-use crate::image_value::ImageView;
-use crate::pixels;
+use rookery_image::image_value::ImageView;
+use rookery_image::pixels;
 
 /// One tile position's best class.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,17 +82,16 @@ pub struct HeatmapModel {
 }
 
 impl HeatmapModel {
-    fn load(path: &Path, step: usize, threads: usize) -> Result<Self> {
+    pub fn load(path: &Path, step: usize, threads: usize) -> Result<Self> {
         if !path.is_file() {
-            return plan_err!("model file {} does not exist", path.display());
+            return crate::invalid!("model file {} does not exist", path.display());
         }
-        let original =
-            std::fs::read(path).map_err(|e| exec_datafusion_err!("cannot read model {}: {e}", path.display()))?;
-        let bytes = fully_convolutional(&original, step)
-            .map_err(|e| exec_datafusion_err!("model {}: {}", path.display(), super::message(&e)))?;
+        let original = std::fs::read(path).map_err(|e| crate::failure!("cannot read model {}: {e}", path.display()))?;
+        let bytes =
+            fully_convolutional(&original, step).map_err(|e| crate::failure!("model {}: {}", path.display(), e))?;
         // The tile side is the trained input's height; the stride 2 per pool.
-        let (proto, _) = super::onnx::decode_model(&original)
-            .map_err(|e| exec_datafusion_err!("model {}: {}", path.display(), super::message(&e)))?;
+        let (proto, _) =
+            super::onnx::decode_model(&original).map_err(|e| crate::failure!("model {}: {}", path.display(), e))?;
         let graph = proto.graph.clone().unwrap_or_default();
         let pools = graph.node.iter().filter(|n| n.op_type == "MaxPool").count();
         let dims = graph.input.first().map(|i| i.dims()).unwrap_or_default();
@@ -121,29 +118,12 @@ impl HeatmapModel {
             channels: dims.get(3).copied().unwrap_or(3).max(1) as usize,
             range: meta(META_RANGE)
                 .as_deref()
-                .and_then(parse_range)
+                .and_then(|r| parse_range(r).ok())
                 .unwrap_or((0.0, 255.0)),
             threads,
             sessions: Mutex::new(vec![session]),
             bytes,
         })
-    }
-
-    /// The cached model of a file (reloaded when the file changes) scoring
-    /// every `step`-th position of the network's stride.
-    pub fn cached(path: &Path, step: usize, threads: usize) -> Result<Arc<Self>> {
-        type Key = (PathBuf, Option<SystemTime>, usize, usize);
-        static CACHE: OnceLock<Mutex<HashMap<Key, Arc<HeatmapModel>>>> = OnceLock::new();
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let key = (path.to_path_buf(), modified, step, threads);
-        let cache = CACHE.get_or_init(Default::default);
-        if let Some(found) = cache.lock().map_err(|_| poisoned())?.get(&key) {
-            return Ok(found.clone());
-        }
-        let loaded = Arc::new(Self::load(path, step, threads)?);
-        let mut map = cache.lock().map_err(|_| poisoned())?;
-        map.retain(|k, _| k.0 != key.0 || k.1 == key.1);
-        Ok(map.entry(key).or_insert(loaded).clone())
     }
 
     /// The best class of every position (x, y) at the stride whose tile
@@ -285,20 +265,20 @@ impl HeatmapModel {
         input: Vec<f32>,
         (strip_h, w): (usize, usize),
     ) -> Result<(usize, usize, usize, Vec<f32>)> {
-        let fail = |e: &dyn std::fmt::Display| exec_datafusion_err!("model {}: {e}", self.path.display());
+        let fail = |e: &dyn std::fmt::Display| crate::failure!("model {}: {e}", self.path.display());
         let tensor = Tensor::from_array(([1, strip_h, w, self.channels], input)).map_err(|e| fail(&e))?;
         let outputs = session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(|e| fail(&e))?;
         let value = outputs
             .get(HEATMAP_OUTPUT)
-            .ok_or_else(|| DataFusionError::Execution(format!("model {}: no heatmap output", self.path.display())))?;
+            .ok_or_else(|| ModelError::Failed(format!("model {}: no heatmap output", self.path.display())))?;
         let (shape, scores) = value.try_extract_tensor::<f32>().map_err(|e| fail(&e))?;
         match shape.as_ref() {
             [1, k, r, c] if *k > 0 && *r >= 0 && *c >= 0 => {
                 Ok((*r as usize, *c as usize, *k as usize, scores.to_vec()))
             }
-            other => Err(exec_datafusion_err!(
+            other => Err(crate::failure!(
                 "model {} gave a heatmap of shape {other:?}",
                 self.path.display()
             )),

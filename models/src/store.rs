@@ -12,45 +12,54 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use datafusion::common::{exec_datafusion_err, exec_err, Result};
-use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use crate::cache::ModelCache;
+use crate::error::Result;
 use futures::StreamExt;
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
-use crate::cnn::onnx::{write_model_bytes, PartialFile};
-use crate::memory::ImageMemory;
+use crate::onnx::{write_model_bytes, PartialFile};
 
-/// The object stores that model locations with a URL scheme resolve in.
+/// Finds the object store of a URL: in a session, its object store
+/// registry.
+pub trait StoreLookup: Send + Sync {
+    fn store(&self, url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, String>;
+}
+
+/// Only local files: URLs are refused.
+struct LocalOnly;
+
+impl StoreLookup for LocalOnly {
+    fn store(&self, url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, String> {
+        Err(format!("no object store registered for {url}"))
+    }
+}
+
+/// Where a session's models live: the object stores that model locations
+/// with a URL scheme resolve in, and the models it has loaded.
 #[derive(Clone)]
 pub struct ModelStore {
-    registry: Arc<dyn ObjectStoreRegistry>,
-    /// The pool the model functions reserve their input tensors in.
-    memory: ImageMemory,
+    stores: Arc<dyn StoreLookup>,
+    loaded: Arc<ModelCache>,
 }
 
 impl ModelStore {
-    /// Models at URLs resolve in `registry` (a session's:
-    /// `runtime_env().object_store_registry`).
-    pub fn new(registry: Arc<dyn ObjectStoreRegistry>) -> Self {
+    /// Models at URLs resolve through `stores` (a session's object store
+    /// registry).
+    pub fn new(stores: Arc<dyn StoreLookup>) -> Self {
         Self {
-            registry,
-            memory: ImageMemory::default(),
+            stores,
+            loaded: Arc::new(ModelCache::default()),
         }
     }
 
-    /// The same store, with the model functions reserving their working
-    /// memory (input tensors) in `memory` (a session's pool).
-    pub fn with_memory(self, memory: ImageMemory) -> Self {
-        Self { memory, ..self }
-    }
-
-    /// Where the model functions reserve their working memory.
-    pub fn memory(&self) -> &ImageMemory {
-        &self.memory
+    /// The models this store has loaded (bounded, least recently used out
+    /// first).
+    pub fn loaded(&self) -> &ModelCache {
+        &self.loaded
     }
 
     /// A local file with the model at `location`: the path itself, or the
@@ -64,7 +73,7 @@ impl ModelStore {
         let cache = download_folder()?;
         let location = location.to_string();
         run_io(async move {
-            let cannot = |e: object_store::Error| exec_datafusion_err!("cannot read model {location}: {e}");
+            let cannot = |e: object_store::Error| crate::failure!("cannot read model {location}: {e}");
             let meta = store.head(&path).await.map_err(cannot)?;
             let version = meta.e_tag.clone().unwrap_or_else(|| meta.last_modified.to_rfc3339());
             let file = cache.join(cached_name(url.as_str(), &version, meta.size));
@@ -94,7 +103,7 @@ impl ModelStore {
                 partial.write(&chunk)?;
             }
             if size != meta.size {
-                return exec_err!(
+                return crate::failed!(
                     "cannot read model {location}: the store listed {} bytes but sent {size}{}",
                     meta.size,
                     if size > meta.size { " or more" } else { "" }
@@ -120,14 +129,14 @@ impl ModelStore {
                 .put(&path, payload)
                 .await
                 .map(|_| ())
-                .map_err(|e| exec_datafusion_err!("cannot write model {location}: {e}"))
+                .map_err(|e| crate::failure!("cannot write model {location}: {e}"))
         })?
     }
 
     fn store_and_path(&self, url: &Url) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
-        let store = self.registry.get_store(url)?;
+        let store = self.stores.store(url).map_err(|e| crate::failure!("{e}"))?;
         let path =
-            StorePath::from_url_path(url.path()).map_err(|e| exec_datafusion_err!("bad model location {url}: {e}"))?;
+            StorePath::from_url_path(url.path()).map_err(|e| crate::failure!("bad model location {url}: {e}"))?;
         Ok((store, path))
     }
 }
@@ -136,7 +145,7 @@ impl ModelStore {
 /// outside a session.
 impl Default for ModelStore {
     fn default() -> Self {
-        Self::new(Arc::new(DefaultObjectStoreRegistry::new()))
+        Self::new(Arc::new(LocalOnly))
     }
 }
 
@@ -146,10 +155,10 @@ impl fmt::Debug for ModelStore {
     }
 }
 
-/// Two functions are the same when they resolve in the same registry.
+/// Two functions are the same when they resolve in the same stores.
 impl PartialEq for ModelStore {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.registry, &other.registry)
+        Arc::ptr_eq(&self.stores, &other.stores)
     }
 }
 
@@ -157,7 +166,7 @@ impl Eq for ModelStore {}
 
 impl Hash for ModelStore {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.registry) as *const () as usize).hash(state);
+        (Arc::as_ptr(&self.stores) as *const () as usize).hash(state);
     }
 }
 
@@ -174,7 +183,7 @@ fn parse_location(location: &str) -> Result<Location> {
     match Url::parse(location) {
         Ok(url) if url.scheme() == "file" => match url.to_file_path() {
             Ok(path) => Ok(Location::Local(path)),
-            Err(()) => exec_err!("bad model location {location}: not a local file"),
+            Err(()) => crate::failed!("bad model location {location}: not a local file"),
         },
         Ok(url) if url.scheme().len() > 1 => Ok(Location::Remote(url)),
         _ => Ok(Location::Local(PathBuf::from(location))),
@@ -194,7 +203,7 @@ fn download_folder() -> Result<PathBuf> {
         .join("rookery")
         .join("models");
     std::fs::create_dir_all(&folder)
-        .map_err(|e| exec_datafusion_err!("cannot create the model cache {}: {e}", folder.display()))?;
+        .map_err(|e| crate::failure!("cannot create the model cache {}: {e}", folder.display()))?;
     Ok(folder)
 }
 
@@ -220,30 +229,30 @@ fn cached_name(url: &str, version: &str, size: u64) -> String {
     format!("{stem}-{:016x}.onnx", hasher.finish())
 }
 
-/// Runs object store I/O from a function's synchronous body. The I/O runs
-/// on a small runtime of its own (a function may be called on any
-/// runtime's thread, or none), and the caller waits, as it would for a
-/// local read.
+/// Runs object store I/O from a function's synchronous body, on the
+/// runtime the function was called on: the worker thread hands its other
+/// tasks to the rest of the pool (`block_in_place`, as the blocking pool
+/// does) and drives the I/O itself, so no second runtime is kept and no
+/// worker waits on one. Outside a multi-threaded runtime (a current-thread
+/// one, or none) the I/O runs on a short-lived thread with a runtime of its
+/// own.
 fn run_io<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> Result<T> {
-    static IO: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    let runtime = IO
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("rookery-model-io")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| exec_datafusion_err!("cannot start model I/O: {e}"))?;
-    let (sender, receiver) = std::sync::mpsc::channel();
-    runtime.spawn(async move {
-        let _ = sender.send(work.await);
-    });
-    match crate::blocking::off_async_worker(|| receiver.recv()) {
-        Ok(value) => Ok(value),
-        Err(_) => exec_err!("model I/O stopped before it finished"),
+    use tokio::runtime::{Builder, Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(tokio::task::block_in_place(|| handle.block_on(work)))
+        }
+        _ => std::thread::scope(|scope| {
+            let io = scope.spawn(|| {
+                Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|runtime| runtime.block_on(work))
+                    .map_err(|e| crate::failure!("cannot start model I/O: {e}"))
+            });
+            io.join()
+                .map_err(|_| crate::failure!("model I/O stopped before it finished"))?
+        }),
     }
 }
 
@@ -252,12 +261,20 @@ mod tests {
     use super::*;
     use object_store::memory::InMemory;
 
+    struct OneStore(Arc<InMemory>);
+
+    impl StoreLookup for OneStore {
+        fn store(&self, url: &Url) -> std::result::Result<Arc<dyn ObjectStore>, String> {
+            match url.scheme() {
+                "memory" => Ok(self.0.clone()),
+                other => Err(format!("no store for {other}")),
+            }
+        }
+    }
+
     fn memory_store() -> (ModelStore, Arc<InMemory>) {
-        let registry = Arc::new(DefaultObjectStoreRegistry::new());
         let memory = Arc::new(InMemory::new());
-        let url = Url::parse("memory://models").unwrap();
-        registry.register_store(&url, memory.clone());
-        (ModelStore::new(registry), memory)
+        (ModelStore::new(Arc::new(OneStore(memory.clone()))), memory)
     }
 
     #[test]
@@ -281,6 +298,24 @@ mod tests {
                 "{local}"
             );
         }
+    }
+
+    /// A function's body calls the store on a DataFusion worker: the I/O
+    /// runs on that runtime, and a current-thread runtime works too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_models_from_a_worker_thread() {
+        let (store, _) = memory_store();
+        store.write("memory://models/w.onnx", b"bytes").unwrap();
+        let local = store.local_file("memory://models/w.onnx").unwrap();
+        assert_eq!(std::fs::read(local).unwrap(), b"bytes");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn reads_models_from_a_current_thread_runtime() {
+        let (store, _) = memory_store();
+        store.write("memory://models/c.onnx", b"more").unwrap();
+        let local = store.local_file("memory://models/c.onnx").unwrap();
+        assert_eq!(std::fs::read(local).unwrap(), b"more");
     }
 
     #[test]

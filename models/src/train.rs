@@ -4,40 +4,122 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
+use crate::error::{ModelError, Result};
 use candle_core::{DType, Device, Tensor, D};
-use datafusion::common::{exec_datafusion_err, exec_err, plan_err, DataFusionError, Result};
 
 use super::adam::Adam;
 use super::model::{Head, Kernels, SeedCnn};
-use crate::args::key_value_list;
-use crate::rng::Rng;
+use rookery_image::options::parse::{choice, flag, text, value, whole};
+use rookery_image::options::OptionText;
+use rookery_image::rng::Rng;
 
-/// Options of `cnn_train`, parsed from `'epochs=10, batch_size=64, ...'`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainOptions {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    /// Fraction of rows held out for validation (0 for none).
-    pub validation: f64,
-    pub seed: u64,
-    pub class_weights: ClassWeights,
+rookery_image::option_set! {
+    /// Options of `cnn_train`: `'epochs=10, batch_size=64, ...'`.
+    pub struct TrainOptions for "cnn_train" {
+        /// Passes over the training rows.
+        epochs: usize = 10, whole(1, usize::MAX, "must be a whole number of at least 1");
+        /// Rows per step of Adam.
+        batch_size: usize = 64, whole(1, usize::MAX, "must be a whole number of at least 1");
+        /// Adam's step size.
+        learning_rate: f64 = 0.001, value(|v: &f64| *v > 0.0 && v.is_finite(), "must be a number above 0");
+        /// Fraction of rows held out for validation (0 for none).
+        validation: f64 = 0.2, value(|v: &f64| (0.0..1.0).contains(v), "must be a fraction in [0, 1)");
+        /// Seed of the initial weights, the validation split, the batch
+        /// order and augmentation.
+        seed: u64 = 42, whole(0, u64::MAX, "must be a whole number of at least 0");
+        /// none, balanced, or 'label:weight|label:weight'; a count model
+        /// takes the pairs, weighting each count's squared error.
+        class_weights: ClassWeights = ClassWeights::None, parse_class_weights;
+        /// none, flip, rotate or flip+rotate: random mirror images and
+        /// quarter turns of the training rows.
+        augment: Augment = Augment::default(), parse_augment;
+        /// Where the model is written: a path or an object store URL.
+        output: String = "model.onnx".to_string(), text("must be a file path");
+        /// Side of the square input, in pixels; other images are resized
+        /// to it.
+        input_size: usize = 64, parse_input_size;
+        /// last or best: the weights of the epoch with the best validation
+        /// accuracy (or a count model's lowest validation loss), the first
+        /// on ties as Keras's save_best_only; kept_epoch in the result says
+        /// which.
+        keep: Keep = Keep::Last, choice(&[("last", Keep::Last), ("best", Keep::Best)], "takes last or best");
+        /// false or true: after the run with validation, train again from
+        /// the same initial weights on every row (the validation rows too)
+        /// for kept_epoch epochs, and write that model: validation picks
+        /// the length of training, and no row is left out of the model.
+        refit: bool = false, flag("takes true or false");
+        /// constant or cosine: epoch e of the run's E trains at
+        /// learning_rate * (1 + cos(pi (e-1) / E)) / 2, so the last epochs
+        /// take small steps; a refit repeats the first run's rates.
+        schedule: Schedule = Schedule::Constant,
+            choice(&[("constant", Schedule::Constant), ("cosine", Schedule::Cosine)], "takes constant or cosine");
+    }
+}
+
+/// Which epoch's weights a run keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Last,
+    /// The epoch with the best validation figure.
+    Best,
+}
+
+impl OptionText for Keep {
+    fn option_text(&self) -> String {
+        match self {
+            Keep::Last => "last",
+            Keep::Best => "best",
+        }
+        .to_string()
+    }
+}
+
+/// Random changes to training rows, drawn per row and epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Augment {
+    /// Mirror images, left-right and top-bottom.
     pub flip: bool,
+    /// Quarter turns (square rows only).
     pub rotate: bool,
-    /// Where the model is written: a path or an object store URL.
-    pub output: String,
-    /// Side of the square input; other images are resized to it.
-    pub input_size: usize,
-    /// Keep the weights of the epoch with the best validation accuracy
-    /// (the first, on ties, as Keras's `save_best_only`), not the last.
-    pub keep_best: bool,
-    /// After the run with validation, train again from the same initial
-    /// weights on every row (the validation rows too) for as many epochs
-    /// as that run kept: validation picks the length of training, and no
-    /// row is left out of the model.
-    pub refit: bool,
-    /// How the learning rate changes from epoch to epoch.
-    pub schedule: Schedule,
+}
+
+impl OptionText for Augment {
+    fn option_text(&self) -> String {
+        match (self.flip, self.rotate) {
+            (false, false) => "none",
+            (true, false) => "flip",
+            (false, true) => "rotate",
+            (true, true) => "flip+rotate",
+        }
+        .to_string()
+    }
+}
+
+fn parse_augment(value: &str) -> std::result::Result<Augment, String> {
+    let mut augment = Augment::default();
+    for part in value.split(['+', '|', ' ']).filter(|s| !s.is_empty()) {
+        match part.to_ascii_lowercase().as_str() {
+            "flip" => augment.flip = true,
+            "rotate" => augment.rotate = true,
+            "none" => {}
+            _ => return Err("takes flip, rotate, flip+rotate or none".to_string()),
+        }
+    }
+    Ok(augment)
+}
+
+/// The largest `input_size`: the seed CNN's first dense layer then has
+/// (256 / 8)^2 x 128 x 512 = 67 million weights (1 GB with Adam's state).
+pub const MAX_INPUT_SIZE: usize = 256;
+
+// Every row is resized to this side before the pool sees it, and the
+// dense layer grows with its square.
+fn parse_input_size(value: &str) -> std::result::Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > MAX_INPUT_SIZE => Err(format!("must be at most {MAX_INPUT_SIZE} (pixels a side)")),
+        Ok(n) if n >= SeedCnn::MIN_SIDE => Ok(n),
+        _ => Err(format!("must be a whole number of at least {}", SeedCnn::MIN_SIDE)),
+    }
 }
 
 /// The learning rate of each epoch.
@@ -77,6 +159,16 @@ fn cos_series(x: f64) -> f64 {
     sum
 }
 
+impl OptionText for Schedule {
+    fn option_text(&self) -> String {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Cosine => "cosine",
+        }
+        .to_string()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClassWeights {
     None,
@@ -86,109 +178,22 @@ pub enum ClassWeights {
     Explicit(HashMap<String, f32>),
 }
 
-pub const TRAIN_OPTIONS: &str =
-    "epochs, batch_size, learning_rate, validation, seed, class_weights, augment, output, input_size, keep, refit, schedule";
-
-impl Default for TrainOptions {
-    fn default() -> Self {
-        Self {
-            epochs: 10,
-            batch_size: 64,
-            learning_rate: 0.001,
-            validation: 0.2,
-            seed: 42,
-            class_weights: ClassWeights::None,
-            flip: false,
-            rotate: false,
-            output: "model.onnx".to_string(),
-            input_size: 64,
-            keep_best: false,
-            refit: false,
-            schedule: Schedule::Constant,
-        }
-    }
-}
-
-/// The largest `input_size`: the seed CNN's first dense layer then has
-/// (256 / 8)^2 x 128 x 512 = 67 million weights (1 GB with Adam's state).
-pub const MAX_INPUT_SIZE: usize = 256;
-
-impl TrainOptions {
-    pub fn parse(text: &str) -> Result<Self> {
-        let mut options = Self::default();
-        for (key, value) in key_value_list("cnn_train", TRAIN_OPTIONS, text)? {
-            let whole = |min: usize| match value.parse::<usize>() {
-                Ok(n) if n >= min => Ok(n),
-                _ => plan_err!("cnn_train option {key} must be a whole number of at least {min}, not '{value}'"),
-            };
-            match key.as_str() {
-                "epochs" => options.epochs = whole(1)?,
-                "batch_size" => options.batch_size = whole(1)?,
-                "input_size" => {
-                    options.input_size = whole(SeedCnn::MIN_SIDE)?;
-                    // Every row is resized to this side before the pool
-                    // sees it, and the dense layer grows with its square.
-                    if options.input_size > MAX_INPUT_SIZE {
-                        return plan_err!(
-                            "cnn_train option input_size must be at most {MAX_INPUT_SIZE} (pixels a side), not '{value}'"
-                        );
-                    }
-                }
-                "seed" => options.seed = whole(0)? as u64,
-                "learning_rate" => match value.parse::<f64>() {
-                    Ok(v) if v > 0.0 && v.is_finite() => options.learning_rate = v,
-                    _ => return plan_err!("cnn_train option learning_rate must be a number above 0, not '{value}'"),
-                },
-                "validation" => match value.parse::<f64>() {
-                    Ok(v) if (0.0..1.0).contains(&v) => options.validation = v,
-                    _ => return plan_err!("cnn_train option validation must be a fraction in [0, 1), not '{value}'"),
-                },
-                "class_weights" => options.class_weights = parse_class_weights(&value)?,
-                "augment" => {
-                    (options.flip, options.rotate) = (false, false);
-                    for part in value.split(['+', '|', ' ']).filter(|s| !s.is_empty()) {
-                        match part.to_ascii_lowercase().as_str() {
-                            "flip" => options.flip = true,
-                            "rotate" => options.rotate = true,
-                            "none" => {}
-                            other => {
-                                return plan_err!(
-                                    "cnn_train option augment takes flip, rotate, flip+rotate or none, not '{other}'"
-                                )
-                            }
-                        }
-                    }
-                }
-                "keep" => match value.to_ascii_lowercase().as_str() {
-                    "last" => options.keep_best = false,
-                    "best" => options.keep_best = true,
-                    _ => return plan_err!("cnn_train option keep takes last or best, not '{value}'"),
-                },
-                "refit" => match value.to_ascii_lowercase().as_str() {
-                    "true" => options.refit = true,
-                    "false" => options.refit = false,
-                    _ => return plan_err!("cnn_train option refit takes true or false, not '{value}'"),
-                },
-                "schedule" => match value.to_ascii_lowercase().as_str() {
-                    "constant" => options.schedule = Schedule::Constant,
-                    "cosine" => options.schedule = Schedule::Cosine,
-                    _ => return plan_err!("cnn_train option schedule takes constant or cosine, not '{value}'"),
-                },
-                "output" => {
-                    if value.is_empty() {
-                        return plan_err!("cnn_train option output must be a file path");
-                    }
-                    options.output = value.clone()
-                }
-                other => return plan_err!("unknown cnn_train option '{other}' (known: {TRAIN_OPTIONS})"),
+impl OptionText for ClassWeights {
+    fn option_text(&self) -> String {
+        match self {
+            ClassWeights::None => "none".to_string(),
+            ClassWeights::Balanced => "balanced".to_string(),
+            ClassWeights::Explicit(weights) => {
+                let mut pairs: Vec<String> = weights.iter().map(|(label, w)| format!("{label}:{w}")).collect();
+                pairs.sort();
+                pairs.join("|")
             }
         }
-        Ok(options)
     }
 }
 
 /// `none`, `balanced`, or `label:weight` pairs separated by `|` or `;`.
-pub(crate) fn parse_class_weights(value: &str) -> Result<ClassWeights> {
+pub(crate) fn parse_class_weights(value: &str) -> std::result::Result<ClassWeights, String> {
     match value.to_ascii_lowercase().as_str() {
         "none" | "" => return Ok(ClassWeights::None),
         "balanced" => return Ok(ClassWeights::Balanced),
@@ -204,9 +209,9 @@ pub(crate) fn parse_class_weights(value: &str) -> Result<ClassWeights> {
                 weights.insert(label.to_string(), w);
             }
             _ => {
-                return plan_err!(
-                    "option class_weights takes none, balanced or label:weight pairs like 'pups:2|background:0.5', not '{pair}'"
-                )
+                return Err(format!(
+                    "takes none, balanced or label:weight pairs like 'pups:2|background:0.5' ('{pair}' is not one)"
+                ))
             }
         }
     }
@@ -263,7 +268,7 @@ impl Dataset {
 
     pub fn push(&mut self, pixels: &[u8], label: String) -> Result<()> {
         if self.is_counts() {
-            return exec_err!("cnn_train: rows give a label and counts mixed");
+            return crate::failed!("cnn_train: rows give a label and counts mixed");
         }
         self.check_pixels(pixels)?;
         self.pixels.extend_from_slice(pixels);
@@ -274,14 +279,14 @@ impl Dataset {
     /// Rows of one data set all have a group or none do.
     fn check_group(&self, group: &Option<String>) -> Result<()> {
         if !self.is_empty() && group.is_some() == self.groups.is_empty() {
-            return exec_err!("cnn_train: a group must be given for every row or for none");
+            return crate::failed!("cnn_train: a group must be given for every row or for none");
         }
         Ok(())
     }
 
     fn check_pixels(&self, pixels: &[u8]) -> Result<()> {
         if pixels.len() != self.image_len() {
-            return Err(exec_datafusion_err!(
+            return Err(crate::failure!(
                 "training image has {} bytes, expected {}x{}x{}",
                 pixels.len(),
                 self.width,
@@ -302,18 +307,18 @@ impl Dataset {
         group: Option<String>,
     ) -> Result<()> {
         if !self.labels.is_empty() {
-            return exec_err!("cnn_train: rows give a label and counts mixed");
+            return crate::failed!("cnn_train: rows give a label and counts mixed");
         }
         if self.count_names.is_empty() {
             self.count_names = names.to_vec();
         } else if self.count_names != names {
-            return exec_err!(
+            return crate::failed!(
                 "cnn_train: counts named {names:?} after {:?}: every row must name the same counts",
                 self.count_names
             );
         }
         if let Some(bad) = counts.iter().find(|c| !c.is_finite() || **c < 0.0) {
-            return exec_err!("cnn_train: a count must be a finite number of at least 0, not {bad}");
+            return crate::failed!("cnn_train: a count must be a finite number of at least 0, not {bad}");
         }
         self.check_group(&group)?;
         self.check_pixels(pixels)?;
@@ -341,15 +346,15 @@ impl Dataset {
             return Ok(());
         }
         if other.image_len() != self.image_len() {
-            return Err(exec_datafusion_err!("cannot merge training images of different sizes"));
+            return Err(crate::failure!("cannot merge training images of different sizes"));
         }
         if self.groups.is_empty() != other.groups.is_empty() {
-            return Err(exec_datafusion_err!(
+            return Err(crate::failure!(
                 "cnn_train: a group must be given for every row or for none"
             ));
         }
         if self.count_names != other.count_names {
-            return exec_err!("cnn_train: rows give labels and counts mixed, or counts of other names");
+            return crate::failed!("cnn_train: rows give labels and counts mixed, or counts of other names");
         }
         self.pixels.extend(other.pixels);
         self.labels.extend(other.labels);
@@ -391,17 +396,21 @@ pub struct TrainReport {
     pub kept_epoch: usize,
 }
 
-pub fn candle_error(e: candle_core::Error) -> DataFusionError {
-    exec_datafusion_err!("cnn: {e}")
+pub fn candle_error(e: candle_core::Error) -> ModelError {
+    crate::failure!("cnn: {e}")
 }
 
 /// Random flips and quarter turns of one NHWC image, in place into `out`.
 fn augment(src: &[u8], side: (usize, usize), channels: usize, options: &TrainOptions, rng: &mut Rng, out: &mut [f32]) {
     let (h, w) = side;
-    let flip_x = options.flip && rng.unit() < 0.5;
-    let flip_y = options.flip && rng.unit() < 0.5;
+    let flip_x = options.augment.flip && rng.unit() < 0.5;
+    let flip_y = options.augment.flip && rng.unit() < 0.5;
     // Quarter turns keep the shape only for square images.
-    let turns = if options.rotate && h == w { rng.below(4) } else { 0 };
+    let turns = if options.augment.rotate && h == w {
+        rng.below(4)
+    } else {
+        0
+    };
     for y in 0..h {
         for x in 0..w {
             let (mut sx, mut sy) = (x, y);
@@ -432,7 +441,7 @@ fn batch_tensor(
     let len = data.image_len();
     let mut values = vec![0f32; rows.len() * len];
     match augmentation {
-        Some((options, rng)) if options.flip || options.rotate => {
+        Some((options, rng)) if options.augment.flip || options.augment.rotate => {
             for (i, &row) in rows.iter().enumerate() {
                 let src = &data.pixels[row * len..(row + 1) * len];
                 augment(
@@ -468,7 +477,7 @@ fn batch_tensor(
 pub(crate) fn classes_and_targets(who: &str, labels: &[String]) -> Result<(Vec<String>, Vec<usize>)> {
     let classes: Vec<String> = labels.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
     if classes.len() < 2 {
-        return plan_err!("{who} needs at least two distinct labels, got only {:?}", classes);
+        return crate::invalid!("{who} needs at least two distinct labels, got only {:?}", classes);
     }
     let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
     let targets = labels.iter().map(|l| index[l.as_str()]).collect();
@@ -538,7 +547,7 @@ fn split_by_group(rows: Vec<usize>, groups: &[String], options: &TrainOptions) -
 }
 
 /// FNV-1a of some bytes: a row's content fingerprint for [`split_rows`].
-pub(crate) fn fingerprint_bytes(bytes: &[u8]) -> u64 {
+pub fn fingerprint_bytes(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })
@@ -571,7 +580,7 @@ pub(crate) fn class_weight_values(
         }
         ClassWeights::Explicit(map) => {
             if let Some(unknown) = map.keys().find(|k| !classes.contains(k)) {
-                return plan_err!(
+                return crate::invalid!(
                     "class_weights names '{unknown}', which is not a label of the training rows ({})",
                     classes.join(", ")
                 );
@@ -705,7 +714,7 @@ pub fn train_until(
 ) -> Result<(SeedCnn, TrainReport)> {
     let started = Instant::now();
     if data.is_empty() {
-        return plan_err!("cnn_train got no rows with both an image and a label");
+        return crate::invalid!("cnn_train got no rows with both an image and a label");
     }
     let counting = data.is_counts();
     let (classes, targets) = if counting {
@@ -736,11 +745,13 @@ pub fn train_until(
     };
     let count_weights = Tensor::from_vec(weights.clone(), (1, weights.len()), &Device::Cpu).map_err(candle_error)?;
 
-    if options.keep_best && validation_rows.is_empty() {
-        return plan_err!("cnn_train option keep=best needs validation rows (validation > 0)");
+    if (options.keep == Keep::Best) && validation_rows.is_empty() {
+        return crate::invalid!("cnn_train option keep=best needs validation rows (validation > 0)");
     }
     if options.refit && validation_rows.is_empty() {
-        return plan_err!("cnn_train option refit=true needs validation rows (validation > 0) to choose its epochs");
+        return crate::invalid!(
+            "cnn_train option refit=true needs validation rows (validation > 0) to choose its epochs"
+        );
     }
     let run = Run {
         data,
@@ -856,7 +867,7 @@ impl Run<'_> {
             for batch in train_rows.chunks(options.batch_size) {
                 if cancelled() {
                     let phase = if refit { "the refit's epoch" } else { "epoch" };
-                    return exec_err!("cnn_train cancelled in {phase} {epoch} of {epochs} (nothing was written)");
+                    return crate::failed!("cnn_train cancelled in {phase} {epoch} of {epochs} (nothing was written)");
                 }
                 let x = batch_tensor(data, batch, Some((options, &mut rng))).map_err(candle_error)?;
                 let loss = if counting {
@@ -937,7 +948,7 @@ impl Run<'_> {
                     (Some(old), Some(new)) => new < old || (old.is_nan() && !new.is_nan()),
                     _ => report.validation_accuracy > b.validation_accuracy,
                 });
-            if options.keep_best && !refit && improved {
+            if (options.keep == Keep::Best) && !refit && improved {
                 let weights = model
                     .vars()
                     .iter()
@@ -947,7 +958,7 @@ impl Run<'_> {
             }
             last = Some(report);
         }
-        let mut kept = last.ok_or_else(|| exec_datafusion_err!("cnn_train ran no epochs"))?;
+        let mut kept = last.ok_or_else(|| crate::failure!("cnn_train ran no epochs"))?;
         if let Some((report, weights)) = best.filter(|(b, _)| b.epoch != kept.epoch) {
             for (var, values) in model.vars().iter().zip(weights) {
                 let tensor = Tensor::from_vec(values, var.as_tensor().shape(), &Device::Cpu).map_err(candle_error)?;
@@ -964,7 +975,9 @@ impl Run<'_> {
 fn count_weight_values(class_weights: &ClassWeights, names: &[String]) -> Result<Vec<f32>> {
     match class_weights {
         ClassWeights::Balanced => {
-            plan_err!("cnn_train option class_weights=balanced is for labels; a count model takes 'name:weight' pairs")
+            crate::invalid!(
+                "cnn_train option class_weights=balanced is for labels; a count model takes 'name:weight' pairs"
+            )
         }
         other => class_weight_values(other, names, &[]),
     }
@@ -973,6 +986,7 @@ fn count_weight_values(class_weights: &ClassWeights, names: &[String]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rookery_image::options::OptionSet;
 
     #[test]
     fn parses_options() {
@@ -981,7 +995,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!((o.epochs, o.batch_size, o.seed, o.validation), (3, 32, 7, 0.0));
-        assert!(o.flip && o.rotate);
+        assert!(o.augment.flip && o.augment.rotate);
         assert_eq!(o.output, "/tmp/m.onnx");
         let ClassWeights::Explicit(w) = o.class_weights else {
             panic!("explicit weights")
@@ -1032,8 +1046,10 @@ mod tests {
     #[test]
     fn augmentation_keeps_pixels() {
         let options = TrainOptions {
-            flip: true,
-            rotate: true,
+            augment: Augment {
+                flip: true,
+                rotate: true,
+            },
             ..Default::default()
         };
         let src: Vec<u8> = (0..4 * 4 * 3).map(|v| v as u8).collect();
@@ -1053,6 +1069,7 @@ mod tests {
 #[cfg(test)]
 mod reproducibility_tests {
     use super::*;
+    use rookery_image::options::OptionSet;
 
     /// Noisy dark and bright 24x24 squares.
     fn squares(n: usize) -> Dataset {
@@ -1078,8 +1095,10 @@ mod reproducibility_tests {
             batch_size: 16,
             validation: 0.25,
             input_size: 24,
-            flip: true,
-            rotate: true,
+            augment: Augment {
+                flip: true,
+                rotate: true,
+            },
             ..Default::default()
         };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -1125,7 +1144,7 @@ mod reproducibility_tests {
             validation: 0.25,
             input_size: 24,
             learning_rate: 0.02,
-            keep_best: true,
+            keep: Keep::Best,
             ..Default::default()
         };
         let mut reports = Vec::new();
@@ -1190,7 +1209,7 @@ mod reproducibility_tests {
             validation: 0.25,
             input_size: 24,
             learning_rate: 0.003,
-            keep_best: true,
+            keep: Keep::Best,
             ..Default::default()
         }
     }
@@ -1246,7 +1265,7 @@ mod reproducibility_tests {
         let weights = |epochs: usize, schedule: Schedule| -> Vec<Vec<f32>> {
             let options = TrainOptions {
                 schedule,
-                keep_best: false,
+                keep: Keep::Last,
                 ..count_options(epochs)
             };
             let (model, _) = train(&data, &options, Kernels::Fast, &mut |_| {}).unwrap();
@@ -1294,7 +1313,7 @@ mod reproducibility_tests {
 
         let no_validation = TrainOptions {
             validation: 0.0,
-            keep_best: false,
+            keep: Keep::Last,
             ..options
         };
         let Err(err) = train(&data, &no_validation, Kernels::Fast, &mut |_| {}) else {

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use datafusion::common::{exec_err, plan_err, Result};
+use crate::error::Result;
 use prost::Message;
 
 use super::onnx::{
@@ -42,7 +42,7 @@ fn feature_name(graph: &GraphProto, requested: Option<&str>) -> Result<String> {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", ");
-            plan_err!("no tensor named '{name}' (the last tensors the graph makes are: {shown})")
+            crate::invalid!("no tensor named '{name}' (the last tensors the graph makes are: {shown})")
         }
         None => match graph
             .node
@@ -52,7 +52,9 @@ fn feature_name(graph: &GraphProto, requested: Option<&str>) -> Result<String> {
             .and_then(|n| n.input.first())
         {
             Some(name) => Ok(name.clone()),
-            None => plan_err!("the model has no dense layer (Gemm or MatMul) to take features before; name an output"),
+            None => {
+                crate::invalid!("the model has no dense layer (Gemm or MatMul) to take features before; name an output")
+            }
         },
     }
 }
@@ -84,9 +86,7 @@ pub fn with_feature_output(bytes: &[u8], requested: Option<&str>) -> Result<(Vec
         metadata_props: Vec::new(),
     };
     let mut out = bytes.to_vec();
-    extra
-        .encode(&mut out)
-        .map_err(|e| datafusion::common::exec_datafusion_err!("{e}"))?;
+    extra.encode(&mut out).map_err(|e| crate::failure!("{e}"))?;
     Ok((out, name))
 }
 
@@ -101,13 +101,13 @@ pub fn chain_head(featurizer: &[u8], feature: Option<&str>, head: &LinearHead, l
     )?;
     let classes = labels.len();
     if head.weights.len() != head.inputs * classes || head.bias.len() != classes {
-        return exec_err!(
+        return crate::failed!(
             "a linear head of {} inputs and {classes} classes has the wrong number of weights",
             head.inputs
         );
     }
     let Some(mut graph) = model.graph.take() else {
-        return exec_err!("the file holds no ONNX graph");
+        return crate::failed!("the file holds no ONNX graph");
     };
     let feature = feature_name(&graph, feature)?;
 
@@ -146,8 +146,7 @@ pub fn chain_head(featurizer: &[u8], feature: Option<&str>, head: &LinearHead, l
     graph.name = format!("{}_linear_head", graph.name);
     model.graph = Some(graph);
 
-    let labels_json = serde_json::to_string(labels)
-        .map_err(|e| datafusion::common::exec_datafusion_err!("cannot write labels: {e}"))?;
+    let labels_json = serde_json::to_string(labels).map_err(|e| crate::failure!("cannot write labels: {e}"))?;
     model.metadata_props.retain(|m| m.key != META_LABELS);
     model.metadata_props.push(StringStringEntryProto {
         key: META_LABELS.into(),
@@ -173,10 +172,12 @@ pub fn chain_head(featurizer: &[u8], feature: Option<&str>, head: &LinearHead, l
 pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
     let mut model = decode_rookery_model(bytes, "only models cnn_train wrote can be made fully convolutional")?;
     let Some(mut graph) = model.graph.take() else {
-        return exec_err!("the file holds no ONNX graph");
+        return crate::failed!("the file holds no ONNX graph");
     };
     let not_seed = || {
-        plan_err!("it is not the seed CNN cnn_train writes (convolutions, then Transpose, Flatten and dense layers)")
+        crate::invalid!(
+            "it is not the seed CNN cnn_train writes (convolutions, then Transpose, Flatten and dense layers)"
+        )
     };
     // The dense part starts at the Transpose back to NHWC before Flatten.
     let Some(start) = graph.node.iter().position(|n| n.op_type == "Flatten") else {
@@ -234,7 +235,7 @@ pub fn fully_convolutional(bytes: &[u8], step: usize) -> Result<Vec<u8>> {
                 };
                 let (kh, kw, cin) = if first { (fh, fw, channels) } else { (1, 1, rows) };
                 if kh * kw * cin != rows {
-                    return plan_err!("its first dense layer takes {rows} values, not {kh}x{kw}x{cin}");
+                    return crate::invalid!("its first dense layer takes {rows} values, not {kh}x{kw}x{cin}");
                 }
                 // Dense rows are (y, x, c) in NHWC order; a kernel is [out, c, y, x].
                 let mut kernel = vec![0f32; out * cin * kh * kw];

@@ -4,89 +4,51 @@
 
 use std::time::Instant;
 
-use datafusion::common::{plan_err, Result};
+use crate::error::Result;
 
 use super::rewrite::LinearHead;
 use super::train::{
     class_weight_values, classes_and_targets, fingerprint_bytes, parse_class_weights, split_rows, ClassWeights,
     TrainReport,
 };
-use crate::args::key_value_list;
+use rookery_image::options::parse::{some, text, whole};
 
-/// Options of `linear_train`, parsed from `'epochs=300, ...'`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinearOptions {
-    /// Full-batch Adam steps.
-    pub epochs: usize,
-    pub learning_rate: f64,
-    /// L2 penalty on the weights (of standardised features).
-    pub l2: f64,
-    pub validation: f64,
-    pub seed: u64,
-    pub class_weights: ClassWeights,
-    /// The model whose features the rows hold; the head is written on it.
-    pub featurizer: Option<String>,
-    /// The featurizer's tensor (as `cnn_embed`'s output argument).
-    pub feature: Option<String>,
-    /// Where the head is written: a path or an object store URL.
-    pub output: String,
-}
-
-pub const LINEAR_OPTIONS: &str =
-    "epochs, learning_rate, l2, validation, seed, class_weights, featurizer, feature, output";
-
-impl Default for LinearOptions {
-    fn default() -> Self {
-        Self {
-            epochs: 300,
-            learning_rate: 0.01,
-            l2: 0.001,
-            validation: 0.2,
-            seed: 42,
-            class_weights: ClassWeights::None,
-            featurizer: None,
-            feature: None,
-            output: "head.onnx".to_string(),
-        }
+rookery_image::option_set! {
+    /// Options of `linear_train`: `'epochs=300, ...'`.
+    pub struct LinearOptions for "linear_train" {
+        /// Full-batch Adam steps.
+        epochs: usize = 300, whole(1, usize::MAX, "must be a whole number of at least 1");
+        /// Adam's step size.
+        learning_rate: f64 = 0.01, number_in(1e-9, 10.0);
+        /// L2 penalty on the weights (of standardised features).
+        l2: f64 = 0.001, number_in(0.0, 1e6);
+        /// Fraction of rows held out for validation (0 for none).
+        validation: f64 = 0.2, number_in(0.0, 1.0);
+        /// Seed of the validation split.
+        seed: u64 = 42, whole(0, u64::MAX, "must be a whole number");
+        /// none, balanced, or 'label:weight|label:weight'.
+        class_weights: ClassWeights = ClassWeights::None, parse_class_weights;
+        /// The model whose features the rows hold (required); the head is
+        /// written on it.
+        featurizer: Option<String> = None, some(text("must be a file path"));
+        /// The featurizer's tensor, as cnn_embed's output argument (its
+        /// default: the input of the last dense layer).
+        feature: Option<String> = None, optional_name;
+        /// Where the head is written: a path or an object store URL.
+        output: String = "head.onnx".to_string(), text("must be a file path");
     }
 }
 
-impl LinearOptions {
-    pub fn parse(text: &str) -> Result<Self> {
-        let mut options = Self::default();
-        for (key, value) in key_value_list("linear_train", LINEAR_OPTIONS, text)? {
-            let number = |min: f64, max: f64| match value.parse::<f64>() {
-                Ok(v) if v.is_finite() && v >= min && v < max => Ok(v),
-                _ => plan_err!("linear_train option {key} must be a number in [{min}, {max}), not '{value}'"),
-            };
-            let whole = || match value.parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(n),
-                _ => plan_err!("linear_train option {key} must be a whole number of at least 1, not '{value}'"),
-            };
-            let path = || {
-                if value.is_empty() {
-                    plan_err!("linear_train option {key} must be a file path")
-                } else {
-                    Ok(value.clone())
-                }
-            };
-            match key.as_str() {
-                "epochs" => options.epochs = whole()?,
-                "seed" => match value.parse::<u64>() {
-                    Ok(seed) => options.seed = seed,
-                    Err(_) => return plan_err!("linear_train option seed must be a whole number, not '{value}'"),
-                },
-                "learning_rate" => options.learning_rate = number(1e-9, 10.0)?,
-                "l2" => options.l2 = number(0.0, 1e6)?,
-                "validation" => options.validation = number(0.0, 1.0)?,
-                "class_weights" => options.class_weights = parse_class_weights(&value)?,
-                "featurizer" => options.featurizer = Some(path()?),
-                "feature" => options.feature = Some(value.clone()).filter(|v| !v.is_empty()),
-                "output" => options.output = path()?,
-                other => return plan_err!("unknown linear_train option '{other}' (known: {LINEAR_OPTIONS})"),
-            }
-        }
-        Ok(options)
+/// A name, or none when empty.
+fn optional_name(text: &str) -> std::result::Result<Option<String>, String> {
+    Ok(Some(text.trim().to_string()).filter(|v| !v.is_empty()))
+}
+
+/// A number in `[min, max)`.
+fn number_in(min: f64, max: f64) -> impl Fn(&str) -> std::result::Result<f64, String> {
+    move |text| match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= min && v < max => Ok(v),
+        _ => Err(format!("must be a number in [{min}, {max})")),
     }
 }
 
@@ -117,17 +79,17 @@ impl Features {
             self.dim = values.len();
         }
         if values.is_empty() {
-            return plan_err!("linear_train: a feature vector is empty");
+            return crate::invalid!("linear_train: a feature vector is empty");
         }
         if values.len() != self.dim {
-            return plan_err!(
+            return crate::invalid!(
                 "linear_train: feature vectors differ in length ({} and {})",
                 self.dim,
                 values.len()
             );
         }
         if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-            return plan_err!("linear_train: a feature vector holds {bad}, which is not a finite number");
+            return crate::invalid!("linear_train: a feature vector holds {bad}, which is not a finite number");
         }
         self.values.extend_from_slice(values);
         self.labels.push(label.to_string());
@@ -182,7 +144,7 @@ fn accuracy(head: &LinearHead, data: &Features, rows: &[usize], targets: &[usize
 pub fn train_linear(data: &Features, options: &LinearOptions) -> Result<(LinearHead, TrainReport)> {
     let started = Instant::now();
     if data.is_empty() {
-        return plan_err!("linear_train got no rows with both features and a label");
+        return crate::invalid!("linear_train got no rows with both features and a label");
     }
     let (classes, targets) = classes_and_targets("linear_train", &data.labels)?;
     let fingerprint = |row: usize| {
@@ -270,7 +232,7 @@ pub fn train_linear(data: &Features, options: &LinearOptions) -> Result<(LinearH
         last_loss = loss;
     }
     if !last_loss.is_finite() {
-        return plan_err!("linear_train diverged (loss {last_loss}); lower learning_rate");
+        return crate::invalid!("linear_train diverged (loss {last_loss}); lower learning_rate");
     }
 
     // Fold the standardisation in: x' = (x - mean) / scale.
@@ -305,7 +267,8 @@ pub fn train_linear(data: &Features, options: &LinearOptions) -> Result<(LinearH
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use rookery_image::options::OptionSet;
+    use rookery_image::rng::Rng;
 
     /// Two Gaussian clouds in 6 dimensions, offset in the first two, with a
     /// constant feature and a large-scale one.

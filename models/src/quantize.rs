@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use datafusion::common::{exec_err, plan_err, Result};
+use crate::error::Result;
 use prost::Message;
 
 use super::onnx::{
@@ -127,7 +127,7 @@ pub fn calibration_tensors(model_bytes: &[u8]) -> Result<Vec<String>> {
     let graph = model.graph.unwrap_or_default();
     let plan = plan(&graph);
     if !graph.node.iter().any(is_layer) {
-        return plan_err!("the model has no convolution or dense layer to quantise");
+        return crate::invalid!("the model has no convolution or dense layer to quantise");
     }
     let mut names: Vec<String> = graph
         .node
@@ -164,13 +164,13 @@ fn quantize_weights(values: &[f32], rows: usize, cols: usize, axis: usize) -> (V
 pub fn quantize_model(model_bytes: &[u8], ranges: &HashMap<String, Range>) -> Result<Vec<u8>> {
     let mut model = decode_rookery_model(model_bytes, ROOKERY_ONLY)?;
     let Some(mut graph) = model.graph.take() else {
-        return exec_err!("the file holds no ONNX graph");
+        return crate::failed!("the file holds no ONNX graph");
     };
     let plan = plan(&graph);
     let range = |name: &str| -> Result<(f32, u8)> {
         match ranges.get(name) {
             Some(r) if r.min <= r.max => Ok(r.uint8()),
-            _ => exec_err!("no calibration range for tensor '{name}'"),
+            _ => crate::failed!("no calibration range for tensor '{name}'"),
         }
     };
     let initializers: HashMap<String, TensorProto> =
@@ -195,14 +195,14 @@ pub fn quantize_model(model_bytes: &[u8], ranges: &HashMap<String, Range>) -> Re
         let output = n.output.first().cloned().unwrap_or_default();
         if is_layer(&n) {
             let (Some(a), Some(w)) = (n.input.first(), n.input.get(1)) else {
-                return exec_err!("layer {} lacks inputs", n.name);
+                return crate::failed!("layer {} lacks inputs", n.name);
             };
             let Some(weights) = initializers.get(w) else {
-                return plan_err!("layer {}'s weights {w} are not constant", n.name);
+                return crate::invalid!("layer {}'s weights {w} are not constant", n.name);
             };
             let trans_b = n.attribute.iter().any(|at| at.name == "transB" && at.i == 1);
             if n.attribute.iter().any(|at| at.name == "transA" && at.i == 1) {
-                return plan_err!("layer {} uses transA, which Rookery does not quantise", n.name);
+                return crate::invalid!("layer {} uses transA, which Rookery does not quantise", n.name);
             }
             // Input: dequantised already, or a new Q/DQ pair.
             let a_params = match dequantised.get(a) {
@@ -225,7 +225,7 @@ pub fn quantize_model(model_bytes: &[u8], ranges: &HashMap<String, Range>) -> Re
                 ("Conv", [f, rest @ ..]) => (*f, rest.iter().product::<usize>(), 0),
                 ("Gemm", [r, c]) if trans_b => (*r, *c, 0),
                 ("Gemm", [r, c]) => (*r, *c, 1),
-                _ => return plan_err!("layer {} has weights of shape {dims:?}", n.name),
+                _ => return crate::invalid!("layer {} has weights of shape {dims:?}", n.name),
             };
             let (q, scales) = quantize_weights(&values, rows, cols, axis);
             let channels = scales.len();
@@ -249,11 +249,11 @@ pub fn quantize_model(model_bytes: &[u8], ranges: &HashMap<String, Range>) -> Re
             // Bias: int32 at input scale x weight scale.
             if let Some(b) = n.input.get(2).filter(|b| !b.is_empty()) {
                 let Some(bias) = initializers.get(b) else {
-                    return plan_err!("layer {}'s bias {b} is not constant", n.name);
+                    return crate::invalid!("layer {}'s bias {b} is not constant", n.name);
                 };
                 let bias = float_values(bias)?;
                 if bias.len() != channels {
-                    return plan_err!(
+                    return crate::invalid!(
                         "layer {}'s bias has {} values for {channels} channels",
                         n.name,
                         bias.len()
@@ -289,7 +289,7 @@ pub fn quantize_model(model_bytes: &[u8], ranges: &HashMap<String, Range>) -> Re
         } else if n.op_type == "Relu" && plan.relus.contains(&output) {
             // uint8 with zero point 0 clamps at 0: the ReLU itself.
             let Some(input) = n.input.first() else {
-                return exec_err!("ReLU {} has no input", n.name);
+                return crate::failed!("ReLU {} has no input", n.name);
             };
             let (scale, _) = range(&output)?;
             qdq(input, &output, (scale, 0), &mut nodes, &mut new_init);
@@ -297,7 +297,7 @@ pub fn quantize_model(model_bytes: &[u8], ranges: &HashMap<String, Range>) -> Re
         } else if n.op_type == "MaxPool" && plan.pools.contains(&output) {
             let input = n.input.first().cloned().unwrap_or_default();
             let Some(params) = dequantised.get(&input).copied() else {
-                return exec_err!("max pool {} does not follow a quantised ReLU", n.name);
+                return crate::failed!("max pool {} does not follow a quantised ReLU", n.name);
             };
             let float_out = format!("{output}_float");
             let mut pool = n.clone();

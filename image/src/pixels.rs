@@ -254,6 +254,16 @@ pub enum TileEdge {
     Drop,
 }
 
+impl crate::options::OptionText for TileEdge {
+    fn option_text(&self) -> String {
+        match self {
+            TileEdge::Pad => "pad",
+            TileEdge::Drop => "drop",
+        }
+        .to_string()
+    }
+}
+
 /// The top-left corners of `size` x `size` tiles every `stride` pixels:
 /// columns `xs` times rows `ys`, row by row.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,12 +5,10 @@
 //! and in `~/.cache/rookery/onnxruntime/` where `scripts/setup-onnxruntime.sh`
 //! (run by the README's commands) puts the official wheel's copy.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
 
-use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result};
+use crate::error::{ModelError, Result};
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
@@ -18,9 +16,10 @@ use ort::value::{Tensor, ValueType};
 
 use super::model::Head;
 use super::onnx::{META_LABELS, META_LAYOUT, META_OUTPUT, META_RANGE};
-use crate::image_value::ImageView;
-use crate::memory::{ImageMemory, PixelReservation};
-use crate::pixels;
+use rookery_image::image_value::ImageView;
+use rookery_image::options::parse::{names, some};
+use rookery_image::options::OptionText;
+use rookery_image::pixels;
 
 /// Images per ONNX Runtime call. An Arrow batch of more rows is split: the
 /// seed CNN's activations take about 0.5 MB per image, so a batch of the
@@ -83,7 +82,7 @@ pub fn ensure_runtime() -> Result<&'static Environment> {
     });
     match loaded {
         Ok(environment) => Ok(environment),
-        Err(message) => Err(DataFusionError::Execution(message.clone())),
+        Err(message) => Err(ModelError::Failed(message.clone())),
     }
 }
 
@@ -94,67 +93,58 @@ pub enum Layout {
     Nchw,
 }
 
-/// Options of `cnn_classify`/`cnn_scores`/`rookery classify`, overriding what
-/// the model says about itself.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClassifyOptions {
-    pub layout: Option<Layout>,
-    /// Pixel 0 maps to `range.0`, pixel 255 to `range.1`.
-    pub range: Option<(f32, f32)>,
-    pub labels: Option<Vec<String>>,
-    /// Input height and width, for models whose input shape is dynamic.
-    pub size: Option<(usize, usize)>,
-}
-
-pub const CLASSIFY_OPTIONS: &str = "layout (NHWC|NCHW), range (e.g. 0..1), labels (a|b|c), size (e.g. 64x64)";
-
-pub(crate) fn parse_range(value: &str) -> Option<(f32, f32)> {
-    let (lo, hi) = value.split_once("..")?;
-    let (lo, hi) = (lo.trim().parse::<f32>().ok()?, hi.trim().parse::<f32>().ok()?);
-    (lo.is_finite() && hi.is_finite() && lo != hi).then_some((lo, hi))
-}
-
-fn parse_layout(value: &str) -> Option<Layout> {
-    match value.to_ascii_uppercase().as_str() {
-        "NHWC" => Some(Layout::Nhwc),
-        "NCHW" => Some(Layout::Nchw),
-        _ => None,
+rookery_image::option_set! {
+    /// Options of `cnn_classify`/`cnn_scores`/`cnn_embed`/`rookery
+    /// classify`, overriding what the model says about itself.
+    pub struct ClassifyOptions for "classifier" {
+        /// NHWC or NCHW: how the model's input tensor is laid out (default:
+        /// read from the model).
+        layout: Option<Layout> = None, some(parse_layout);
+        /// Input range, e.g. 0..1 or -1..1: pixel 0 maps to the first, 255
+        /// to the second (default: the model's metadata, else 0..1).
+        range: Option<(f32, f32)> = None, some(parse_range);
+        /// Class names, a|b|c (default: the model's metadata).
+        labels: Option<Vec<String>> = None, some(names());
+        /// Input width x height, e.g. 64x64, for models whose input shape
+        /// is dynamic.
+        size: Option<(usize, usize)> = None, some(parse_size);
     }
 }
 
-impl ClassifyOptions {
-    pub fn parse(text: &str) -> Result<Self> {
-        let mut options = Self::default();
-        for (key, value) in crate::args::key_value_list("classifier", CLASSIFY_OPTIONS, text)? {
-            match key.as_str() {
-                "layout" => match parse_layout(&value) {
-                    Some(l) => options.layout = Some(l),
-                    None => return plan_err!("classifier option layout must be NHWC or NCHW, not '{value}'"),
-                },
-                "range" => match parse_range(&value) {
-                    Some(r) => options.range = Some(r),
-                    None => return plan_err!("classifier option range must look like 0..1 or -1..1, not '{value}'"),
-                },
-                "labels" => {
-                    options.labels = Some(value.split('|').map(|s| s.trim().to_string()).collect());
-                }
-                "size" => {
-                    let parsed = value
-                        .split_once(['x', 'X'])
-                        .and_then(|(w, h)| Some((h.trim().parse::<usize>().ok()?, w.trim().parse::<usize>().ok()?)));
-                    match parsed {
-                        Some((h, w)) if h > 0 && w > 0 => options.size = Some((h, w)),
-                        _ => {
-                            return plan_err!(
-                                "classifier option size must look like 64x64 (width x height), not '{value}'"
-                            )
-                        }
-                    }
-                }
-                other => return plan_err!("unknown classifier option '{other}' (known: {CLASSIFY_OPTIONS})"),
-            }
+impl OptionText for Layout {
+    fn option_text(&self) -> String {
+        match self {
+            Layout::Nhwc => "NHWC",
+            Layout::Nchw => "NCHW",
         }
-        Ok(options)
+        .to_string()
+    }
+}
+
+pub(crate) fn parse_range(value: &str) -> std::result::Result<(f32, f32), String> {
+    let parsed = value.split_once("..").and_then(|(lo, hi)| {
+        let (lo, hi) = (lo.trim().parse::<f32>().ok()?, hi.trim().parse::<f32>().ok()?);
+        (lo.is_finite() && hi.is_finite() && lo != hi).then_some((lo, hi))
+    });
+    parsed.ok_or_else(|| "must look like 0..1 or -1..1".to_string())
+}
+
+fn parse_layout(value: &str) -> std::result::Result<Layout, String> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "NHWC" => Ok(Layout::Nhwc),
+        "NCHW" => Ok(Layout::Nchw),
+        _ => Err("must be NHWC or NCHW".to_string()),
+    }
+}
+
+/// `WIDTHxHEIGHT`, as (height, width).
+fn parse_size(value: &str) -> std::result::Result<(usize, usize), String> {
+    let parsed = value
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((h.trim().parse::<usize>().ok()?, w.trim().parse::<usize>().ok()?)));
+    match parsed {
+        Some((h, w)) if h > 0 && w > 0 => Ok((h, w)),
+        _ => Err("must look like 64x64 (width x height)".to_string()),
     }
 }
 
@@ -207,7 +197,7 @@ impl std::fmt::Debug for Classifier {
 }
 
 pub(crate) fn open_session(path: &Path, rewritten: Option<&[u8]>, threads: usize) -> Result<Session> {
-    let fail = |e: &dyn std::fmt::Display| exec_datafusion_err!("cannot load model {}: {e}", path.display());
+    let fail = |e: &dyn std::fmt::Display| crate::failure!("cannot load model {}: {e}", path.display());
     let mut builder = Session::builder(ensure_runtime()?)
         .map_err(|e| fail(&e))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -232,14 +222,14 @@ pub(crate) fn open_session(path: &Path, rewritten: Option<&[u8]>, threads: usize
 }
 
 /// Reads `[N, H, W, C]` or `[N, C, H, W]` from an input shape (-1 for unknown).
-pub(crate) fn image_input(
+pub fn image_input(
     path: &Path,
     shape: &[i64],
     options: &ClassifyOptions,
     meta_layout: Option<Layout>,
 ) -> Result<(Layout, usize, usize, usize)> {
     let not_image = || {
-        plan_err!(
+        crate::invalid!(
             "model {} takes input of shape {:?}, which is not an image batch ([N,H,W,C] or [N,C,H,W] with 1 or 3 channels)",
             path.display(),
             shape
@@ -267,7 +257,7 @@ pub(crate) fn image_input(
         match (d, given) {
             (_, Some(v)) => Ok(v),
             (d, None) if d > 0 => Ok(d as usize),
-            _ => plan_err!(
+            _ => crate::invalid!(
                 "model {} has a dynamic input {what}; give it as the option size (e.g. 'size=64x64')",
                 path.display()
             ),
@@ -285,24 +275,24 @@ pub(crate) fn parse_labels(text: &str) -> Vec<String> {
 }
 
 impl Classifier {
-    fn load(path: &Path, options: &ClassifyOptions, output: &ModelOutput, threads: usize) -> Result<Self> {
+    pub fn load(path: &Path, options: &ClassifyOptions, output: &ModelOutput, threads: usize) -> Result<Self> {
         if !path.is_file() {
-            return plan_err!("model file {} does not exist", path.display());
+            return crate::invalid!("model file {} does not exist", path.display());
         }
         let (rewritten, feature_name) = match output {
             ModelOutput::Classes => (None, None),
             ModelOutput::Features(requested) => {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| exec_datafusion_err!("cannot read model {}: {e}", path.display()))?;
+                let bytes =
+                    std::fs::read(path).map_err(|e| crate::failure!("cannot read model {}: {e}", path.display()))?;
                 let (bytes, name) = super::rewrite::with_feature_output(&bytes, requested.as_deref())
-                    .map_err(|e| exec_datafusion_err!("model {}: {}", path.display(), super::message(&e)))?;
+                    .map_err(|e| crate::failure!("model {}: {}", path.display(), e))?;
                 (Some(Arc::new(bytes)), Some(name))
             }
         };
         let session = open_session(path, rewritten.as_deref().map(Vec::as_slice), threads)?;
         let inputs = session.inputs();
         if inputs.len() != 1 {
-            return plan_err!(
+            return crate::invalid!(
                 "model {} has {} inputs; cnn_classify runs models with one image input",
                 path.display(),
                 inputs.len()
@@ -312,7 +302,7 @@ impl Classifier {
         let shape: Vec<i64> = match input.dtype() {
             ValueType::Tensor { ty, shape, .. } if *ty == ort::value::TensorElementType::Float32 => shape.to_vec(),
             other => {
-                return plan_err!(
+                return crate::invalid!(
                     "model {} takes input '{}' of type {other:?}; an image input must be a float32 tensor",
                     path.display(),
                     input.name()
@@ -321,25 +311,28 @@ impl Classifier {
         };
         let metadata = session
             .metadata()
-            .map_err(|e| exec_datafusion_err!("model {}: {e}", path.display()))?;
-        let meta_layout = metadata.custom(META_LAYOUT).as_deref().and_then(parse_layout);
+            .map_err(|e| crate::failure!("model {}: {e}", path.display()))?;
+        let meta_layout = metadata
+            .custom(META_LAYOUT)
+            .as_deref()
+            .and_then(|l| parse_layout(l).ok());
         let (layout, height, width, channels) = image_input(path, &shape, options, meta_layout)?;
         let Some(input_len) = height.checked_mul(width).and_then(|n| n.checked_mul(channels)) else {
-            return plan_err!(
+            return crate::invalid!(
                 "model {} takes {width}x{height} inputs of {channels} channels, too large to allocate",
                 path.display()
             );
         };
         let range = options
             .range
-            .or_else(|| metadata.custom(META_RANGE).as_deref().and_then(parse_range))
+            .or_else(|| metadata.custom(META_RANGE).as_deref().and_then(|r| parse_range(r).ok()))
             .unwrap_or((0.0, 1.0));
         let outputs = session.outputs();
         let classes = match outputs.first().map(|o| o.dtype()) {
             _ if matches!(output, ModelOutput::Features(_)) => 0,
             Some(ValueType::Tensor { shape, .. }) if shape.len() == 2 => shape[1],
             _ => {
-                return plan_err!(
+                return crate::invalid!(
                     "model {} does not output one [N, classes] tensor, so it is not an image classifier",
                     path.display()
                 )
@@ -352,7 +345,7 @@ impl Classifier {
         {
             Some(labels) => {
                 if classes > 0 && labels.len() != classes as usize {
-                    return plan_err!(
+                    return crate::invalid!(
                         "model {} has {classes} classes but {} labels were given",
                         path.display(),
                         labels.len()
@@ -382,43 +375,6 @@ impl Classifier {
             threads,
             sessions: Mutex::new(vec![session]),
         })
-    }
-
-    /// The cached classifier for a model file: one per (path, modification
-    /// time, options), so a retrained model is picked up.
-    pub fn cached(path: &Path, options: &ClassifyOptions, threads: usize) -> Result<Arc<Self>> {
-        Self::cached_with_output(path, options, &ModelOutput::Classes, threads)
-    }
-
-    /// [`Classifier::cached`] giving `output` for each image.
-    pub fn cached_with_output(
-        path: &Path,
-        options: &ClassifyOptions,
-        output: &ModelOutput,
-        threads: usize,
-    ) -> Result<Arc<Self>> {
-        type Key = (PathBuf, Option<SystemTime>, String, ModelOutput);
-        static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Classifier>>>> = OnceLock::new();
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let key = (
-            path.to_path_buf(),
-            modified,
-            format!("{options:?}/{threads}"),
-            output.clone(),
-        );
-        let cache = CACHE.get_or_init(Default::default);
-        if let Some(found) = cache.lock().map_err(|_| poisoned())?.get(&key) {
-            return Ok(found.clone());
-        }
-        // Loaded in place, not through `off_async_worker`: while a worker
-        // handed its tasks on, the scans ran ahead of the model and
-        // buffered decoded frames (seed count on 6 full-size frames: peak
-        // RSS 0.42-0.71 GB -> 0.56-0.91 GB).
-        let loaded = Arc::new(Self::load(path, options, output, threads)?);
-        let mut map = cache.lock().map_err(|_| poisoned())?;
-        // A file changed on disk: its older versions go.
-        map.retain(|k, _| k.0 != key.0 || k.1 == key.1);
-        Ok(map.entry(key).or_insert(loaded).clone())
     }
 
     /// One image as input values, made the model's size and channels if needed.
@@ -454,14 +410,14 @@ impl Classifier {
     /// probabilities (rows not summing to 1) get a softmax. The input
     /// tensors are not accounted in a pool: for callers outside a session.
     pub fn scores(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
-        self.scores_within(images, &mut unaccounted())
+        self.scores_within(images, &mut Unaccounted)
     }
 
     /// [`Classifier::scores`], reserving each run's input tensor (and an
     /// image resized to the model's input) in `reservation` first.
-    pub fn scores_within(&self, images: &[ImageView<'_>], reservation: &mut PixelReservation) -> Result<Vec<Vec<f32>>> {
+    pub fn scores_within(&self, images: &[ImageView<'_>], reservation: &mut dyn InputMemory) -> Result<Vec<Vec<f32>>> {
         if self.output != ModelOutput::Classes {
-            return Err(exec_datafusion_err!(
+            return Err(crate::failure!(
                 "model {} was loaded for features, not classes",
                 self.path.display()
             ));
@@ -472,17 +428,17 @@ impl Classifier {
     /// The output of a model loaded with [`ModelOutput::Features`] for each
     /// image, flattened.
     pub fn features(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
-        self.features_within(images, &mut unaccounted())
+        self.features_within(images, &mut Unaccounted)
     }
 
     /// [`Classifier::features`], reserving as [`Classifier::scores_within`] does.
     pub fn features_within(
         &self,
         images: &[ImageView<'_>],
-        reservation: &mut PixelReservation,
+        reservation: &mut dyn InputMemory,
     ) -> Result<Vec<Vec<f32>>> {
         if self.output == ModelOutput::Classes {
-            return Err(exec_datafusion_err!(
+            return Err(crate::failure!(
                 "model {} was loaded for classes, not features",
                 self.path.display()
             ));
@@ -490,7 +446,7 @@ impl Classifier {
         self.outputs(images, reservation)
     }
 
-    fn outputs(&self, images: &[ImageView<'_>], reservation: &mut PixelReservation) -> Result<Vec<Vec<f32>>> {
+    fn outputs(&self, images: &[ImageView<'_>], reservation: &mut dyn InputMemory) -> Result<Vec<Vec<f32>>> {
         let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
             Some(s) => s,
             None => open_session(&self.path, self.rewritten.as_deref().map(Vec::as_slice), self.threads)?,
@@ -498,7 +454,7 @@ impl Classifier {
         let mut rows = Vec::with_capacity(images.len());
         let result = images.chunks(MAX_IMAGES_PER_RUN).try_for_each(|chunk| {
             rows.extend(self.run(&mut session, chunk, reservation)?);
-            Ok::<_, DataFusionError>(())
+            Ok::<_, ModelError>(())
         });
         self.sessions.lock().map_err(|_| poisoned())?.push(session);
         result?;
@@ -509,25 +465,21 @@ impl Classifier {
         &self,
         session: &mut Session,
         images: &[ImageView<'_>],
-        reservation: &mut PixelReservation,
+        reservation: &mut dyn InputMemory,
     ) -> Result<Vec<Vec<f32>>> {
         let per_image = self.input_len;
         // An image resized to the model's input (checked against
         // rookery.max_pixels), and the float tensor of the whole run.
-        let before = reservation.size();
-        reservation.image(self.width as u64, self.height as u64, self.channels as u64)?;
-        reservation.bytes((images.len() as u64).saturating_mul(per_image as u64).saturating_mul(4))?;
+        let bytes = (images.len() as u64).saturating_mul(per_image as u64).saturating_mul(4);
+        reservation.reserve(self.width as u64, self.height as u64, self.channels as u64, bytes)?;
         let result = self.run_reserved(session, images, per_image);
-        reservation.release(reservation.size() - before);
+        reservation.release();
         result
     }
 
     fn run_reserved(&self, session: &mut Session, images: &[ImageView<'_>], per_image: usize) -> Result<Vec<Vec<f32>>> {
         let Some(values) = images.len().checked_mul(per_image) else {
-            return Err(exec_datafusion_err!(
-                "model {}: input tensor too large",
-                self.path.display()
-            ));
+            return Err(crate::failure!("model {}: input tensor too large", self.path.display()));
         };
         let mut input = vec![0f32; values];
         for (image, out) in images.iter().zip(input.chunks_mut(per_image)) {
@@ -538,7 +490,7 @@ impl Classifier {
             Layout::Nhwc => [n, self.height, self.width, self.channels],
             Layout::Nchw => [n, self.channels, self.height, self.width],
         };
-        let fail = |e: &dyn std::fmt::Display| exec_datafusion_err!("model {}: {e}", self.path.display());
+        let fail = |e: &dyn std::fmt::Display| crate::failure!("model {}: {e}", self.path.display());
         let tensor = Tensor::from_array((shape, input)).map_err(|e| fail(&e))?;
         let outputs = session
             .run(ort::inputs![self.input_name.as_str() => tensor])
@@ -546,10 +498,10 @@ impl Classifier {
         if let Some(name) = &self.feature_name {
             let value = outputs
                 .get(name.as_str())
-                .ok_or_else(|| exec_datafusion_err!("model {} gave no output '{name}'", self.path.display()))?;
+                .ok_or_else(|| crate::failure!("model {} gave no output '{name}'", self.path.display()))?;
             let (shape, values) = value.try_extract_tensor::<f32>().map_err(|e| fail(&e))?;
             if shape.first().copied() != Some(n as i64) || values.is_empty() || values.len() % n != 0 {
-                return Err(exec_datafusion_err!(
+                return Err(crate::failure!(
                     "model {} gave '{name}' of shape {shape:?} for {n} images; expected one row per image",
                     self.path.display()
                 ));
@@ -559,13 +511,13 @@ impl Classifier {
         let (out_shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(|e| fail(&e))?;
         let classes = out_shape.get(1).copied().unwrap_or(0).max(0) as usize;
         if out_shape.len() != 2 || classes == 0 || values.len() != n * classes {
-            return Err(exec_datafusion_err!(
+            return Err(crate::failure!(
                 "model {} returned shape {out_shape:?} for {n} images; expected [{n}, classes]",
                 self.path.display()
             ));
         }
         if !self.labels.is_empty() && classes != self.labels.len() {
-            return Err(exec_datafusion_err!(
+            return Err(crate::failure!(
                 "model {} returned {classes} scores per image but has {} labels",
                 self.path.display(),
                 self.labels.len()
@@ -583,14 +535,29 @@ impl Classifier {
     }
 }
 
-/// A reservation without a pool's limit or a pixel limit, for callers
-/// outside a session (the `classify` command, tests).
-fn unaccounted() -> PixelReservation {
-    ImageMemory::default().reserve("classifier", u64::MAX)
+/// Where a model's working memory is accounted: the SQL layer's memory
+/// pool, which also holds inputs to its pixel limit.
+pub trait InputMemory {
+    /// Reserves an input tensor of `bytes` for images resized to
+    /// `width` x `height` x `channels`, or says why it cannot.
+    fn reserve(&mut self, width: u64, height: u64, channels: u64, bytes: u64) -> Result<()>;
+    /// Releases what the last `reserve` took.
+    fn release(&mut self);
 }
 
-pub(crate) fn poisoned() -> DataFusionError {
-    exec_datafusion_err!("a classifier lock was poisoned by an earlier panic")
+/// No pool and no pixel limit, for callers outside a session.
+struct Unaccounted;
+
+impl InputMemory for Unaccounted {
+    fn reserve(&mut self, _: u64, _: u64, _: u64, _: u64) -> Result<()> {
+        Ok(())
+    }
+
+    fn release(&mut self) {}
+}
+
+pub(crate) fn poisoned() -> ModelError {
+    crate::failure!("a classifier lock was poisoned by an earlier panic")
 }
 
 /// Probabilities as given, or a softmax of logits.
@@ -633,6 +600,7 @@ pub fn threads_per_session(partitions: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rookery_image::options::OptionSet;
 
     #[test]
     fn parses_options() {

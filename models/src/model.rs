@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Tensor, Var, D};
 
 use super::layers::{ConvPool, DenseMatmul};
-use crate::rng::Rng;
+use rookery_image::rng::Rng;
 
 pub const CONV_FILTERS: [usize; 3] = [32, 64, 128];
 pub const DENSE_UNITS: [usize; 2] = [512, 512];
