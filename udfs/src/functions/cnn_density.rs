@@ -8,7 +8,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use super::cnn_heatmap::{
+use super::dense_scoring::{
     append_position, heatmap_model, position_lists, DEFAULT_STRIP_WIDTH, STRIP_ROWS, STRIP_WIDTH,
 };
 use crate::functions::model_rows::message;

@@ -7,12 +7,13 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float32Array, LargeBinaryArray, ListArray, StringArray, StructArray, UInt32Array,
 };
 use datafusion::arrow::datatypes::Float64Type;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_datafusion_err, exec_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 use datafusion_macros::user_doc;
 
+use super::train_report::{report_value, result_fields};
 use crate::functions::model_rows::{Models, SqlResult};
 use rookery_image::args::{coerce_args, normalized, signature, ArgKind};
 use rookery_image::image_value::ImageArray;
@@ -21,7 +22,7 @@ use rookery_image::pixels;
 use rookery_models::control::TrainingControl;
 use rookery_models::model::Kernels;
 use rookery_models::onnx::model_bytes;
-use rookery_models::train::{train_until, Dataset, EpochReport, TrainOptions, TrainReport};
+use rookery_models::train::{train_until, Dataset, EpochReport, TrainOptions};
 
 #[user_doc(
     doc_section(label = "Model Functions"),
@@ -82,22 +83,6 @@ impl CnnTrain {
 const REQUIRED: [ArgKind; 2] = [ArgKind::Image, ArgKind::Label];
 const OPTIONAL: [ArgKind; 2] = [ArgKind::Text, ArgKind::Text];
 const SYNTAX: &str = "cnn_train(image, label [, options [, group]])";
-
-/// The struct `cnn_train` and `linear_train` return.
-pub(crate) fn result_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("model", DataType::Utf8, false),
-        Field::new("classes", DataType::new_list(DataType::Utf8, true), false),
-        Field::new("train_accuracy", DataType::Float64, true),
-        Field::new("validation_accuracy", DataType::Float64, true),
-        Field::new("validation_loss", DataType::Float64, true),
-        Field::new("epochs", DataType::Int64, false),
-        Field::new("seconds", DataType::Float64, false),
-        Field::new("train_rows", DataType::Int64, false),
-        Field::new("validation_rows", DataType::Int64, false),
-        Field::new("kept_epoch", DataType::Int64, false),
-    ])
-}
 
 impl AggregateUDFImpl for CnnTrain {
     fn name(&self) -> &str {
@@ -396,33 +381,11 @@ impl<'a> Labels<'a> {
     }
 }
 
-/// A training report as the struct of [`result_fields`].
-pub(crate) fn report_value(model: &str, report: &TrainReport) -> Result<ScalarValue> {
-    let classes: Vec<ScalarValue> = report
-        .classes
-        .iter()
-        .map(|c| ScalarValue::Utf8(Some(c.clone())))
-        .collect();
-    let values: Vec<ArrayRef> = vec![
-        ScalarValue::Utf8(Some(model.to_string())).to_array()?,
-        ScalarValue::List(ScalarValue::new_list_nullable(&classes, &DataType::Utf8)).to_array()?,
-        ScalarValue::Float64(report.train_accuracy).to_array()?,
-        ScalarValue::Float64(report.validation_accuracy).to_array()?,
-        ScalarValue::Float64(report.validation_loss).to_array()?,
-        ScalarValue::Int64(Some(report.epochs as i64)).to_array()?,
-        ScalarValue::Float64(Some(report.seconds)).to_array()?,
-        ScalarValue::Int64(Some(report.train_rows as i64)).to_array()?,
-        ScalarValue::Int64(Some(report.validation_rows as i64)).to_array()?,
-        ScalarValue::Int64(Some(report.kept_epoch as i64)).to_array()?,
-    ];
-    let array = datafusion::arrow::array::StructArray::try_new(result_fields(), values, None)?;
-    Ok(ScalarValue::Struct(Arc::new(array)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::functions::test_util::images;
+    use datafusion::arrow::datatypes::Fields;
     use rookery_image::image_value::Image;
 
     /// Two classes a CNN separates at once: dark and bright squares.

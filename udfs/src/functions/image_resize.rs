@@ -1,13 +1,14 @@
 //! `image_resize(image, width, height)`: bilinear resampling.
 
 use datafusion::arrow::array::ArrayRef;
-use datafusion::common::{exec_err, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::Signature;
 use datafusion_macros::user_doc;
 
 use rookery_image::image_value::ImageArray;
 use rookery_image::memory::{ImageMemory, PixelReservation};
 
+use super::sizes::size_value;
 use super::{map_images, named};
 use rookery_image::args::{int_arg, int_at};
 use rookery_image::image_value::image_type;
@@ -63,15 +64,6 @@ fn image_resize_batch(
         named(name, pixels::resize(view, w, h)).map(Some)
     })
 }
-/// A size argument: 1 to 65535 pixels.
-pub(crate) fn size_value(name: &str, what: &str, value: i64) -> Result<u32> {
-    if (1..=65535).contains(&value) {
-        Ok(value as u32)
-    } else {
-        exec_err!("{name}: {what} must be 1 to 65535, not {value}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use datafusion_macros::user_doc;
 use rookery_image::image_value::ImageArray;
 use rookery_image::memory::{ImageMemory, PixelReservation};
 
-use super::image_resize::size_value;
+use super::sizes::size_value;
 use super::{map_images, named};
 use rookery_image::args::{float_arg, float_at};
 use rookery_image::image_value::image_type;

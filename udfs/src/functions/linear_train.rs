@@ -11,7 +11,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility};
 use datafusion_macros::user_doc;
 
-use super::cnn_train::{report_value, result_fields};
+use super::train_report::{report_value, result_fields};
 use crate::functions::model_rows::message;
 use crate::functions::model_rows::{Models, SqlResult};
 use rookery_image::args::{coerce_args, normalized, signature, ArgKind};

@@ -8,8 +8,8 @@ use datafusion_macros::user_doc;
 use rookery_image::image_value::ImageArray;
 use rookery_image::memory::{ImageMemory, PixelReservation};
 
-use super::image_resize::size_value;
 use super::map_images;
+use super::sizes::size_value;
 use rookery_image::args::{int_arg, int_at};
 use rookery_image::image_value::image_type;
 use rookery_image::pixels;

@@ -11,8 +11,8 @@ use datafusion_macros::user_doc;
 
 use rookery_image::memory::ImageMemory;
 
-use super::image_resize::size_value;
 use super::named;
+use super::sizes::size_value;
 use rookery_image::args::{arg_arrays, image_arg, int_arg, int_at, text_arg, tile_fields, tiles_type};
 use rookery_image::image_value::{ImageArray, ImageArrayBuilder};
 use rookery_image::memory::PixelReservation;
