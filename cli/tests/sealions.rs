@@ -201,7 +201,7 @@ fn score_rows(text: &str) -> Vec<(String, f64)> {
 /// README.md shows. The README's table is from one machine; training sums
 /// in a fixed order on any x86-64 CPU, but ONNX Runtime's kernels (AVX2
 /// or AVX-512) differ in a score's last bits, which can move a count: so
-/// each RMSE may differ by 2 % (README.md, "Reproducible scores").
+/// each RMSE may differ by 2 % (docs/src/sealions.md, "Reproducible scores").
 #[test]
 fn the_demo_prints_the_readme_scores() {
     let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));

@@ -240,3 +240,37 @@ fn parse_format(text: &str) -> std::result::Result<OutputFormat, String> {
 fn parse_size(text: &str) -> std::result::Result<usize, String> {
     parse_byte_size(text).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_kebab_case_and_the_plans_spellings_still_work() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let cli = parse(&[
+            "rookery",
+            "augment",
+            "--input-folder",
+            "in",
+            "--output_folder",
+            "out",
+            "--label-file",
+            "labels.csv",
+            "--new_label_and_weights_file",
+            "new.csv",
+        ])
+        .unwrap();
+        let Some(Subcommand::Augment(augment)) = cli.command else {
+            panic!("augment")
+        };
+        assert_eq!(augment.input_folder, PathBuf::from("in"));
+        assert_eq!(augment.output_folder, PathBuf::from("out"));
+        assert!(parse(&["rookery", "serve", "--max-connections", "4", "--allow-host", "h"]).is_ok());
+        assert!(parse(&["rookery", "--memory-limit", "2G", "-c", "SELECT 1"]).is_ok());
+        assert!(
+            parse(&["rookery", "crops", "--dotted", "d", "--plain", "p"]).is_err(),
+            "--output-folder is required"
+        );
+    }
+}
