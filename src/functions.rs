@@ -163,7 +163,13 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
         });
     };
     for (name, f) in state.scalar_functions() {
-        push(name, FunctionKind::Scalar, f.documentation(), Some(f.signature()));
+        // DataFusion's async wrapper does not pass its function's
+        // documentation on.
+        let documentation = match name.as_str() {
+            "read_blob" => Some(&*crate::read_blob::DOCUMENTATION),
+            _ => f.documentation(),
+        };
+        push(name, FunctionKind::Scalar, documentation, Some(f.signature()));
     }
     for (name, f) in state.aggregate_functions() {
         push(name, FunctionKind::Aggregate, f.documentation(), Some(f.signature()));
@@ -346,6 +352,7 @@ mod tests {
         );
         assert!(help("image_tiles").contains("  edge (default pad): "));
         assert!(!help("crop").contains("Options:"));
+        assert!(!help("read_blob").contains("No documentation"), "{}", help("read_blob"));
     }
 
     /// The committed reference is what the code says; after changing a

@@ -28,7 +28,7 @@ use rookery_image::image_value::append_buffer;
 
 const SYNTAX: &str = "read_blob(path)";
 
-static DOCUMENTATION: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
+pub static DOCUMENTATION: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
     Documentation::builder(
         DocSection {
             include: true,
