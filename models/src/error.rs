@@ -34,12 +34,6 @@ macro_rules! invalid {
     ($($arg:tt)*) => { Err($crate::ModelError::Invalid(format!($($arg)*))) };
 }
 
-/// `ModelError::Invalid(format!(...))`.
-#[macro_export]
-macro_rules! invalid_error {
-    ($($arg:tt)*) => { $crate::ModelError::Invalid(format!($($arg)*)) };
-}
-
 /// `Err(ModelError::Failed(format!(...)))`.
 #[macro_export]
 macro_rules! failed {
@@ -50,16 +44,4 @@ macro_rules! failed {
 #[macro_export]
 macro_rules! failure {
     ($($arg:tt)*) => { $crate::ModelError::Failed(format!($($arg)*)) };
-}
-
-impl ModelError {
-    /// The same error with its message prefixed (`"cnn_classify: "`).
-    pub fn context(self, prefix: &str) -> Self {
-        match self {
-            Self::Invalid(m) => Self::Invalid(format!("{prefix}{m}")),
-            Self::Failed(m) => Self::Failed(format!("{prefix}{m}")),
-            Self::ResourcesExhausted(m) => Self::ResourcesExhausted(format!("{prefix}{m}")),
-            Self::Image(e) => Self::Failed(format!("{prefix}{e}")),
-        }
-    }
 }
