@@ -21,6 +21,32 @@ pub fn off_async_worker<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Drives `work` (object store I/O) to completion from synchronous code
+/// inside or outside a runtime. On a multi-threaded runtime's worker it
+/// hands the worker's other tasks on (`block_in_place`) and drives the I/O
+/// itself, so no second runtime is kept and no worker waits on one.
+/// Elsewhere (a current-thread runtime, or none) the I/O runs on a
+/// short-lived thread with a runtime of its own. `Err` says why it could
+/// not run.
+pub fn block_on_io<T: Send>(work: impl std::future::Future<Output = T> + Send) -> Result<T, String> {
+    use tokio::runtime::{Builder, Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(tokio::task::block_in_place(|| handle.block_on(work)))
+        }
+        _ => std::thread::scope(|scope| {
+            let io = scope.spawn(|| {
+                Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|runtime| runtime.block_on(work))
+                    .map_err(|e| format!("cannot start I/O: {e}"))
+            });
+            io.join().map_err(|_| "I/O stopped before it finished".to_string())?
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,21 @@ pub struct ImageHeader {
     pub width: u32,
     /// Height after EXIF orientation.
     pub height: u32,
+    /// The EXIF orientation turns the image a quarter: stored, its width
+    /// and height are the other way round.
+    pub turned: bool,
+}
+
+impl ImageHeader {
+    /// Width and height as decoded: after EXIF orientation when
+    /// `apply_orientation`, else as stored.
+    pub fn size(&self, apply_orientation: bool) -> (u32, u32) {
+        if self.turned && !apply_orientation {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
 }
 
 /// Lower-case name of a format, as shown in the `format` column.
@@ -74,11 +89,13 @@ fn header_of(decoder: &mut impl ImageDecoder, format: ImageFormat) -> ImageHeade
     let (w, h) = decoder.dimensions();
     // A missing or unreadable EXIF block means "as stored".
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let (width, height) = if swaps_axes(orientation) { (h, w) } else { (w, h) };
+    let turned = swaps_axes(orientation);
+    let (width, height) = if turned { (h, w) } else { (w, h) };
     ImageHeader {
         format: format_name(format),
         width,
         height,
+        turned,
     }
 }
 
@@ -149,13 +166,21 @@ fn prepare(bytes: &[u8], max_pixels: u64) -> Result<(impl ImageDecoder + '_, Ima
 /// to 8 bits; grey+alpha becomes RGBA), with EXIF orientation applied.
 /// Refuses images of more than `max_pixels` pixels before allocating them.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(ImageHeader, Image)> {
+    decode_oriented(bytes, max_pixels, true)
+}
+
+/// [`decode`], with EXIF orientation applied only when `apply_orientation`
+/// (else the pixels as stored).
+pub fn decode_oriented(bytes: &[u8], max_pixels: u64, apply_orientation: bool) -> Result<(ImageHeader, Image)> {
     let (decoder, header, orientation) = prepare(bytes, max_pixels)?;
     let format = header.format;
     let mut dynamic = DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Decode {
         format,
         message: e.to_string(),
     })?;
-    dynamic.apply_orientation(orientation);
+    if apply_orientation {
+        dynamic.apply_orientation(orientation);
+    }
     Ok((header, from_dynamic(dynamic)))
 }
 

@@ -12,6 +12,7 @@ pub mod blocking;
 pub mod codec;
 pub mod dots;
 pub mod error;
+pub mod exif;
 pub mod grid;
 pub mod image_value;
 pub mod memory;

@@ -229,31 +229,10 @@ fn cached_name(url: &str, version: &str, size: u64) -> String {
     format!("{stem}-{:016x}.onnx", hasher.finish())
 }
 
-/// Runs object store I/O from a function's synchronous body, on the
-/// runtime the function was called on: the worker thread hands its other
-/// tasks to the rest of the pool (`block_in_place`, as the blocking pool
-/// does) and drives the I/O itself, so no second runtime is kept and no
-/// worker waits on one. Outside a multi-threaded runtime (a current-thread
-/// one, or none) the I/O runs on a short-lived thread with a runtime of its
-/// own.
-fn run_io<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> Result<T> {
-    use tokio::runtime::{Builder, Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            Ok(tokio::task::block_in_place(|| handle.block_on(work)))
-        }
-        _ => std::thread::scope(|scope| {
-            let io = scope.spawn(|| {
-                Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map(|runtime| runtime.block_on(work))
-                    .map_err(|e| crate::failure!("cannot start model I/O: {e}"))
-            });
-            io.join()
-                .map_err(|_| crate::failure!("model I/O stopped before it finished"))?
-        }),
-    }
+/// Model downloads and uploads from synchronous model code: see
+/// [`rookery_image::blocking::block_on_io`].
+fn run_io<T: Send>(work: impl Future<Output = T> + Send) -> Result<T> {
+    rookery_image::blocking::block_on_io(work).map_err(|e| crate::failure!("model I/O: {e}"))
 }
 
 #[cfg(test)]

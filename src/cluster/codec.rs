@@ -40,7 +40,7 @@ use serde_json::{json, Value};
 
 use crate::atomic_copy::{CopyTarget, StagedCopyExec};
 use crate::images::{
-    image_table_schema, tile_table_schema, BatchSizeCap, ImageBatchSizeExec, ImageFileFormatFactory, ImageOptions,
+    image_table_schema_with, tile_table_schema, BatchSizeCap, ImageBatchSizeExec, ImageFileFormatFactory, ImageOptions,
     ImageScanExec, ImageSink, ImageTable, ImageTileTable, ImageWriteOptions, TileExec, TileSpec,
 };
 
@@ -202,7 +202,11 @@ impl LogicalExtensionCodec for RookeryLogicalCodec {
         };
         let options = options_from(&value["options"])?;
         match text(&value, "kind")?.as_str() {
-            "image_table" => Ok(Arc::new(ImageTable::try_new(&text(&value, "location")?, options)?)),
+            "image_table" => Ok(Arc::new(ImageTable::with_partition_keys(
+                &text(&value, "location")?,
+                options,
+                crate::images::partition_keys(&value)?,
+            )?)),
             "memory" => decode_memory_table(schema, extra),
             "tile_table" => Ok(Arc::new(ImageTileTable::try_new(
                 &text(&value, "location")?,
@@ -220,8 +224,7 @@ impl LogicalExtensionCodec for RookeryLogicalCodec {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         if let Some(table) = node.downcast_ref::<ImageTable>() {
-            let value =
-                json!({"kind": "image_table", "location": table.source(), "options": options_json(table.options())});
+            let value = json!({"kind": "image_table", "location": table.source(), "options": options_json(table.options()), "partition_keys": table.partition_keys()});
             return envelope(&value, &[], buf);
         }
         if let Some(table) = node.downcast_ref::<ImageTileTable>() {
@@ -380,7 +383,8 @@ impl PhysicalExtensionCodec for RookeryPhysicalCodec {
                     None
                 } else {
                     let proto = PhysicalExprNode::decode(extra).map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    Some(parse_physical_expr(&proto, ctx, &image_table_schema(), self)?)
+                    let schema = image_table_schema_with(&crate::images::partition_keys(&value["scan"])?);
+                    Some(parse_physical_expr(&proto, ctx, &schema, self)?)
                 };
                 let scan = ImageScanExec::from_json(&value["scan"], filter)?;
                 match inputs {

@@ -7,21 +7,23 @@
 //!
 //! | columns used | work per file |
 //! |---|---|
-//! | `path`, `name`, `size` | none (listing only) |
-//! | `format`, `width`, `height`, `error` | the first 64 KiB (header) |
+//! | `path`, `name`, `size`, `relative_path`, `label`, partition columns | none (listing only) |
+//! | `format`, `width`, `height`, `error`, `taken_at`, `gps_*`, `camera`, `orientation` | the first 64 KiB (header) |
 //! | `content` | the whole file |
 //! | `image` | the whole file, decoded |
 //!
-//! Filters on `path`, `name`, `format`, `size`, `width` and `height` run
-//! inside the scan, before any content is read or decoded.
+//! Filters on every column but `content`, `image` and `error` run inside
+//! the scan, before any content is read or decoded; those on listing
+//! columns run before anything is read, and equalities on partition
+//! columns narrow the listing itself ([`tree`]).
 
 mod batching;
 mod options;
 mod scan;
 mod sink;
 mod tiles;
+pub mod tree;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -34,7 +36,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 pub use batching::{image_batch_rows, BatchSizeCap, CapBatchesOverImages, ImageBatchSizeExec};
 pub use options::{ImageConfig, ImageOptions, DEFAULT_BATCH_ROWS};
-pub use scan::ImageScanExec;
+pub use scan::{partition_keys, ImageScanExec};
 pub use sink::{ImageFileFormat, ImageFileFormatFactory, ImageSink, ImageWriteOptions, IMAGES_FORMAT};
 pub use tiles::{tile_table_schema, ImageTileTable, ImageTilesTableFunction, TileExec, TileOptions, TileSpec};
 
@@ -49,22 +51,35 @@ pub mod columns {
     pub const CONTENT: &str = "content";
     pub const IMAGE: &str = "image";
     pub const ERROR: &str = "error";
+    pub const RELATIVE_PATH: &str = "relative_path";
+    pub const LABEL: &str = "label";
+    pub const TAKEN_AT: &str = "taken_at";
+    pub const GPS_LAT: &str = "gps_lat";
+    pub const GPS_LON: &str = "gps_lon";
+    pub const GPS_ALT: &str = "gps_alt";
+    pub const CAMERA: &str = "camera";
+    pub const ORIENTATION: &str = "orientation";
+
+    /// Known from the listing alone (with the partition columns).
+    pub const LISTING: [&str; 5] = [PATH, NAME, SIZE, RELATIVE_PATH, LABEL];
+    /// Read from the EXIF block of the header.
+    pub const PHOTO: [&str; 6] = [TAKEN_AT, GPS_LAT, GPS_LON, GPS_ALT, CAMERA, ORIENTATION];
 }
 
-/// Columns known before a file's content is read (header at most), which
-/// filters may use inside the scan.
-const FILTERABLE: [&str; 6] = [
-    columns::PATH,
-    columns::NAME,
-    columns::FORMAT,
-    columns::SIZE,
-    columns::WIDTH,
-    columns::HEIGHT,
-];
+/// Columns that need more than a file's header, which filters cannot use
+/// inside the scan.
+const NOT_FILTERABLE: [&str; 3] = [columns::CONTENT, columns::IMAGE, columns::ERROR];
 
-/// The schema every image table has.
+/// The schema of an image table without partition columns.
 pub fn image_table_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    image_table_schema_with(&[])
+}
+
+/// The schema of an image table: its fixed columns (the tree's and the
+/// EXIF header's after the first nine, so that older queries' positions
+/// hold), then one text column per partition key.
+pub fn image_table_schema_with(partition_keys: &[String]) -> SchemaRef {
+    let mut fields = vec![
         Field::new(columns::PATH, DataType::Utf8, false),
         Field::new(columns::NAME, DataType::Utf8, false),
         Field::new(columns::FORMAT, DataType::Utf8, true),
@@ -74,7 +89,21 @@ pub fn image_table_schema() -> SchemaRef {
         Field::new(columns::CONTENT, DataType::BinaryView, true),
         Field::new(columns::IMAGE, rookery_image::image_type(), true),
         Field::new(columns::ERROR, DataType::Utf8, true),
-    ]))
+        Field::new(columns::RELATIVE_PATH, DataType::Utf8, false),
+        Field::new(columns::LABEL, DataType::Utf8, true),
+        Field::new(
+            columns::TAKEN_AT,
+            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+            true,
+        ),
+        Field::new(columns::GPS_LAT, DataType::Float64, true),
+        Field::new(columns::GPS_LON, DataType::Float64, true),
+        Field::new(columns::GPS_ALT, DataType::Float64, true),
+        Field::new(columns::CAMERA, DataType::Utf8, true),
+        Field::new(columns::ORIENTATION, DataType::UInt16, true),
+    ];
+    fields.extend(partition_keys.iter().map(|k| Field::new(k, DataType::Utf8, true)));
+    Arc::new(Schema::new(fields))
 }
 
 /// A folder (or glob) of images.
@@ -84,19 +113,56 @@ pub struct ImageTable {
     source: String,
     location: ListingTableUrl,
     options: ImageOptions,
+    /// Keys of the tree's `key=value` folders, one column each.
+    partition_keys: Vec<String>,
     schema: SchemaRef,
 }
 
 impl ImageTable {
-    /// `location` is a folder (`dir/`), a glob (`dir/*.jpg`) or one file, as
-    /// a path or a URL such as `s3://bucket/prefix/`.
-    pub fn try_new(location: &str, options: ImageOptions) -> Result<Self> {
+    /// `location` is a folder (`dir/`), a glob (`dir/*.jpg`, `dir/**/*.jpg`)
+    /// or one file, as a path or a URL such as `s3://bucket/prefix/`; its
+    /// partition keys are found by looking at the first folders below it.
+    pub async fn open(state: &dyn Session, location: &str, options: ImageOptions) -> Result<Self> {
+        let url = crate::stores::table_url(location)?;
+        let store = state.runtime_env().object_store(url.object_store())?;
+        let keys = tree::discover_partition_keys(store.as_ref(), &url).await?;
+        Self::with_partition_keys(location, options, keys)
+    }
+
+    /// [`ImageTable::open`] from synchronous code (a table function).
+    pub fn open_blocking(state: &dyn Session, location: &str, options: ImageOptions) -> Result<Self> {
+        let url = crate::stores::table_url(location)?;
+        let store = state.runtime_env().object_store(url.object_store())?;
+        let keys =
+            rookery_image::blocking::block_on_io(
+                async move { tree::discover_partition_keys(store.as_ref(), &url).await },
+            )
+            .map_err(|e| datafusion::common::DataFusionError::Execution(format!("listing '{location}': {e}")))??;
+        Self::with_partition_keys(location, options, keys)
+    }
+
+    /// A table at `location` whose partition keys are known.
+    pub fn with_partition_keys(location: &str, options: ImageOptions, partition_keys: Vec<String>) -> Result<Self> {
+        let schema = image_table_schema_with(&partition_keys);
+        let mut names = std::collections::HashSet::new();
+        if let Some(repeated) = schema.fields().iter().find(|f| !names.insert(f.name().as_str())) {
+            return plan_err!(
+                "the folders at '{location}' name a partition column '{}' that the image table already has",
+                repeated.name()
+            );
+        }
         Ok(Self {
             source: location.to_string(),
             location: crate::stores::table_url(location)?,
             options,
-            schema: image_table_schema(),
+            partition_keys,
+            schema,
         })
+    }
+
+    /// Keys of the tree's `key=value` folders.
+    pub fn partition_keys(&self) -> &[String] {
+        &self.partition_keys
     }
 
     pub fn options(&self) -> &ImageOptions {
@@ -124,8 +190,11 @@ fn pushdown(filters: &[&Expr], pushable: fn(&Expr) -> bool) -> Vec<TableProvider
 }
 
 fn filter_is_pushable(expr: &Expr) -> bool {
-    let allowed: HashSet<&str> = FILTERABLE.into_iter().collect();
-    !expr.is_volatile() && expr.column_refs().iter().all(|c| allowed.contains(c.name.as_str()))
+    !expr.is_volatile()
+        && expr
+            .column_refs()
+            .iter()
+            .all(|c| !NOT_FILTERABLE.contains(&c.name.as_str()))
 }
 
 #[async_trait]
@@ -152,6 +221,7 @@ impl TableProvider for ImageTable {
         let exec = ImageScanExec::try_new(
             state,
             &self.location,
+            &self.partition_keys,
             &self.options,
             Arc::clone(&self.schema),
             projection.cloned(),
@@ -169,7 +239,7 @@ pub struct ImageTableFactory;
 
 #[async_trait]
 impl TableProviderFactory for ImageTableFactory {
-    async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
+    async fn create(&self, state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
         if !cmd.schema.fields().is_empty() {
             return plan_err!(
                 "image tables have a fixed schema ({}); remove the column list",
@@ -188,7 +258,7 @@ impl TableProviderFactory for ImageTableFactory {
         let [location] = cmd.locations.as_slice() else {
             return plan_err!("image tables take one LOCATION (a folder or a glob)");
         };
-        Ok(Arc::new(ImageTable::try_new(location, options)?))
+        Ok(Arc::new(ImageTable::open(state, location, options).await?))
     }
 }
 
@@ -219,6 +289,6 @@ impl TableFunctionImpl for ImagesTableFunction {
             return plan_err!("images() takes string literals: {usage}");
         };
         let options = ImageOptions::parse_list(options)?;
-        Ok(Arc::new(ImageTable::try_new(location, options)?))
+        Ok(Arc::new(ImageTable::open_blocking(args.session(), location, options)?))
     }
 }

@@ -27,6 +27,9 @@ rookery_image::option_set! {
         /// Refuse to decode images of more pixels than this (decompression
         /// bombs); the image functions' own limit is rookery.max_pixels.
         max_pixels: u64 = DEFAULT_MAX_PIXELS, whole(0, u64::MAX, "must be a whole number above 0");
+        /// Turn decoded images as their EXIF orientation says (as viewers
+        /// show them); false keeps the pixels as stored.
+        apply_orientation: bool = true, flag("must be 'true' or 'false'");
     }
 }
 
@@ -152,16 +155,20 @@ mod tests {
             ImageConfig {
                 drop_invalid: true,
                 batch_rows: 8,
-                max_pixels: 1000
+                max_pixels: 1000,
+                apply_orientation: true,
             }
         );
-        let given = ImageOptions::parse_list("batch_rows=2, drop_invalid=false, max_pixels=50").unwrap();
+        let given =
+            ImageOptions::parse_list("batch_rows=2, drop_invalid=false, max_pixels=50, apply_orientation=false")
+                .unwrap();
         assert_eq!(
             given.resolve(&config).unwrap(),
             ImageConfig {
                 drop_invalid: false,
                 batch_rows: 2,
-                max_pixels: 50
+                max_pixels: 50,
+                apply_orientation: false,
             }
         );
     }

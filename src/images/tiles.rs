@@ -165,6 +165,7 @@ impl TableProvider for ImageTileTable {
         let scan = ImageScanExec::try_new(
             state,
             &self.location,
+            &[],
             &options,
             frames,
             Some(frame_projection),

@@ -38,7 +38,11 @@ fn write(path: PathBuf, bytes: &[u8]) {
 /// - `sealions/`: a small generated sea-lion set (see `rookery gen-sealions`);
 /// - `colours/`: solid red.png (16x16), green.jpg (32x32), blue.png (16x16);
 /// - `models/`: the ONNX models of `tests/fixtures/` (made outside Rookery,
-///   by `tests/fixtures/make_models.py`).
+///   by `tests/fixtures/make_models.py`);
+/// - `tree/`: a class-per-folder tree (`interesting/`, `not_interesting/`,
+///   each with a `1.png`), a file at its root and a hidden folder;
+/// - `survey/`: a Hive-partitioned tree (`year=.../site=.../`) of JPEGs
+///   with EXIF time, GPS and camera (`c.jpg` has none).
 pub fn write_fixtures(root: &Path) {
     let sealions = rookery::sealions::GenOptions {
         out: root.join("sealions"),
@@ -104,6 +108,53 @@ pub fn write_fixtures(root: &Path) {
             &std::fs::read(committed).expect("committed model fixture"),
         );
     }
+
+    let tree = root.join("tree");
+    write(
+        tree.join("interesting/1.png"),
+        &encode(&solid(4, 4, [200, 40, 40]), ImageFormat::Png),
+    );
+    write(
+        tree.join("interesting/2.png"),
+        &encode(&solid(4, 4, [210, 30, 30]), ImageFormat::Png),
+    );
+    write(
+        tree.join("not_interesting/1.png"),
+        &encode(&solid(6, 4, [20, 30, 200]), ImageFormat::Png),
+    );
+    write(
+        tree.join("root.png"),
+        &encode(&solid(2, 2, [0, 0, 0]), ImageFormat::Png),
+    );
+    write(
+        tree.join(".ipynb_checkpoints/1.png"),
+        &encode(&solid(2, 2, [0, 0, 0]), ImageFormat::Png),
+    );
+
+    let survey = root.join("survey");
+    let stamped = |taken_at: &str, lat: f64, lon: f64| {
+        let stamp = rookery_image::exif::PhotoStamp {
+            taken_at: taken_at.to_string(),
+            gps_lat: lat,
+            gps_lon: lon,
+            gps_alt: 150.0,
+            make: "Rookery".to_string(),
+            model: "Survey 1".to_string(),
+        };
+        rookery_image::exif::add_exif_to_jpeg(&encode(&rgb(8, 6), ImageFormat::Jpeg), &stamp).expect("exif")
+    };
+    write(
+        survey.join("year=2023/site=north/a.jpg"),
+        &stamped("2023:06:01 10:00:00", 57.5, -170.25),
+    );
+    write(
+        survey.join("year=2024/site=north/b.jpg"),
+        &stamped("2024:06:02 11:30:00", 57.5, -170.75),
+    );
+    write(
+        survey.join("year=2024/site=south/c.jpg"),
+        &encode(&rgb(8, 6), ImageFormat::Jpeg),
+    );
 
     write(
         root.join("train.csv"),

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::array::{ArrayRef, BinaryViewBuilder, StringBuilder, UInt32Builder, UInt64Builder};
+use datafusion::arrow::array::{
+    ArrayRef, BinaryViewBuilder, Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
+    UInt32Builder, UInt64Builder,
+};
 use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -12,17 +15,23 @@ use datafusion::common::{internal_err, DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use object_store::ObjectMeta;
 use rookery_image::codec::ImageHeader;
+use rookery_image::exif::PhotoMetadata;
 use rookery_image::image_value::append_buffer;
 use rookery_image::{Image, ImageArrayBuilder};
 
 use crate::images::columns;
+use crate::images::tree::{TreeLayout, TreePlace};
 
 /// One file on its way to becoming a row.
 pub(super) struct FileRow {
     pub meta: ObjectMeta,
     pub path: String,
     pub name: String,
+    /// Its relative path, label and partition values.
+    pub place: TreePlace,
     pub header: Option<ImageHeader>,
+    /// What its EXIF block says, when the query asks.
+    pub photo: Option<PhotoMetadata>,
     pub content: Option<Bytes>,
     /// The decoded pixels, until they move into the batch.
     pub image: Option<Image>,
@@ -30,7 +39,7 @@ pub(super) struct FileRow {
 }
 
 impl FileRow {
-    pub fn new(meta: ObjectMeta, store_url: &ObjectStoreUrl) -> Self {
+    pub fn new(meta: ObjectMeta, store_url: &ObjectStoreUrl, layout: &TreeLayout) -> Self {
         let path = if store_url.as_str().starts_with("file://") {
             format!("/{}", meta.location)
         } else {
@@ -42,10 +51,12 @@ impl FileRow {
             _ => file_name.to_string(),
         };
         Self {
+            place: layout.place(&meta.location),
             meta,
             path,
             name,
             header: None,
+            photo: None,
             content: None,
             image: None,
             error: None,
@@ -55,6 +66,11 @@ impl FileRow {
     /// The header, unless the file turned out to be unreadable.
     fn valid_header(&self) -> Option<&ImageHeader> {
         self.header.as_ref().filter(|_| self.error.is_none())
+    }
+
+    /// The EXIF metadata, unless the file turned out to be unreadable.
+    fn valid_photo(&self) -> Option<&PhotoMetadata> {
+        self.photo.as_ref().filter(|_| self.error.is_none())
     }
 }
 
@@ -71,7 +87,10 @@ pub(super) fn build_batch(
         .iter()
         .map(|&i| match table_schema.field(i).name().as_str() {
             columns::IMAGE => image_column(rows),
-            name => build_column(name, rows),
+            name => match build_column(name, rows)? {
+                Some(column) => Ok(column),
+                None => partition_column(table_schema, i, name, rows),
+            },
         })
         .collect::<Result<Vec<_>>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
@@ -105,8 +124,52 @@ fn dimension_column(rows: &[FileRow], value: impl Fn(&ImageHeader) -> u32) -> Ar
     Arc::new(builder.finish())
 }
 
-fn build_column(name: &str, rows: &[FileRow]) -> Result<ArrayRef> {
-    Ok(match name {
+/// A partition column: the value of its key in each file's folders.
+fn partition_column(table_schema: &SchemaRef, index: usize, name: &str, rows: &[FileRow]) -> Result<ArrayRef> {
+    // Partition columns follow the fixed ones, in key order.
+    let fixed = table_schema.fields().len() - rows.first().map_or(0, |r| r.place.partition_values.len());
+    match index.checked_sub(fixed) {
+        Some(key) if rows.iter().all(|r| key < r.place.partition_values.len()) => {
+            Ok(string_column(rows, |r| r.place.partition_values[key].as_deref()))
+        }
+        _ if rows.is_empty() => Ok(datafusion::arrow::array::new_empty_array(
+            table_schema.field(index).data_type(),
+        )),
+        _ => internal_err!("image tables have no column '{name}'"),
+    }
+}
+
+fn float_column(rows: &[FileRow], value: impl Fn(&PhotoMetadata) -> Option<f64>) -> ArrayRef {
+    let mut builder = Float64Builder::with_capacity(rows.len());
+    for row in rows {
+        builder.append_option(row.valid_photo().and_then(&value));
+    }
+    Arc::new(builder.finish())
+}
+
+/// A fixed column of the image table, or `None` for a partition column.
+fn build_column(name: &str, rows: &[FileRow]) -> Result<Option<ArrayRef>> {
+    Ok(Some(match name {
+        columns::RELATIVE_PATH => string_column(rows, |r| Some(r.place.relative_path.as_str())),
+        columns::LABEL => string_column(rows, |r| r.place.label.as_deref()),
+        columns::CAMERA => string_column(rows, |r| r.valid_photo().and_then(|p| p.camera.as_deref())),
+        columns::GPS_LAT => float_column(rows, |p| p.gps_lat),
+        columns::GPS_LON => float_column(rows, |p| p.gps_lon),
+        columns::GPS_ALT => float_column(rows, |p| p.gps_alt),
+        columns::TAKEN_AT => {
+            let mut builder = TimestampMicrosecondBuilder::with_capacity(rows.len());
+            for row in rows {
+                builder.append_option(row.valid_photo().and_then(|p| p.taken_at));
+            }
+            Arc::new(builder.finish())
+        }
+        columns::ORIENTATION => {
+            let mut builder = UInt16Builder::with_capacity(rows.len());
+            for row in rows {
+                builder.append_option(row.valid_photo().and_then(|p| p.orientation));
+            }
+            Arc::new(builder.finish())
+        }
         columns::PATH => string_column(rows, |r| Some(r.path.as_str())),
         columns::NAME => string_column(rows, |r| Some(r.name.as_str())),
         columns::FORMAT => string_column(rows, |r| r.valid_header().map(|h| h.format)),
@@ -132,8 +195,8 @@ fn build_column(name: &str, rows: &[FileRow]) -> Result<ArrayRef> {
             }
             Arc::new(builder.finish())
         }
-        other => return internal_err!("image tables have no column '{other}'"),
-    })
+        _ => return Ok(None),
+    }))
 }
 
 #[cfg(test)]
@@ -158,19 +221,26 @@ mod tests {
         ObjectStoreUrl::local_filesystem()
     }
 
+    fn flat() -> TreeLayout {
+        TreeLayout {
+            root: Path::from(""),
+            partition_keys: vec![],
+        }
+    }
+
     #[test]
     fn paths_and_names_from_locations() {
-        let row = FileRow::new(meta("data/train/41.jpg", 10), &local());
+        let row = FileRow::new(meta("data/train/41.jpg", 10), &local(), &flat());
         assert_eq!((row.path.as_str(), row.name.as_str()), ("/data/train/41.jpg", "41"));
         let s3 = ObjectStoreUrl::parse("s3://bucket").unwrap();
-        let row = FileRow::new(meta("frames/a.b.png", 10), &s3);
+        let row = FileRow::new(meta("frames/a.b.png", 10), &s3, &flat());
         assert_eq!(
             (row.path.as_str(), row.name.as_str()),
             ("s3://bucket/frames/a.b.png", "a.b")
         );
         // No stem before the dot, or no dot: the whole file name.
-        assert_eq!(FileRow::new(meta("x/.jpg", 1), &local()).name, ".jpg");
-        assert_eq!(FileRow::new(meta("x/README", 1), &local()).name, "README");
+        assert_eq!(FileRow::new(meta("x/.jpg", 1), &local(), &flat()).name, ".jpg");
+        assert_eq!(FileRow::new(meta("x/README", 1), &local(), &flat()).name, "README");
     }
 
     #[test]
@@ -179,11 +249,12 @@ mod tests {
             format: "png",
             width: 40,
             height: 30,
+            turned: false,
         };
-        let mut good = FileRow::new(meta("d/good.png", 100), &local());
+        let mut good = FileRow::new(meta("d/good.png", 100), &local(), &flat());
         good.header = Some(header);
         good.content = Some(Bytes::from_static(b"pixels"));
-        let mut bad = FileRow::new(meta("d/bad.png", 100), &local());
+        let mut bad = FileRow::new(meta("d/bad.png", 100), &local(), &flat());
         bad.header = Some(header);
         bad.content = Some(Bytes::from_static(b"broken"));
         bad.error = Some("truncated".to_string());
@@ -214,8 +285,8 @@ mod tests {
         let schema = image_table_schema();
         let projected = Arc::new(schema.project(&[]).unwrap());
         let mut rows = [
-            FileRow::new(meta("a.jpg", 1), &local()),
-            FileRow::new(meta("b.jpg", 1), &local()),
+            FileRow::new(meta("a.jpg", 1), &local(), &flat()),
+            FileRow::new(meta("b.jpg", 1), &local(), &flat()),
         ];
         let batch = build_batch(&schema, &[], &projected, &mut rows).unwrap();
         assert_eq!((batch.num_rows(), batch.num_columns()), (2, 0));

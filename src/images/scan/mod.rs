@@ -48,7 +48,23 @@ use futures::TryStreamExt;
 use object_store::ObjectMeta;
 
 use super::options::{ImageConfig, ImageOptions};
+use crate::images::tree::TreeLayout;
 use plan::{ScanSettings, Work};
+
+/// The partition keys a scan's JSON carries.
+pub fn partition_keys(value: &serde_json::Value) -> Result<Vec<String>> {
+    use datafusion::common::internal_datafusion_err;
+    let Some(keys) = value["partition_keys"].as_array() else {
+        return Err(internal_datafusion_err!("bad image scan encoding: partition_keys"));
+    };
+    keys.iter()
+        .map(|k| {
+            k.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| internal_datafusion_err!("bad image scan encoding: partition_keys"))
+        })
+        .collect()
+}
 use reader::{PartitionReader, ScanMetrics};
 
 #[derive(Debug, Clone)]
@@ -81,25 +97,32 @@ impl ImageScanExec {
     /// Lists `location` and plans reading it for the given projection,
     /// filters (all on columns known from headers) and limit. Options not
     /// given to the table come from the session's `images.*` settings.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn try_new(
         state: &dyn Session,
         location: &ListingTableUrl,
+        partition_keys: &[String],
         options: &ImageOptions,
         table_schema: SchemaRef,
         projection: Option<Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Self> {
+        let layout = TreeLayout {
+            root: location.prefix().clone(),
+            partition_keys: partition_keys.to_vec(),
+        };
         let settings = ScanSettings::try_new(
             state,
             location.object_store(),
+            layout,
             options,
             table_schema,
             projection,
             filters,
             limit,
         )?;
-        let files = plan::list_files(state, location).await?;
+        let files = plan::list_files(state, location, &settings, filters).await?;
         let file_count = files.len();
         let target = state.config_options().execution.target_partitions;
         let partitions = plan::deal(files, target);
@@ -138,13 +161,17 @@ impl ImageScanExec {
                 "drop_invalid": s.options.drop_invalid,
                 "batch_rows": s.options.batch_rows,
                 "max_pixels": s.options.max_pixels,
+                "apply_orientation": s.options.apply_orientation,
             },
             "work": {
                 "header": s.work.header,
                 "content": s.work.content,
                 "decode": s.work.decode,
+                "photo": s.work.photo,
                 "filter_needs_header": s.work.filter_needs_header,
             },
+            "root": s.layout.root.as_ref(),
+            "partition_keys": s.layout.partition_keys,
             "store_url": s.store_url.as_str(),
             "limit": s.limit,
             "rows_per_batch": s.rows_per_batch,
@@ -222,7 +249,11 @@ impl ImageScanExec {
             .iter()
             .map(|i| i.as_u64().map(|i| i as usize).ok_or_else(|| bad("projection")))
             .collect::<Result<Vec<_>>>()?;
-        let table_schema = crate::images::image_table_schema();
+        let layout = TreeLayout {
+            root: object_store::path::Path::from(text(value, "root")?),
+            partition_keys: partition_keys(value)?,
+        };
+        let table_schema = crate::images::image_table_schema_with(&layout.partition_keys);
         let projected_schema = Arc::new(table_schema.project(&projection)?);
         let options = &value["options"];
         let work = &value["work"];
@@ -235,13 +266,16 @@ impl ImageScanExec {
                 drop_invalid: flag(options, "drop_invalid")?,
                 batch_rows: number(options, "batch_rows")? as usize,
                 max_pixels: number(options, "max_pixels")?,
+                apply_orientation: flag(options, "apply_orientation")?,
             },
             work: Work {
                 header: flag(work, "header")?,
                 content: flag(work, "content")?,
                 decode: flag(work, "decode")?,
+                photo: flag(work, "photo")?,
                 filter_needs_header: flag(work, "filter_needs_header")?,
             },
+            layout,
             store_url: ObjectStoreUrl::parse(text(value, "store_url")?)?,
             limit: value["limit"].as_u64().map(|l| l as usize),
             rows_per_batch: number(value, "rows_per_batch")? as usize,
@@ -257,6 +291,11 @@ impl ImageScanExec {
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         })
+    }
+
+    /// The partition keys of the table this scan reads.
+    pub fn partition_keys(&self) -> &[String] {
+        &self.settings.layout.partition_keys
     }
 
     /// Reads file partition `files_partition` as output partition `partition`.

@@ -3,19 +3,22 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
-use datafusion::common::{plan_err, DFSchema, Result};
+use datafusion::common::{internal_err, plan_err, DFSchema, Result};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
-use futures::TryStreamExt;
 use object_store::ObjectMeta;
+
+use super::batch::{build_batch, FileRow};
 
 use crate::images::columns;
 use crate::images::options::{ImageConfig, ImageOptions};
+use crate::images::tree::{self, TreeLayout};
 
 /// What a scan must do per file, from the columns it uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +26,24 @@ pub(super) struct Work {
     pub header: bool,
     pub content: bool,
     pub decode: bool,
-    /// The filter reads `format`, `width` or `height`: headers come before it.
+    /// The query uses EXIF columns: the header's EXIF block is parsed.
+    pub photo: bool,
+    /// The filter reads header columns: headers come before it.
     pub filter_needs_header: bool,
 }
+
+/// Columns read from a file's header (its EXIF block included).
+const HEADER_COLUMNS: [&str; 9] = [
+    columns::FORMAT,
+    columns::WIDTH,
+    columns::HEIGHT,
+    columns::TAKEN_AT,
+    columns::GPS_LAT,
+    columns::GPS_LON,
+    columns::GPS_ALT,
+    columns::CAMERA,
+    columns::ORIENTATION,
+];
 
 impl Work {
     /// The work for a query that uses `columns` (its projection and its
@@ -34,18 +52,14 @@ impl Work {
         let uses = |name: &str| columns.contains(&name) || filter_columns.contains(&name);
         let decode = uses(columns::IMAGE);
         let content = decode || uses(columns::CONTENT);
-        let header = content
-            || drop_invalid
-            || [columns::FORMAT, columns::WIDTH, columns::HEIGHT, columns::ERROR]
-                .iter()
-                .any(|c| uses(c));
-        let filter_needs_header = [columns::FORMAT, columns::WIDTH, columns::HEIGHT]
-            .iter()
-            .any(|c| filter_columns.contains(c));
+        let header = content || drop_invalid || uses(columns::ERROR) || HEADER_COLUMNS.iter().any(|c| uses(c));
+        let photo = columns::PHOTO.iter().any(|c| uses(c));
+        let filter_needs_header = HEADER_COLUMNS.iter().any(|c| filter_columns.contains(c));
         Self {
             header,
             content,
             decode,
+            photo,
             filter_needs_header,
         }
     }
@@ -83,6 +97,9 @@ pub(super) struct ScanSettings {
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     pub options: ImageConfig,
     pub work: Work,
+    /// The tree the files sit in (their relative paths, labels and
+    /// partition values).
+    pub layout: TreeLayout,
     pub store_url: ObjectStoreUrl,
     /// Rows each partition stops after (the query's LIMIT, after the filter).
     pub limit: Option<usize>,
@@ -90,9 +107,11 @@ pub(super) struct ScanSettings {
 }
 
 impl ScanSettings {
+    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         state: &dyn Session,
         store_url: ObjectStoreUrl,
+        layout: TreeLayout,
         options: &ImageOptions,
         table_schema: SchemaRef,
         projection: Option<Vec<usize>>,
@@ -129,31 +148,66 @@ impl ScanSettings {
             filter,
             options,
             work,
+            layout,
             store_url,
             limit,
             rows_per_batch,
         })
     }
+
+    /// The columns known from the listing alone: the fixed ones and the
+    /// partition columns.
+    pub fn is_listing_column(&self, name: &str) -> bool {
+        columns::LISTING.contains(&name) || self.layout.partition_keys.iter().any(|k| k == name)
+    }
 }
 
-/// The visible files at `location`, in path order.
-pub(super) async fn list_files(state: &dyn Session, location: &ListingTableUrl) -> Result<Vec<ObjectMeta>> {
+/// The files at `location` that the query's filters can want: listed
+/// below the folder that equalities on partition columns confine them to,
+/// then without those that the filters on listing columns refuse, before
+/// any is read.
+pub(super) async fn list_files(
+    state: &dyn Session,
+    location: &ListingTableUrl,
+    settings: &ScanSettings,
+    filters: &[Expr],
+) -> Result<Vec<ObjectMeta>> {
     let store = state.runtime_env().object_store(location.object_store())?;
-    let mut files: Vec<ObjectMeta> = location
-        .list_all_files(state, store.as_ref(), "")
-        .await?
-        .try_filter(|meta| futures::future::ready(!is_hidden(meta)))
-        .try_collect()
-        .await?;
-    if files.is_empty() {
+    let folder = tree::pruned_folder(&settings.layout.partition_keys, filters);
+    let files = tree::list_files(store, location, folder.as_deref()).await?;
+    if files.is_empty() && folder.is_none() {
         return plan_err!("no files found at '{}'", location.as_str());
     }
-    files.sort_by(|a, b| a.location.cmp(&b.location));
-    Ok(files)
-}
-
-fn is_hidden(meta: &ObjectMeta) -> bool {
-    meta.location.filename().is_some_and(|name| name.starts_with('.'))
+    let on_listing: Vec<Expr> = filters
+        .iter()
+        .filter(|f| {
+            f.column_refs()
+                .iter()
+                .all(|c| settings.is_listing_column(c.name.as_str()))
+        })
+        .cloned()
+        .collect();
+    let Some(expr) = conjunction(on_listing) else {
+        return Ok(files);
+    };
+    let schema = &settings.table_schema;
+    let predicate = state.create_physical_expr(expr, &DFSchema::try_from(schema.as_ref().clone())?)?;
+    let mut rows: Vec<FileRow> = files
+        .into_iter()
+        .map(|m| FileRow::new(m, &settings.store_url, &settings.layout))
+        .collect();
+    let all: Vec<usize> = (0..schema.fields().len()).collect();
+    let batch = build_batch(schema, &all, schema, &mut rows)?;
+    let mask = predicate.evaluate(&batch)?.into_array(batch.num_rows())?;
+    let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else {
+        return internal_err!("image listing filter did not return booleans");
+    };
+    Ok(rows
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
+        .map(|(_, row)| row.meta)
+        .collect())
 }
 
 /// Deals `files` round-robin to at most `target` partitions, so that every
@@ -222,11 +276,5 @@ mod tests {
         // Never more partitions than files, never none.
         assert_eq!(deal(files[..2].to_vec(), 16).len(), 2);
         assert_eq!(deal(files[..1].to_vec(), 0).len(), 1);
-    }
-
-    #[test]
-    fn dot_files_are_hidden() {
-        assert!(is_hidden(&file("d/.DS_Store")));
-        assert!(!is_hidden(&file("d/a.jpg")));
     }
 }

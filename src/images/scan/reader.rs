@@ -16,6 +16,7 @@ use datafusion::physical_plan::metrics::{Count, Time};
 use futures::StreamExt;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use rookery_image::codec::{self, ImageHeader};
+use rookery_image::exif::PhotoMetadata;
 
 use super::batch::{build_batch, FileRow};
 use super::plan::ScanSettings;
@@ -99,7 +100,7 @@ impl PartitionReader {
         let work = settings.work;
         let mut rows: Vec<FileRow> = metas
             .into_iter()
-            .map(|m| FileRow::new(m, &settings.store_url))
+            .map(|m| FileRow::new(m, &settings.store_url, &settings.layout))
             .collect();
 
         if work.header && (!work.content || work.filter_needs_header) {
@@ -131,29 +132,41 @@ impl PartitionReader {
     }
 
     async fn read_headers(&mut self, rows: &mut [FileRow]) -> Result<()> {
+        let photo = self.settings.work.photo;
         let results: Vec<_> = if self.settings.store_url.as_str() == "file:///" {
             let metas: Vec<ObjectMeta> = rows.iter().map(|row| row.meta.clone()).collect();
-            tokio::task::spawn_blocking(move || metas.iter().map(read_header_local).collect())
+            tokio::task::spawn_blocking(move || metas.iter().map(|m| read_header_local(m, photo)).collect())
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?
         } else {
             let reads = rows.iter().map(|row| {
                 let (store, meta) = (Arc::clone(&self.store), row.meta.clone());
-                async move { read_header(store.as_ref(), &meta).await }
+                async move { read_header(store.as_ref(), &meta, photo).await }
             });
             futures::stream::iter(reads.collect::<Vec<_>>())
                 .buffered(CONCURRENT_READS)
                 .collect()
                 .await
         };
-        for (row, (header, bytes)) in rows.iter_mut().zip(results) {
-            self.metrics.bytes_read.add(bytes as usize);
-            match header {
-                Ok(header) => row.header = Some(header),
+        for (row, read) in rows.iter_mut().zip(results) {
+            self.metrics.bytes_read.add(read.bytes as usize);
+            row.photo = read.photo;
+            match read.header {
+                Ok(header) => row.header = Some(self.as_decoded(header)),
                 Err(e) => row.error = Some(e),
             }
         }
         Ok(())
+    }
+
+    /// The header with the width and height that decoding gives.
+    fn as_decoded(&self, header: ImageHeader) -> ImageHeader {
+        let (width, height) = header.size(self.settings.options.apply_orientation);
+        ImageHeader {
+            width,
+            height,
+            ..header
+        }
     }
 
     async fn read_contents(&mut self, rows: &mut [FileRow]) -> Result<()> {
@@ -174,9 +187,12 @@ impl PartitionReader {
                     self.metrics.bytes_read.add(bytes.len());
                     if row.header.is_none() && row.error.is_none() {
                         match codec::read_header(&bytes) {
-                            Ok(header) => row.header = Some(header),
+                            Ok(header) => row.header = Some(self.as_decoded(header)),
                             Err(e) => row.error = Some(e.to_string()),
                         }
+                    }
+                    if row.photo.is_none() && self.settings.work.photo {
+                        row.photo = Some(PhotoMetadata::read(&bytes));
                     }
                     row.content = Some(bytes);
                 }
@@ -193,6 +209,7 @@ impl PartitionReader {
     /// instead of the kernel killing the process.
     fn decode(&mut self, rows: &mut [FileRow]) -> Result<()> {
         let max_pixels = self.settings.options.max_pixels;
+        let apply_orientation = self.settings.options.apply_orientation;
         for row in rows.iter_mut() {
             let (Some(bytes), None, Some(header)) = (&row.content, &row.error, &row.header) else {
                 continue;
@@ -208,7 +225,7 @@ impl PartitionReader {
             // at once (seed count on 6 full-size frames: peak RSS 0.42-0.64
             // GB -> 0.75-0.91 GB). A server runs queries on a runtime of
             // their own instead.
-            let decoded = codec::decode(bytes, max_pixels);
+            let decoded = codec::decode_oriented(bytes, max_pixels, apply_orientation);
             timer.done();
             self.reservation.shrink(upper_bound);
             match decoded {
@@ -244,25 +261,59 @@ fn io_error(e: object_store::Error) -> String {
     format!("cannot read file: {e}")
 }
 
+/// A file's header (or why not), its EXIF metadata when asked for, and
+/// the bytes read for them.
+struct HeaderRead {
+    header: std::result::Result<ImageHeader, String>,
+    photo: Option<PhotoMetadata>,
+    bytes: u64,
+}
+
+impl HeaderRead {
+    fn failed(error: String, bytes: u64) -> Self {
+        Self {
+            header: Err(error),
+            photo: None,
+            bytes,
+        }
+    }
+
+    /// What `prefix` (of a file of `size` bytes) says, or `None` when the
+    /// header lies further in.
+    fn from_prefix(prefix: &[u8], size: u64, photo: bool) -> Option<Self> {
+        header_from_prefix(prefix, size).map(|header| Self {
+            photo: photo.then(|| PhotoMetadata::read(prefix)),
+            header,
+            bytes: prefix.len() as u64,
+        })
+    }
+
+    /// What the whole file says, after a prefix of `prefix_len` bytes.
+    fn from_whole(bytes: &[u8], prefix_len: u64, photo: bool) -> Self {
+        Self {
+            header: codec::read_header(bytes).map_err(|e| e.to_string()),
+            photo: photo.then(|| PhotoMetadata::read(bytes)),
+            bytes: prefix_len + bytes.len() as u64,
+        }
+    }
+}
+
 /// Reads the header from the start of the file, or from the whole file when
-/// the start is not enough. Returns it (or why not) and the bytes read.
-async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta) -> (std::result::Result<ImageHeader, String>, u64) {
+/// the start is not enough.
+async fn read_header(store: &dyn ObjectStore, meta: &ObjectMeta, photo: bool) -> HeaderRead {
     if meta.size == 0 {
-        return (Err(rookery_image::ImageError::Empty.to_string()), 0);
+        return HeaderRead::failed(rookery_image::ImageError::Empty.to_string(), 0);
     }
     let prefix_len = meta.size.min(HEADER_BYTES);
     let prefix = match store.get_range(&meta.location, 0..prefix_len).await {
         Ok(bytes) => bytes,
-        Err(e) => return (Err(io_error(e)), 0),
+        Err(e) => return HeaderRead::failed(io_error(e), 0),
     };
-    match header_from_prefix(&prefix, meta.size) {
-        Some(header) => (header, prefix_len),
+    match HeaderRead::from_prefix(&prefix, meta.size, photo) {
+        Some(read) => read,
         None => match read_whole(store, meta).await {
-            Ok(bytes) => (
-                codec::read_header(&bytes).map_err(|e| e.to_string()),
-                prefix_len + meta.size,
-            ),
-            Err(e) => (Err(e), prefix_len),
+            Ok(bytes) => HeaderRead::from_whole(&bytes, prefix_len, photo),
+            Err(e) => HeaderRead::failed(e, prefix_len),
         },
     }
 }
@@ -283,29 +334,26 @@ fn header_from_prefix(prefix: &[u8], size: u64) -> Option<std::result::Result<Im
 /// blocking task reads a whole batch of headers, where going through
 /// object_store would hop to a blocking thread once per file (measured:
 /// 3x slower for header-only queries).
-fn read_header_local(meta: &ObjectMeta) -> (std::result::Result<ImageHeader, String>, u64) {
+fn read_header_local(meta: &ObjectMeta, photo: bool) -> HeaderRead {
     use std::io::Read;
     if meta.size == 0 {
-        return (Err(rookery_image::ImageError::Empty.to_string()), 0);
+        return HeaderRead::failed(rookery_image::ImageError::Empty.to_string(), 0);
     }
     let Some(path) = crate::stores::local_file(&meta.location) else {
-        return (Err(format!("cannot map {} to a local file", meta.location)), 0);
+        return HeaderRead::failed(format!("cannot map {} to a local file", meta.location), 0);
     };
     let read_err = |e: std::io::Error| format!("cannot read file: {e}");
     let mut prefix = Vec::with_capacity(meta.size.min(HEADER_BYTES) as usize);
     let opened = std::fs::File::open(&path).and_then(|f| f.take(HEADER_BYTES).read_to_end(&mut prefix));
     if let Err(e) = opened {
-        return (Err(read_err(e)), 0);
+        return HeaderRead::failed(read_err(e), 0);
     }
     let prefix_len = prefix.len() as u64;
-    match header_from_prefix(&prefix, meta.size) {
-        Some(header) => (header, prefix_len),
+    match HeaderRead::from_prefix(&prefix, meta.size, photo) {
+        Some(read) => read,
         None => match std::fs::read(&path) {
-            Ok(bytes) => (
-                codec::read_header(&bytes).map_err(|e| e.to_string()),
-                prefix_len + bytes.len() as u64,
-            ),
-            Err(e) => (Err(read_err(e)), prefix_len),
+            Ok(bytes) => HeaderRead::from_whole(&bytes, prefix_len, photo),
+            Err(e) => HeaderRead::failed(read_err(e), prefix_len),
         },
     }
 }
@@ -363,6 +411,10 @@ mod tests {
         ScanSettings::try_new(
             &state,
             ObjectStoreUrl::parse("memory://").unwrap(),
+            crate::images::tree::TreeLayout {
+                root: Path::from("d"),
+                partition_keys: vec![],
+            },
             &ImageOptions::parse_list(options).unwrap(),
             schema,
             Some(projection),
@@ -503,7 +555,8 @@ mod tests {
             ImageConfig {
                 drop_invalid: false,
                 batch_rows: 4,
-                max_pixels: 100
+                max_pixels: 100,
+                apply_orientation: true,
             }
         );
         let (mut reader, _) = reader(metas, store, settings, &unbounded());
