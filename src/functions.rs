@@ -19,6 +19,7 @@ pub fn option_docs(name: &str) -> Vec<OptionDoc> {
     match name {
         "images" => ImageConfig::docs(),
         "image_tiles" => TileOptions::docs().into_iter().chain(ImageConfig::docs()).collect(),
+        "video_frames" => crate::video::VideoOptions::docs(),
         other => rookery_udfs::function_options(other).unwrap_or_default(),
     }
 }
@@ -100,10 +101,10 @@ pub static IMAGES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
             label: "Image Tables",
             description: None,
         },
-        "Reads a folder of images as a table, one row per file: path, name (file stem), format, size, width, height, content (encoded bytes), image (decoded pixels) and error (NULL unless the file could not be read). Pixels are decoded only when a query uses `image`; width and height come from the file header. Formats are recognised by content: JPEG, PNG, TIFF, BMP, WebP, GIF.",
+        "Reads a folder of images as a table, one row per file: path, name (file stem), format, size, width, height, content (encoded bytes), image (decoded pixels), error (NULL unless the file could not be read), relative_path (below the location, unique), label (the parent folder's name, NULL at the top; class-per-folder trees), taken_at, gps_lat, gps_lon, gps_alt, camera and orientation (from the EXIF header, NULL without one), then one text column per Hive-style key=value folder level. Folders are read recursively; in a glob * stays within a folder and ** spans folders. Pixels are decoded only when a query uses `image`; width, height and EXIF come from the file header; filters on the folder columns choose files before any is read. Formats are recognised by content: JPEG, PNG, TIFF, BMP, WebP, GIF.",
         "images(location [, options])",
     )
-    .with_argument("location", "A folder ('data/Train/'), a glob ('data/Train/*.jpg') or one file; a local path or an object store URL such as 's3://bucket/prefix/'.")
+    .with_argument("location", "A folder ('data/Train/'), a glob ('data/Train/*.jpg', 'data/**/*.png') or one file; a local path or an object store URL such as 's3://bucket/prefix/'.")
     .with_argument("options", "Optional 'key=value, ...' text; the options are listed under Options. Options not given come from the session's settings of the same names: SET images.batch_rows = 8.")
     .with_sql_example(
         "```sql\n> SELECT name, width, height FROM images('data/sealions/Train/*.jpg') ORDER BY name LIMIT 2;\n+------+-------+--------+\n| name | width | height |\n+------+-------+--------+\n| 0    | 960   | 640    |\n| 1    | 960   | 640    |\n+------+-------+--------+\n```",
@@ -144,7 +145,7 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
                 .iter()
                 .map(|f| f.name().to_string()),
         )
-        .chain(["images", "image_tiles", "read_blob"].map(String::from))
+        .chain(["images", "image_tiles", "video_frames", "read_blob"].map(String::from))
         .collect();
     let state = ctx.state();
     let mut functions = Vec::new();
@@ -181,6 +182,7 @@ pub fn list_functions(ctx: &SessionContext) -> Vec<FunctionInfo> {
         let documentation = match name.as_str() {
             "images" => Some(&*IMAGES_DOCUMENTATION),
             "image_tiles" => Some(&*IMAGE_TILES_DOCUMENTATION),
+            "video_frames" => Some(&*crate::video::VIDEO_FRAMES_DOCUMENTATION),
             _ => None,
         };
         push(name, FunctionKind::Table, documentation, None);

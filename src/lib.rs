@@ -28,6 +28,7 @@ pub mod read_blob;
 pub mod session;
 pub mod stores;
 pub mod tsv;
+pub mod video;
 pub mod workflows;
 
 /// The data generators (crate `rookery-gen`), where they always were.

@@ -129,9 +129,10 @@ pub fn register_with_training(mut builder: SessionStateBuilder, training: &Train
         .get_or_insert_with(Vec::new)
         .push(Arc::new(ImageFileFormatFactory));
     let table_functions = builder.table_functions().get_or_insert_with(HashMap::new);
-    let udtfs: [(&str, Arc<dyn TableFunctionImpl>); 2] = [
+    let udtfs: [(&str, Arc<dyn TableFunctionImpl>); 3] = [
         ("images", Arc::new(ImagesTableFunction)),
         ("image_tiles", Arc::new(ImageTilesTableFunction)),
+        ("video_frames", Arc::new(crate::video::VideoFramesTableFunction)),
     ];
     for (name, udtf) in udtfs {
         table_functions.insert(name.to_string(), Arc::new(TableFunction::new(name.to_string(), udtf)));

@@ -19,6 +19,7 @@ pub mod memory;
 pub mod options;
 pub mod pixels;
 pub mod rng;
+pub mod video;
 
 pub use error::ImageError;
 pub use image_value::{image_type, is_image_type, Image, ImageArray, ImageArrayBuilder, ImageView};

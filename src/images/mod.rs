@@ -36,6 +36,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 pub use batching::{image_batch_rows, BatchSizeCap, CapBatchesOverImages, ImageBatchSizeExec};
 pub use options::{ImageConfig, ImageOptions, DEFAULT_BATCH_ROWS};
+pub(crate) use scan::plan::deal as deal_files;
 pub use scan::{partition_keys, ImageScanExec};
 pub use sink::{ImageFileFormat, ImageFileFormatFactory, ImageSink, ImageWriteOptions, IMAGES_FORMAT};
 pub use tiles::{tile_table_schema, ImageTileTable, ImageTilesTableFunction, TileExec, TileOptions, TileSpec};

@@ -30,6 +30,19 @@ fn write(path: PathBuf, bytes: &[u8]) {
     std::fs::write(&path, bytes).expect("write fixture");
 }
 
+/// A clip of `frames` 64x48 frames at 10 fps, a keyframe every 12, frame
+/// `n` all grey at level 20 + 9n.
+pub fn numbered_clip(frames: usize) -> Vec<u8> {
+    use rookery_image::video::encode::ClipWriter;
+    let mut writer = ClipWriter::new(Cursor::new(Vec::new()), 64, 48, 10.0, 12).expect("clip writer");
+    for n in 0..frames {
+        let level = (20 + 9 * n) as u8;
+        let frame = rookery_image::Image::new(64, 48, 3, vec![level; 64 * 48 * 3]).expect("frame");
+        writer.push(frame.view()).expect("encode frame");
+    }
+    writer.finish().expect("finish clip").into_inner()
+}
+
 /// Writes the fixture set under `root`:
 /// - `good/`: one valid image per format, named by id (0-6);
 /// - `mixed/`: two valid images plus a corrupt, a truncated and an empty
@@ -42,7 +55,10 @@ fn write(path: PathBuf, bytes: &[u8]) {
 /// - `tree/`: a class-per-folder tree (`interesting/`, `not_interesting/`,
 ///   each with a `1.png`), a file at its root and a hidden folder;
 /// - `survey/`: a Hive-partitioned tree (`year=.../site=.../`) of JPEGs
-///   with EXIF time, GPS and camera (`c.jpg` has none).
+///   with EXIF time, GPS and camera (`c.jpg` has none);
+/// - `videos/`: `dive1.mp4` (30 frames of 64x48 at 10 fps, a keyframe every
+///   12, frame n grey level 20 + 9n) and `dive2.mp4` (its first 20 frames);
+///   `broken/` holds a cut-off copy and a text file.
 pub fn write_fixtures(root: &Path) {
     let sealions = rookery::sealions::GenOptions {
         out: root.join("sealions"),
@@ -155,6 +171,13 @@ pub fn write_fixtures(root: &Path) {
         survey.join("year=2024/site=south/c.jpg"),
         &encode(&rgb(8, 6), ImageFormat::Jpeg),
     );
+
+    let videos = root.join("videos");
+    write(videos.join("dive1.mp4"), &numbered_clip(30));
+    write(videos.join("dive2.mp4"), &numbered_clip(20));
+    let whole = numbered_clip(30);
+    write(root.join("broken/cut.mp4"), &whole[..whole.len() / 2]);
+    write(root.join("broken/notes.txt"), b"not a video\n");
 
     write(
         root.join("train.csv"),

@@ -19,7 +19,7 @@
 //! about 3.5x as long.
 
 mod batch;
-mod plan;
+pub(crate) mod plan;
 mod reader;
 
 use std::fmt;

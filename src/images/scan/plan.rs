@@ -212,7 +212,7 @@ pub(super) async fn list_files(
 
 /// Deals `files` round-robin to at most `target` partitions, so that every
 /// core decodes and neighbouring (often similar) files spread out.
-pub(super) fn deal(files: Vec<ObjectMeta>, target: usize) -> Vec<Arc<Vec<ObjectMeta>>> {
+pub(crate) fn deal(files: Vec<ObjectMeta>, target: usize) -> Vec<Arc<Vec<ObjectMeta>>> {
     let n = target.max(1).min(files.len()).max(1);
     let mut partitions: Vec<Vec<ObjectMeta>> = (0..n).map(|_| Vec::new()).collect();
     for (i, file) in files.into_iter().enumerate() {
