@@ -48,7 +48,7 @@ fn options(root: &Path, images: &Path, labels: &Path, out: &str, seed: u32) -> A
     AugmentOptions {
         input_folder: images.to_path_buf(),
         output_folder: root.join(out),
-        label_file: labels.to_path_buf(),
+        label_file: Some(labels.to_path_buf()),
         new_label_file: root.join(format!("{out}.csv")),
         copies: 2,
         seed,
@@ -112,7 +112,7 @@ async fn augment_writes_copies_and_balancing_weights_then_trains() {
     // Training on the augmented folder with its new label file.
     let command = TrainCommand {
         images: first.output_folder.clone(),
-        labels: first.new_label_file.clone(),
+        labels: Some(first.new_label_file.clone()),
         output: root.path().join("model.onnx"),
         epochs: Some(1),
         validation: Some(0.25),
@@ -139,7 +139,7 @@ async fn bad_input_is_named() {
     let gone = root.path().join("gone.csv");
     std::fs::write(&gone, "filename,label\n0.png,a\n9.png,b\n8.jpg,b\n").unwrap();
     missing_folder.input_folder = images.clone();
-    missing_folder.label_file = gone;
+    missing_folder.label_file = Some(gone);
     let message = err(augment(&session(), &missing_folder).await.unwrap_err());
     assert!(
         message.contains("lists 2 image(s) not in") && message.contains("8.jpg, 9.png"),
@@ -148,7 +148,7 @@ async fn bad_input_is_named() {
 
     let headless = root.path().join("headless.csv");
     std::fs::write(&headless, "0.png,a\n1.png,b\n").unwrap();
-    missing_folder.label_file = headless;
+    missing_folder.label_file = Some(headless);
     let message = err(augment(&session(), &missing_folder).await.unwrap_err());
     assert!(
         message.contains("needs a header line with the columns filename and label"),
@@ -168,7 +168,7 @@ async fn bad_input_is_named() {
     std::fs::write(&one, "filename,label\n0.png,a\n1.png,a\n").unwrap();
     let command = TrainCommand {
         images: images.clone(),
-        labels: one,
+        labels: Some(one),
         output: root.path().join("m.onnx"),
         epochs: Some(1),
         validation: None,

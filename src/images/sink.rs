@@ -234,11 +234,28 @@ pub fn pick_columns(schema: &Schema) -> Result<(usize, usize)> {
     }
 }
 
-fn safe_file_stem(name: &str) -> Result<&str> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']) {
+/// Image file extensions a name may end with (as `relative_path` does);
+/// the written file gets the extension of what it holds instead.
+const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "gif"];
+
+/// The written file's path below the COPY's folder, without extension, as
+/// folder names and a file stem: a name may hold `/` to write a tree
+/// (`interesting/0001`, a table's `relative_path`), but never leave the
+/// folder.
+fn safe_file_stem(name: &str) -> Result<Vec<&str>> {
+    let mut parts: Vec<&str> = name.split('/').collect();
+    let bad = |p: &&str| p.is_empty() || *p == "." || *p == ".." || p.contains('\\');
+    if parts.iter().any(bad) {
         return exec_err!("COPY ... STORED AS IMAGES: '{name}' cannot be a file name");
     }
-    Ok(name)
+    if let Some(last) = parts.last_mut() {
+        if let Some((stem, ext)) = last.rsplit_once('.') {
+            if !stem.is_empty() && IMAGE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)) {
+                *last = stem;
+            }
+        }
+    }
+    Ok(parts)
 }
 
 /// Writes each row of its input as one file under the COPY's target.
@@ -330,7 +347,8 @@ impl ImageSink {
                 if names.is_null(row) {
                     return exec_err!("COPY ... STORED AS IMAGES: row {count} has a NULL name");
                 }
-                let stem = safe_file_stem(names.value(row))?;
+                let parts = safe_file_stem(names.value(row))?;
+                let stem = parts.join("/");
                 let Some((bytes, ext)) = self.encoded_file(images.as_ref(), pictures.as_ref(), row, &reservation)?
                 else {
                     continue;
@@ -343,7 +361,14 @@ impl ImageSink {
                          give each row a unique name, for example with the folder in it"
                     );
                 }
-                let path = prefix.clone().join(file_name);
+                let (folders, _) = parts.split_at(parts.len() - 1);
+                let path: StorePath = prefix
+                    .parts()
+                    .chain(folders.iter().map(|f| object_store::path::PathPart::from(*f)))
+                    .chain(std::iter::once(object_store::path::PathPart::from(
+                        file_name.rsplit('/').next().unwrap_or(&file_name),
+                    )))
+                    .collect();
                 store.put(&path, PutPayload::from(bytes)).await?;
                 written.push(path);
                 count += 1;
@@ -488,9 +513,13 @@ mod tests {
 
     #[test]
     fn file_names_stay_in_the_folder() {
-        for bad in ["", ".", "..", "a/b", "..\\x"] {
+        for bad in ["", ".", "..", "..\\x", "/abs", "a/../b", "a//b", "a/"] {
             assert!(safe_file_stem(bad).is_err(), "{bad}");
         }
-        assert_eq!(safe_file_stem("tile_0_64").unwrap(), "tile_0_64");
+        assert_eq!(safe_file_stem("tile_0_64").unwrap(), ["tile_0_64"]);
+        // Trees, and names that already carry an image extension.
+        assert_eq!(safe_file_stem("interesting/0001.jpg").unwrap(), ["interesting", "0001"]);
+        assert_eq!(safe_file_stem("a.b").unwrap(), ["a.b"]);
+        assert_eq!(safe_file_stem(".png").unwrap(), [".png"]);
     }
 }

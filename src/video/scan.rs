@@ -260,6 +260,7 @@ impl ExecutionPlan for VideoScanExec {
             store,
             remaining: settings.limit,
             settings: Arc::clone(&settings),
+            step_reservation: reservation.new_empty(),
             reservation,
             metrics,
         };
@@ -327,16 +328,21 @@ struct OpenVideo {
     steps: VecDeque<DecodeStep>,
     decoder: Option<FrameDecoder>,
     step: Option<StepUnderWay>,
+    /// The pictures still to come out of the decoder, in display order:
+    /// (display index, wanted). Steps that follow each other in the file
+    /// are decoded as one stream; the decoder is flushed only before a
+    /// jump and at the end.
+    pictures: VecDeque<(usize, bool)>,
+    /// The sample after the last one sent.
+    sent_up_to: usize,
 }
 
 struct StepUnderWay {
-    step: DecodeStep,
-    /// The bytes of its samples, from `span_start` in the file.
+    /// The samples still to send.
+    samples: std::ops::Range<usize>,
+    /// The bytes of the step's samples, from `span_start` in the file.
     bytes: Bytes,
     span_start: u64,
-    next_sample: usize,
-    /// Display indexes of the pictures still to come out, in order.
-    pictures: VecDeque<usize>,
 }
 
 struct VideoReader {
@@ -346,7 +352,10 @@ struct VideoReader {
     store: Arc<dyn ObjectStore>,
     settings: Arc<VideoSettings>,
     remaining: Option<usize>,
+    /// The frames of the batch being made (downstream's once handed on).
     reservation: MemoryReservation,
+    /// The bytes of the decode step under way.
+    step_reservation: MemoryReservation,
     metrics: VideoMetrics,
 }
 
@@ -395,6 +404,7 @@ impl VideoReader {
             if let Err(e) = self.decode_some(&mut rows).await? {
                 // Frames before the fault stay; the file's error is a row.
                 self.metrics.invalid_files.add(1);
+                self.step_reservation.free();
                 if let Some(open) = self.open.take() {
                     rows.push(error_row(open.file, e.to_string()));
                 }
@@ -457,17 +467,34 @@ impl VideoReader {
             steps,
             decoder: None,
             step: None,
+            pictures: VecDeque::new(),
+            sent_up_to: usize::MAX,
         });
         Ok(true)
     }
 
-    /// Decodes until a picture is added to `rows` or the file ends. The
-    /// inner error is the file's fault.
+    /// Sends the decoder one sample (or flushes it), adding the wanted
+    /// pictures that come out to `rows`. The inner error is the file's
+    /// fault.
     async fn decode_some(&mut self, rows: &mut Vec<FrameRow>) -> Result<std::result::Result<(), VideoError>> {
         let Some(open) = self.open.as_mut() else {
             return Ok(Ok(()));
         };
+        if open.decoder.is_none() {
+            match FrameDecoder::new(&open.index) {
+                Ok(decoder) => open.decoder = Some(decoder),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let frame_bytes = open.index.width as usize * open.index.height as usize * 3;
         if open.step.is_none() {
+            let jump = open
+                .steps
+                .front()
+                .is_none_or(|next| next.samples.start != open.sent_up_to);
+            if jump && !open.pictures.is_empty() {
+                return Ok(self.flush(rows, frame_bytes));
+            }
             let Some(step) = open.steps.pop_front() else {
                 self.open = None;
                 return Ok(Ok(()));
@@ -475,116 +502,102 @@ impl VideoReader {
             let Some(span) = open.index.byte_span(step.samples.clone()) else {
                 return internal_err!("a decode step outside the file's samples");
             };
-            self.reservation.try_grow((span.end - span.start) as usize)?;
-            let bytes = match self
-                .store
-                .get_range(&self.files[self.next_file - 1].location, span.clone())
-                .await
-            {
+            self.step_reservation.try_grow((span.end - span.start) as usize)?;
+            let location = &self.files[self.next_file - 1].location;
+            let bytes = match self.store.get_range(location, span.clone()).await {
                 Ok(bytes) => bytes,
                 Err(e) => return Ok(Err(VideoError::Truncated(format!("cannot read frames: {e}")))),
             };
             self.metrics.bytes_read.add(bytes.len());
+            let wanted = &step.wanted;
+            open.pictures.extend(
+                open.index
+                    .frames_of(step.samples.clone())
+                    .into_iter()
+                    .map(|f| (f, wanted.binary_search(&f).is_ok())),
+            );
+            open.sent_up_to = step.samples.end;
             open.step = Some(StepUnderWay {
-                pictures: open.index.frames_of(step.samples.clone()).into(),
-                next_sample: step.samples.start,
-                step,
+                samples: step.samples,
                 bytes,
                 span_start: span.start,
             });
         }
-        if open.decoder.is_none() {
-            match FrameDecoder::new(&open.index) {
-                Ok(decoder) => open.decoder = Some(decoder),
-                Err(e) => return Ok(Err(e)),
-            }
-        }
         let (Some(under_way), Some(decoder)) = (open.step.as_mut(), open.decoder.as_mut()) else {
             return internal_err!("video reader lost its decoder");
         };
-        let frame_bytes = open.index.width as usize * open.index.height as usize * 3;
-        let is_wanted = |step: &DecodeStep, frame: usize| step.wanted.binary_search(&frame).is_ok();
-        // (display index, pixels when wanted) of each picture that came out.
-        let mut out: Vec<(usize, Option<Image>)> = Vec::new();
-        let timer = self.metrics.decode_time.timer();
-        let outcome = if under_way.next_sample < under_way.step.samples.end {
-            let s = under_way.next_sample;
-            under_way.next_sample += 1;
-            let range = open.index.samples[s];
-            let start = (range.offset - under_way.span_start) as usize;
-            let sample = under_way.bytes.slice(start..start + range.size as usize);
-            let keyframe = s == under_way.step.samples.start;
-            // The picture this sample completes, if any, is the next in
-            // display order; its pixels are reserved before they are made.
-            let next = under_way.pictures.front().copied();
-            let wanted = next.is_some_and(|f| is_wanted(&under_way.step, f));
-            if wanted {
-                self.reservation.try_grow(frame_bytes)?;
-            }
-            match decoder.decode(&sample, keyframe, |p| wanted.then(|| p.to_image())) {
-                Ok(Some(image)) => {
-                    if let Some(frame) = under_way.pictures.pop_front() {
-                        out.push((frame, image));
-                    }
-                    Ok(())
-                }
-                Ok(None) => {
-                    if wanted {
-                        self.reservation.shrink(frame_bytes);
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
-        } else {
-            // Every sample of the step is in: out come the held pictures.
-            let flags: Vec<bool> = under_way
-                .pictures
-                .iter()
-                .map(|&f| is_wanted(&under_way.step, f))
-                .collect();
-            let reserved = flags.iter().filter(|w| **w).count() * frame_bytes;
-            self.reservation.try_grow(reserved)?;
-            let mut next = flags.iter().copied();
-            let outcome = match decoder.flush(|p| next.next().unwrap_or(false).then(|| p.to_image())) {
-                Ok(images) => {
-                    for image in images {
-                        if let Some(frame) = under_way.pictures.pop_front() {
-                            out.push((frame, image));
-                        }
-                    }
-                    match under_way.pictures.len() {
-                        0 => Ok(()),
-                        lost => Err(VideoError::Decode(format!(
-                            "{lost} frames of the group of pictures from frame {} did not come out of the decoder",
-                            under_way.step.wanted.first().copied().unwrap_or(0)
-                        ))),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            // Pixels reserved for pictures that never came out go back.
-            let made = out.iter().filter(|(_, image)| image.is_some()).count() * frame_bytes;
-            self.reservation.shrink(reserved.saturating_sub(made));
+        let Some(s) = under_way.samples.next() else {
+            // The step's bytes are no longer needed.
+            self.step_reservation.free();
             open.step = None;
-            outcome
+            return Ok(Ok(()));
         };
-        timer.done();
-        for (frame, image) in out {
-            let Some(image) = image else { continue };
-            self.metrics.frames_decoded.add(1);
-            let f = open.index.frames[frame];
-            rows.push(FrameRow {
-                file: Arc::clone(&open.file),
-                frame_index: Some(f.index),
-                timestamp: Some(f.timestamp),
-                keyframe: Some(f.keyframe),
-                size: Some((image.width, image.height)),
-                image: Some(image),
-                error: None,
-            });
+        let range = open.index.samples[s];
+        let start = (range.offset - under_way.span_start) as usize;
+        let sample = under_way.bytes.slice(start..start + range.size as usize);
+        let keyframe = open.index.is_keyframe_sample(s);
+        // The picture this sample completes, if any, is the next in display
+        // order; its pixels are reserved before they are made.
+        let wanted = open.pictures.front().is_some_and(|(_, wanted)| *wanted);
+        if wanted {
+            self.reservation.try_grow(frame_bytes)?;
         }
-        Ok(outcome)
+        let timer = self.metrics.decode_time.timer();
+        let decoded = decoder.decode(&sample, keyframe, |p| wanted.then(|| p.to_image()));
+        timer.done();
+        match decoded {
+            Ok(Some(image)) => {
+                if let Some((frame, _)) = open.pictures.pop_front() {
+                    push_frame(rows, open, frame, image, &self.metrics);
+                }
+                Ok(Ok(()))
+            }
+            Ok(None) => {
+                if wanted {
+                    self.reservation.shrink(frame_bytes);
+                }
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// Takes the pictures the decoder holds, after the last sample before a
+    /// jump or the end.
+    fn flush(&mut self, rows: &mut Vec<FrameRow>, frame_bytes: usize) -> std::result::Result<(), VideoError> {
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        let Some(decoder) = open.decoder.as_mut() else {
+            return Ok(());
+        };
+        let flags: Vec<bool> = open.pictures.iter().map(|(_, wanted)| *wanted).collect();
+        let reserved = flags.iter().filter(|w| **w).count() * frame_bytes;
+        if let Err(e) = self.reservation.try_grow(reserved) {
+            return Err(VideoError::Decode(e.to_string()));
+        }
+        let mut next = flags.into_iter();
+        let timer = self.metrics.decode_time.timer();
+        let flushed = decoder.flush(|p| next.next().unwrap_or(false).then(|| p.to_image()));
+        timer.done();
+        let images = flushed?;
+        let mut made = 0;
+        for image in images {
+            let Some((frame, _)) = open.pictures.pop_front() else {
+                break;
+            };
+            made += usize::from(image.is_some()) * frame_bytes;
+            push_frame(rows, open, frame, image, &self.metrics);
+        }
+        // Pixels reserved for pictures that never came out go back.
+        self.reservation.shrink(reserved.saturating_sub(made));
+        match open.pictures.len() {
+            0 => Ok(()),
+            lost => Err(VideoError::Decode(format!(
+                "{lost} frames from frame {} did not come out of the decoder",
+                open.pictures.front().map_or(0, |(f, _)| *f)
+            ))),
+        }
     }
 
     fn build_batch(&self, mut rows: Vec<FrameRow>) -> Result<RecordBatch> {
@@ -637,6 +650,22 @@ impl VideoReader {
         RecordBatch::try_new_with_options(Arc::clone(&settings.projected_schema), columns, &options)
             .map_err(DataFusionError::from)
     }
+}
+
+/// A decoded frame as a row, when it was wanted (its pixels were made).
+fn push_frame(rows: &mut Vec<FrameRow>, open: &OpenVideo, frame: usize, image: Option<Image>, metrics: &VideoMetrics) {
+    let Some(image) = image else { return };
+    metrics.frames_decoded.add(1);
+    let f = open.index.frames[frame];
+    rows.push(FrameRow {
+        file: Arc::clone(&open.file),
+        frame_index: Some(f.index),
+        timestamp: Some(f.timestamp),
+        keyframe: Some(f.keyframe),
+        size: Some((image.width, image.height)),
+        image: Some(image),
+        error: None,
+    });
 }
 
 fn error_row(file: Arc<FileNames>, error: String) -> FrameRow {

@@ -99,7 +99,8 @@ impl Step {
 pub struct AugmentOptions {
     pub input_folder: PathBuf,
     pub output_folder: PathBuf,
-    pub label_file: PathBuf,
+    /// The label file; without one, labels are the images' folder names.
+    pub label_file: Option<PathBuf>,
     pub new_label_file: PathBuf,
     /// Augmented copies per image, besides the original.
     pub copies: usize,
@@ -170,14 +171,14 @@ pub async fn augment(ctx: &SessionContext, options: &AugmentOptions) -> Result<A
             options.input_folder.display()
         );
     }
-    register_labelled_folder(ctx, "augment", &options.input_folder, &options.label_file).await?;
+    register_labelled_folder(ctx, "augment", &options.input_folder, options.label_file.as_deref()).await?;
     let originals = single_count(ctx, "SELECT count(*) FROM augment_labelled;").await?;
     if originals == 0 {
-        return plan_err!(
-            "label file {} names no image of {}",
-            options.label_file.display(),
-            options.input_folder.display()
-        );
+        let source = match &options.label_file {
+            Some(file) => format!("label file {}", file.display()),
+            None => "the folder tree".to_string(),
+        };
+        return plan_err!("{source} names no image of {}", options.input_folder.display());
     }
     let folder = sql_path(&options.output_folder, true);
     // The originals as they are: their bytes, under their own name.

@@ -82,14 +82,27 @@ fn first_value(result: Option<&StatementResult>) -> Option<i64> {
     (!column.is_empty() && column.is_valid(0)).then(|| column.value(0))
 }
 
-/// An image folder and a label file (`filename,label` or
-/// `index,filename,label`, with a header) registered as tables
-/// `{prefix}_images`, `{prefix}_labels` and the view `{prefix}_labelled`
-/// (`filename`, `stem`, `label`, `path`, `format`, `content`, `image`): every
-/// labelled image, once. Fails, naming them, when the label file lists
-/// images the folder does not have.
-pub async fn register_labelled_folder(ctx: &SessionContext, prefix: &str, images: &Path, labels: &Path) -> Result<()> {
+/// An image folder and its labels registered as the table
+/// `{prefix}_images` and the view `{prefix}_labelled` (`filename`, `stem`,
+/// `label`, `path`, `format`, `content`, `image`): every labelled image,
+/// once. The labels come from a label file (`filename,label` or
+/// `index,filename,label`, with a header; also registered, as
+/// `{prefix}_labels`), or without one from a class-per-folder tree: each
+/// image's label is its folder's name, and its `filename` and `stem` keep
+/// the folder (`interesting/0001.jpg`, `interesting/0001`), so what is
+/// written from them has the tree's shape. Fails, naming them, when the
+/// label file lists images the folder does not have, or a tree has no
+/// class folders.
+pub async fn register_labelled_folder(
+    ctx: &SessionContext,
+    prefix: &str,
+    images: &Path,
+    labels: Option<&Path>,
+) -> Result<()> {
     existing_folder("image folder", images)?;
+    let Some(labels) = labels else {
+        return register_class_tree(ctx, prefix, images).await;
+    };
     existing_file("label file", labels)?;
     run_sql(
         ctx,
@@ -148,6 +161,30 @@ pub async fn register_labelled_folder(ctx: &SessionContext, prefix: &str, images
             names.len(),
             images.display(),
             shown.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// [`register_labelled_folder`] for a class-per-folder tree.
+async fn register_class_tree(ctx: &SessionContext, prefix: &str, images: &Path) -> Result<()> {
+    run_sql(
+        ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE {prefix}_images STORED AS IMAGES LOCATION {};
+             CREATE VIEW {prefix}_labelled AS
+             SELECT relative_path AS filename, regexp_replace(relative_path, '\\.[^./]*$', '') AS stem, label,
+                 path, format, content, image
+             FROM {prefix}_images WHERE label IS NOT NULL;",
+            sql_path(images, true),
+        ),
+    )
+    .await?;
+    if single_count(ctx, &format!("SELECT count(*) FROM {prefix}_labelled;")).await? == 0 {
+        return plan_err!(
+            "{} has no class folders (one folder of images per label, such as interesting/ and not_interesting/); \
+             give a label file instead",
+            images.display()
         );
     }
     Ok(())

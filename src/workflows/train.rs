@@ -11,7 +11,8 @@ use crate::exec::{run_sql, StatementResult};
 #[derive(Debug, Clone)]
 pub struct TrainCommand {
     pub images: PathBuf,
-    pub labels: PathBuf,
+    /// The label file; without one, labels are the images' folder names.
+    pub labels: Option<PathBuf>,
     pub output: PathBuf,
     pub epochs: Option<usize>,
     pub validation: Option<f64>,
@@ -48,7 +49,7 @@ impl TrainCommand {
 /// returns `cnn_train`'s result row.
 pub async fn train(ctx: &SessionContext, command: &TrainCommand) -> Result<StatementResult> {
     let options = command.options_text()?;
-    register_labelled_folder(ctx, "train", &command.images, &command.labels).await?;
+    register_labelled_folder(ctx, "train", &command.images, command.labels.as_deref()).await?;
     let mut results = run_sql(
         ctx,
         &format!(

@@ -77,7 +77,10 @@ fn parse_dimensions(text: &str) -> std::result::Result<(u32, u32), String> {
 }
 
 /// Generate a labelled folder of deep-sea-like video frames (frames/,
-/// labels.csv with index,filename,label), for sql/classify/.
+/// labels.csv with index,filename,label), for sql/classify/. With --tree,
+/// a class-per-folder tree (frames/interesting/, frames/not_interesting/)
+/// instead; with --video, ROV-like dive clips (dives/dive_N.mp4, H.264)
+/// and labels.csv naming each frame dive_N.mp4_FRAME.png.
 #[derive(Debug, clap::Args)]
 pub struct GenFramesArgs {
     /// Folder to write (created if missing).
@@ -89,6 +92,24 @@ pub struct GenFramesArgs {
     /// Random seed: the same seed gives the same bytes.
     #[arg(long, default_value_t = 2019)]
     pub seed: u64,
+    /// Frame size, WIDTHxHEIGHT (even numbers for --video).
+    #[arg(long, value_parser = parse_dimensions, default_value = "128x96")]
+    pub size: (u32, u32),
+    /// Write a class-per-folder tree, one folder per label, and no label file.
+    #[arg(long, conflicts_with = "video")]
+    pub tree: bool,
+    /// Write dive videos (MP4, H.264) instead of image files.
+    #[arg(long)]
+    pub video: bool,
+    /// With --video: the number of clips.
+    #[arg(long, default_value_t = 2, requires = "video")]
+    pub clips: usize,
+    /// With --video: seconds per clip.
+    #[arg(long, default_value_t = 10.0, requires = "video")]
+    pub seconds: f64,
+    /// With --video: frames per second.
+    #[arg(long, default_value_t = 10.0, requires = "video")]
+    pub fps: f64,
 }
 
 impl GenFramesArgs {
@@ -96,11 +117,28 @@ impl GenFramesArgs {
         let options = rookery::frames::FrameOptions {
             count: self.count,
             seed: self.seed,
+            width: self.size.0,
+            height: self.size.1,
             ..Default::default()
         };
-        let written = rookery::frames::generate_frames(&self.out, &options)?;
+        let written = if self.video {
+            let clips = rookery::frames::ClipOptions {
+                clips: self.clips,
+                seconds: self.seconds,
+                fps: self.fps,
+                ..Default::default()
+            };
+            let frames = rookery::frames::generate_clips(&self.out, &options, &clips)?;
+            format!("{frames} frames in {} clips (dives/) and labels.csv", self.clips)
+        } else if self.tree {
+            let frames = rookery::frames::generate_frame_tree(&self.out, &options)?;
+            format!("{frames} frames in one folder per label (frames/)")
+        } else {
+            let frames = rookery::frames::generate_frames(&self.out, &options)?;
+            format!("{frames} frames and labels.csv")
+        };
         if !global.quiet {
-            eprintln!("wrote {written} frames and labels.csv to {}", self.out.display());
+            eprintln!("wrote {written} to {}", self.out.display());
         }
         Ok(())
     }

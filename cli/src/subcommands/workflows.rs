@@ -20,9 +20,11 @@ pub struct AugmentArgs {
     /// Where to write the images (created if missing).
     #[arg(long = "output-folder", alias = "output_folder", value_name = "DIR")]
     pub output_folder: PathBuf,
-    /// CSV with a header: filename,label or index,filename,label.
+    /// CSV with a header: filename,label or index,filename,label. Without
+    /// it, the input is a class-per-folder tree (each image's label is its
+    /// folder's name) and the output has the same folders.
     #[arg(long = "label-file", alias = "label_file", value_name = "CSV")]
-    pub label_file: PathBuf,
+    pub label_file: Option<PathBuf>,
     /// The CSV to write: filename,label,weight for every output image.
     #[arg(
         long = "new-label-and-weights-file",
@@ -70,9 +72,11 @@ pub struct TrainArgs {
     /// The images.
     #[arg(long, value_name = "DIR")]
     pub images: PathBuf,
-    /// CSV with a header: filename,label or index,filename,label.
+    /// CSV with a header: filename,label or index,filename,label. Without
+    /// it, the images are a class-per-folder tree: each image's label is
+    /// its folder's name.
     #[arg(long, value_name = "CSV")]
-    pub labels: PathBuf,
+    pub labels: Option<PathBuf>,
     /// The model file to write.
     #[arg(long, default_value = "model.onnx")]
     pub output: PathBuf,

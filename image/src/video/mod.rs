@@ -249,6 +249,14 @@ impl VideoIndex {
         steps
     }
 
+    /// True when sample `s` (decode order) is a keyframe.
+    pub fn is_keyframe_sample(&self, s: usize) -> bool {
+        self.display_of_sample
+            .get(s)
+            .and_then(|&f| self.frames.get(f))
+            .is_some_and(|f| f.keyframe)
+    }
+
     /// The file bytes holding `samples` (decode order), as one range.
     pub fn byte_span(&self, samples: Range<usize>) -> Option<Range<u64>> {
         let slice = self.samples.get(samples)?;
