@@ -434,6 +434,115 @@ fn augment_then_train_commands() {
 }
 
 #[test]
+fn class_folder_trees_and_dive_videos() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        let output = rookery(dir.path()).args(args).output().expect("run");
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert!(output.status.success(), "{args:?}\n{stdout}\n{stderr}");
+        stdout
+    };
+    run(&["-q", "gen-frames", "--tree", "--out", "tree", "--count", "20"]);
+    let labels = listing(&dir.path().join("tree/frames"));
+    assert_eq!(labels, ["interesting", "not_interesting"]);
+    assert!(!dir.path().join("tree/labels.csv").exists());
+
+    // No label file: labels are folder names, and the output keeps the tree.
+    let stdout = run(&[
+        "augment",
+        "--input-folder",
+        "tree/frames",
+        "--output-folder",
+        "aug",
+        "--new-label-and-weights-file",
+        "aug.csv",
+        "--copies",
+        "1",
+    ]);
+    assert!(
+        stdout.contains("wrote 40 images to aug (20 originals, 20 augmented copies)"),
+        "{stdout}"
+    );
+    let written: usize = labels
+        .iter()
+        .map(|l| listing(&dir.path().join("aug").join(l)).len())
+        .sum();
+    assert_eq!(written, 40);
+    let csv = std::fs::read_to_string(dir.path().join("aug.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.starts_with("interesting/") || l.starts_with("not_interesting/")),
+        "{csv}"
+    );
+    let stdout = run(&[
+        "--format",
+        "csv",
+        "train",
+        "--images",
+        "aug",
+        "--epochs",
+        "1",
+        "--output",
+        "model.onnx",
+    ]);
+    assert!(stdout.starts_with("model,classes,"), "{stdout}");
+
+    // A folder without class folders is refused, naming the way out.
+    run(&["-q", "gen-frames", "--out", "flat", "--count", "4"]);
+    let output = rookery(dir.path())
+        .args(["train", "--images", "flat/frames", "--output", "x.onnx"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("has no class folders"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Dive videos, then the video triage of sql/classify/ with that model.
+    run(&[
+        "-q",
+        "gen-frames",
+        "--video",
+        "--out",
+        "dives",
+        "--seconds",
+        "2",
+        "--clips",
+        "1",
+    ]);
+    assert_eq!(listing(&dir.path().join("dives/dives")), ["dive_0.mp4"]);
+    let stdout = run(&[
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS frames, max(frame_index) AS last FROM video_frames('dives/dives/')",
+    ]);
+    assert_eq!(stdout.trim(), "frames,last\n20,19");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql/classify/04_video.sql");
+    let script = script.to_string_lossy().to_string();
+    run(&[
+        "-q",
+        "--set",
+        "videos=dives/dives/",
+        "--set",
+        "out=.",
+        "--set",
+        "fps=5",
+        "-f",
+        &script,
+    ]);
+    // The model of one epoch may find nothing interesting; what it found
+    // is named after its clip and frame.
+    assert!(listing(&dir.path().join("interesting"))
+        .iter()
+        .all(|f| f.starts_with("dive_0.mp4_") && f.ends_with(".png")));
+}
+
+#[test]
 fn crops_command_writes_labelled_crops() {
     let dir = fixtures();
     let output = rookery(dir.path())

@@ -340,6 +340,33 @@ pub fn mismatched_ids(options: &GenOptions) -> Vec<usize> {
 
 const HEADER: &str = "adult_males,subadult_males,adult_females,juveniles,pups";
 
+/// Where and when frame `index` of `kind` (0 train, 1 test) was taken, as
+/// its EXIF says: three survey days of June 2017 over the rookeries of the
+/// Pribilof Islands, a frame a minute from 10:00, from 100 to 150 m up.
+pub fn survey_stamp(options: &GenOptions, kind: u64, index: usize) -> rookery_image::exif::PhotoStamp {
+    let mut rng = Rng::derive(options.seed, 4, kind * 1_000_000 + index as u64);
+    let minute = index / 3;
+    rookery_image::exif::PhotoStamp {
+        taken_at: format!(
+            "2017:06:{:02} {:02}:{:02}:00",
+            1 + index % 3,
+            10 + minute / 60 % 10,
+            minute % 60
+        ),
+        gps_lat: rng.range(57.05, 57.25),
+        gps_lon: -rng.range(170.05, 170.45),
+        gps_alt: rng.range(100.0, 150.0),
+        make: "Rookery".to_string(),
+        model: "Survey Camera".to_string(),
+    }
+}
+
+/// A frame as a JPEG with its survey EXIF.
+fn survey_jpeg(options: &GenOptions, kind: u64, index: usize, image: &RgbImage) -> std::io::Result<Vec<u8>> {
+    rookery_image::exif::add_exif_to_jpeg(&jpeg(image)?, &survey_stamp(options, kind, index))
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 /// Writes the whole set; returns the number of files written.
 pub fn generate(options: &GenOptions, threads: usize, progress: impl Fn(&str) + Sync) -> std::io::Result<usize> {
     let out = &options.out;
@@ -371,10 +398,13 @@ pub fn generate(options: &GenOptions, threads: usize, progress: impl Fn(&str) + 
                 let frame = make_frame(options, kind, index as u64, shift);
                 let written = (|| -> std::io::Result<()> {
                     if kind == 0 {
-                        std::fs::write(out.join(format!("Train/{index}.jpg")), jpeg(&frame.plain)?)?;
-                        std::fs::write(out.join(format!("TrainDotted/{index}.jpg")), jpeg(&frame.dotted)?)?;
+                        let plain = survey_jpeg(options, kind, index, &frame.plain)?;
+                        std::fs::write(out.join(format!("Train/{index}.jpg")), plain)?;
+                        let dotted = survey_jpeg(options, kind, index, &frame.dotted)?;
+                        std::fs::write(out.join(format!("TrainDotted/{index}.jpg")), dotted)?;
                     } else {
-                        std::fs::write(out.join(format!("Test/{index}.jpg")), jpeg(&frame.plain)?)?;
+                        let plain = survey_jpeg(options, kind, index, &frame.plain)?;
+                        std::fs::write(out.join(format!("Test/{index}.jpg")), plain)?;
                     }
                     Ok(())
                 })();
@@ -484,6 +514,10 @@ mod tests {
                 "{name}"
             );
         }
+        // Every frame says where and when it was taken.
+        let photo = rookery_image::exif::PhotoMetadata::read(&std::fs::read(a.path().join("Test/1.jpg")).unwrap());
+        let lat = photo.gps_lat.unwrap();
+        assert!((57.05..57.25).contains(&lat) && photo.taken_at.is_some(), "{photo:?}");
         let c = tempfile::tempdir().unwrap();
         generate(&small(c.path(), 8), 2, |_| {}).unwrap();
         assert_ne!(
