@@ -23,7 +23,8 @@ use super::{ImageScanExec, TileExec};
 use crate::pass_through::{AroundInput, PassThroughExec};
 
 /// The smallest batch size of the scans in `plan` that read image content
-/// (`content` or `image`); `None` when there are none. A tile table counts
+/// (`content` or `image`, or decode video frames); `None` when there are
+/// none. A tile table counts
 /// with its tiles per batch (`tile_rows`): what leaves it are tiles, not the
 /// frames its own scan reads one at a time.
 pub fn image_batch_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
@@ -37,6 +38,11 @@ pub fn image_batch_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
         if let Some(scan) = node.downcast_ref::<ImageScanExec>() {
             if scan.reads_content() {
                 let rows = scan.rows_per_batch();
+                smallest = Some(smallest.map_or(rows, |s| s.min(rows)));
+            }
+        }
+        if let Some(scan) = node.downcast_ref::<crate::video::VideoScanExec>() {
+            if let Some(rows) = scan.frames_per_batch() {
                 smallest = Some(smallest.map_or(rows, |s| s.min(rows)));
             }
         }

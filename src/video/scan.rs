@@ -177,6 +177,14 @@ impl VideoScanExec {
     }
 }
 
+impl VideoScanExec {
+    /// Frames per batch when this scan decodes frames (the query uses
+    /// `image`), for the session's cap on batches above image scans.
+    pub fn frames_per_batch(&self) -> Option<usize> {
+        self.settings.decode.then_some(self.settings.batch_rows)
+    }
+}
+
 impl DisplayAs for VideoScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let s = &self.settings;
