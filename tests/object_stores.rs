@@ -176,6 +176,52 @@ async fn image_and_label_tables_on_s3() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trees_photos_and_videos_on_s3() {
+    let setup = Setup::new().await;
+    let ctx = setup.session().await;
+    // Recursive listing, labels, ** globs and the hidden folder.
+    let tree = same_as_local(
+        &setup,
+        &ctx,
+        "SELECT relative_path, label FROM images('{root}/tree/') ORDER BY relative_path",
+    )
+    .await;
+    assert_eq!(tree.lines().count(), 4 + 4, "{tree}");
+    same_as_local(
+        &setup,
+        &ctx,
+        "SELECT relative_path FROM images('{root}/tree/**/1.png') ORDER BY 1",
+    )
+    .await;
+    // Partition columns found and pruned the same way, and EXIF headers.
+    let survey = same_as_local(
+        &setup,
+        &ctx,
+        "SELECT name, year, site, taken_at, gps_lat, camera FROM images('{root}/survey/')
+         WHERE year = '2024' ORDER BY name",
+    )
+    .await;
+    assert!(
+        survey.contains("| b    | 2024 | north | 2024-06-02T11:30:00 | 57.5"),
+        "{survey}"
+    );
+    // Video frames: the index from ranges, frames decoded, bad files as rows.
+    same_as_local(
+        &setup,
+        &ctx,
+        "SELECT name, frame_index, timestamp, image_width(image) AS w FROM video_frames('{root}/videos/', 'start=2.5')
+         ORDER BY name, frame_index",
+    )
+    .await;
+    same_as_local(
+        &setup,
+        &ctx,
+        "SELECT name, error FROM video_frames('{root}/broken/') ORDER BY name",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_to_s3_and_nothing_left_after_a_failure() {
     let setup = Setup::new().await;
     let ctx = setup.session().await;
