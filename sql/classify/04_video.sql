@@ -1,7 +1,7 @@
 -- Triage of dive videos: every frame of every clip, classified by the
 -- model of 02_train.sql, and the interesting ones written out as PNGs
 -- named as the deep-sea team named them (dive_0.mp4_17.png). Make clips
--- with `rookery gen-frames --video --out data/dives`. Run:
+-- with `rookery gen-frames --video --out data/dives` (data/dives/ holds two). Run:
 --   rookery --set videos=data/dives/dives/ -f sql/classify/04_video.sql
 \set videos data/dives/dives/
 \set out out/frames

@@ -207,7 +207,7 @@ pub static VIDEO_FRAMES_DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|
     .with_argument("location", "A folder ('dives/'), a glob ('dives/**/*.mp4') or one file; a local path or an object store URL.")
     .with_argument("options", "Optional 'key=value, ...' text; the options are listed under Options.")
     .with_sql_example(
-        "```sql\n> SELECT count(*) AS frames, max(timestamp) AS seconds FROM video_frames('data/dives/', 'fps=1');\n+--------+---------+\n| frames | seconds |\n+--------+---------+\n| 12     | 11.0    |\n+--------+---------+\n```",
+        "```sql\n> SELECT count(*) AS frames, max(timestamp) AS seconds FROM video_frames('data/dives/dives/', 'fps=1');\n+--------+---------+\n| frames | seconds |\n+--------+---------+\n| 20     | 9.0     |\n+--------+---------+\n```",
     )
     .build()
 });
