@@ -137,7 +137,7 @@ SELECT 'not reached';
     assert!(stderr.contains("no_such_table"), "{stderr}");
     assert!(stdout.contains("| 42     |"), "{stdout}");
     // \d lists the table; \d NAME describes it.
-    assert!(stdout.contains("| frames | images | 9       |"), "{stdout}");
+    assert!(stdout.contains("| frames | images | 17      |"), "{stdout}");
     assert!(stdout.contains("| image   | image"), "{stdout}");
     // \df and \h show the function's documentation.
     assert!(

@@ -36,6 +36,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 pub use batching::{image_batch_rows, BatchSizeCap, CapBatchesOverImages, ImageBatchSizeExec};
 pub use options::{ImageConfig, ImageOptions, DEFAULT_BATCH_ROWS};
+pub(crate) use scan::path_and_name;
 pub(crate) use scan::plan::deal as deal_files;
 pub use scan::{partition_keys, ImageScanExec};
 pub use sink::{ImageFileFormat, ImageFileFormatFactory, ImageSink, ImageWriteOptions, IMAGES_FORMAT};
@@ -277,18 +278,25 @@ fn string_literal(expr: &Expr) -> Option<&str> {
     }
 }
 
+/// The `(location [, 'options'])` arguments of a table function, both
+/// string literals (options empty when not given); `usage` completes the
+/// error.
+pub(crate) fn location_and_options<'e>(name: &str, exprs: &'e [Expr], usage: &str) -> Result<(&'e str, &'e str)> {
+    let (location, options) = match exprs {
+        [location] => (string_literal(location), Some("")),
+        [location, options] => (string_literal(location), string_literal(options)),
+        _ => return plan_err!("{name}() takes 1 or 2 arguments: {usage}"),
+    };
+    match (location, options) {
+        (Some(location), Some(options)) => Ok((location, options)),
+        _ => plan_err!("{name}() takes string literals: {usage}"),
+    }
+}
+
 impl TableFunctionImpl for ImagesTableFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let exprs = args.exprs();
         let usage = "images('folder/' | 'folder/*.jpg' [, 'drop_invalid=true, batch_rows=4, max_pixels=N'])";
-        let (location, options) = match exprs {
-            [location] => (string_literal(location), Some("")),
-            [location, options] => (string_literal(location), string_literal(options)),
-            _ => return plan_err!("images() takes 1 or 2 arguments: {usage}"),
-        };
-        let (Some(location), Some(options)) = (location, options) else {
-            return plan_err!("images() takes string literals: {usage}");
-        };
+        let (location, options) = location_and_options("images", args.exprs(), usage)?;
         let options = ImageOptions::parse_list(options)?;
         Ok(Arc::new(ImageTable::open_blocking(args.session(), location, options)?))
     }

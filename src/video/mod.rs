@@ -169,27 +169,8 @@ pub struct VideoFramesTableFunction;
 impl TableFunctionImpl for VideoFramesTableFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let usage = "video_frames('folder/' | 'clip.mp4' [, 'fps=5, start=0, end=60, keyframes_only=false'])";
-        let text = |e: &Expr| match e {
-            Expr::Literal(
-                datafusion::common::ScalarValue::Utf8(Some(s))
-                | datafusion::common::ScalarValue::Utf8View(Some(s))
-                | datafusion::common::ScalarValue::LargeUtf8(Some(s)),
-                _,
-            ) => Some(s.clone()),
-            _ => None,
-        };
-        let (location, options) = match args.exprs() {
-            [location] => (text(location), Some(String::new())),
-            [location, options] => (text(location), text(options)),
-            _ => return plan_err!("video_frames() takes 1 or 2 arguments: {usage}"),
-        };
-        let (Some(location), Some(options)) = (location, options) else {
-            return plan_err!("video_frames() takes string literals: {usage}");
-        };
-        Ok(Arc::new(VideoTable::try_new(
-            &location,
-            VideoOptions::parse(&options)?,
-        )?))
+        let (location, options) = crate::images::location_and_options("video_frames", args.exprs(), usage)?;
+        Ok(Arc::new(VideoTable::try_new(location, VideoOptions::parse(options)?)?))
     }
 }
 

@@ -368,16 +368,7 @@ struct VideoReader {
 }
 
 fn file_names(meta: &ObjectMeta, store_url: &ObjectStoreUrl) -> FileNames {
-    let path = if store_url.as_str().starts_with("file://") {
-        format!("/{}", meta.location)
-    } else {
-        format!("{}{}", store_url.as_str(), meta.location)
-    };
-    let file_name = meta.location.filename().unwrap_or_default();
-    let name = match file_name.rsplit_once('.') {
-        Some((stem, _)) if !stem.is_empty() => stem.to_string(),
-        _ => file_name.to_string(),
-    };
+    let (path, name) = crate::images::path_and_name(meta, store_url);
     FileNames { path, name }
 }
 
@@ -397,16 +388,7 @@ impl VideoReader {
                     self.open = None;
                     continue;
                 };
-                let f = open.index.frames[frame];
-                rows.push(FrameRow {
-                    file: Arc::clone(&open.file),
-                    frame_index: Some(f.index),
-                    timestamp: Some(f.timestamp),
-                    keyframe: Some(f.keyframe),
-                    size: Some((open.index.width, open.index.height)),
-                    image: None,
-                    error: None,
-                });
+                rows.push(frame_row(open, frame, None));
                 continue;
             }
             if let Err(e) = self.decode_some(&mut rows).await? {
@@ -664,16 +646,25 @@ impl VideoReader {
 fn push_frame(rows: &mut Vec<FrameRow>, open: &OpenVideo, frame: usize, image: Option<Image>, metrics: &VideoMetrics) {
     let Some(image) = image else { return };
     metrics.frames_decoded.add(1);
+    rows.push(frame_row(open, frame, Some(image)));
+}
+
+/// The row of frame `frame` (display index) of an open file.
+fn frame_row(open: &OpenVideo, frame: usize, image: Option<Image>) -> FrameRow {
     let f = open.index.frames[frame];
-    rows.push(FrameRow {
+    FrameRow {
         file: Arc::clone(&open.file),
         frame_index: Some(f.index),
         timestamp: Some(f.timestamp),
         keyframe: Some(f.keyframe),
-        size: Some((image.width, image.height)),
-        image: Some(image),
+        size: Some(
+            image
+                .as_ref()
+                .map_or((open.index.width, open.index.height), |i| (i.width, i.height)),
+        ),
+        image,
         error: None,
-    });
+    }
 }
 
 fn error_row(file: Arc<FileNames>, error: String) -> FrameRow {

@@ -40,16 +40,7 @@ pub(super) struct FileRow {
 
 impl FileRow {
     pub fn new(meta: ObjectMeta, store_url: &ObjectStoreUrl, layout: &TreeLayout) -> Self {
-        let path = if store_url.as_str().starts_with("file://") {
-            format!("/{}", meta.location)
-        } else {
-            format!("{}{}", store_url.as_str(), meta.location)
-        };
-        let file_name = meta.location.filename().unwrap_or_default();
-        let name = match file_name.rsplit_once('.') {
-            Some((stem, _)) if !stem.is_empty() => stem.to_string(),
-            _ => file_name.to_string(),
-        };
+        let (path, name) = path_and_name(&meta, store_url);
         Self {
             place: layout.place(&meta.location),
             meta,
@@ -72,6 +63,22 @@ impl FileRow {
     fn valid_photo(&self) -> Option<&PhotoMetadata> {
         self.photo.as_ref().filter(|_| self.error.is_none())
     }
+}
+
+/// A listed file's `path` (a local path, or the store's URL) and `name`
+/// (its file name without the extension).
+pub(crate) fn path_and_name(meta: &ObjectMeta, store_url: &ObjectStoreUrl) -> (String, String) {
+    let path = if store_url.as_str().starts_with("file://") {
+        format!("/{}", meta.location)
+    } else {
+        format!("{}{}", store_url.as_str(), meta.location)
+    };
+    let file_name = meta.location.filename().unwrap_or_default();
+    let name = match file_name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem.to_string(),
+        _ => file_name.to_string(),
+    };
+    (path, name)
 }
 
 /// Builds the projected columns from the rows as they stand; what has not

@@ -19,6 +19,7 @@
 //! about 3.5x as long.
 
 mod batch;
+pub(crate) use batch::path_and_name;
 pub(crate) mod plan;
 mod reader;
 
