@@ -10,6 +10,7 @@
 //!   `image_tiles()`) and `COPY ... STORED AS IMAGES`;
 //! - [`exec`]: running SQL text statement by statement, as streams, and
 //!   [`progress`]: what a running plan's scans have done;
+//! - [`resume`]: COPYs that commit as they go and resume after a stop;
 //! - [`stores`]: `s3://`, `gs://`, `az://`, `http(s)://` locations, from
 //!   the environment or a table's `aws.*`-style options;
 //! - [`display`]: values as compact text (`<image 4992x3328x3>`);
@@ -25,6 +26,7 @@ pub mod images;
 pub mod pass_through;
 pub mod progress;
 pub mod read_blob;
+pub mod resume;
 pub mod session;
 pub mod stores;
 pub mod tsv;

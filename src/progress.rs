@@ -12,11 +12,24 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 
-/// What the image scans of a plan have done so far.
+/// Metric names of a resumable COPY (`crate::resume`): images the
+/// statement covers, those an earlier run committed, and those committed.
+pub const IMAGES_TOTAL: &str = "images_total";
+pub const IMAGES_SKIPPED: &str = "images_skipped";
+pub const IMAGES_COMMITTED: &str = "images_committed";
+
+/// What the image scans of a plan have done so far, and for a resumable
+/// COPY how far it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScanCounts {
     pub files_read: u64,
     pub images_decoded: u64,
+    /// Images a resumable COPY covers (0 for other statements).
+    pub images_total: u64,
+    /// Of those, committed by an earlier run.
+    pub images_skipped: u64,
+    /// Committed so far, by earlier runs and this one.
+    pub images_committed: u64,
 }
 
 impl ScanCounts {
@@ -25,15 +38,41 @@ impl ScanCounts {
         let mut counts = Self::default();
         if let Some(metrics) = plan.metrics() {
             let sum = |name: &str| metrics.sum_by_name(name).map_or(0, |v| v.as_usize() as u64);
-            counts.files_read += sum("files_read");
-            counts.images_decoded += sum("images_decoded");
+            counts = Self {
+                files_read: sum("files_read"),
+                images_decoded: sum("images_decoded"),
+                images_total: sum(IMAGES_TOTAL),
+                images_skipped: sum(IMAGES_SKIPPED),
+                images_committed: sum(IMAGES_COMMITTED),
+            };
         }
         for child in plan.children() {
-            let more = Self::of_plan(child.as_ref());
-            counts.files_read += more.files_read;
-            counts.images_decoded += more.images_decoded;
+            counts = counts.plus(Self::of_plan(child.as_ref()));
         }
         counts
+    }
+
+    /// Both counts added up.
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            files_read: self.files_read + other.files_read,
+            images_decoded: self.images_decoded + other.images_decoded,
+            images_total: self.images_total + other.images_total,
+            images_skipped: self.images_skipped + other.images_skipped,
+            images_committed: self.images_committed + other.images_committed,
+        }
+    }
+
+    /// For a resumable COPY: images left, and the time they will take at
+    /// this run's rate so far (`None` before its first commit).
+    pub fn remaining(&self, elapsed: std::time::Duration) -> Option<(u64, Option<std::time::Duration>)> {
+        if self.images_total == 0 {
+            return None;
+        }
+        let left = self.images_total.saturating_sub(self.images_committed);
+        let done_here = self.images_committed.saturating_sub(self.images_skipped);
+        let estimate = (done_here > 0).then(|| elapsed.mul_f64(left as f64 / done_here as f64));
+        Some((left, estimate))
     }
 }
 

@@ -17,6 +17,7 @@ use crate::images::{
     ImagesTableFunction,
 };
 use crate::read_blob::ReadBlob;
+use crate::resume::{LocalQueryPlanner, ResumingQueryPlanner};
 use crate::stores::{ObjectStoresFromEnv, WithStoreOptions};
 use crate::tsv::TsvTableFactory;
 use rookery_image::{ImageMemory, RookeryConfig};
@@ -78,8 +79,8 @@ pub fn runtime_env(memory_limit: Option<usize>) -> Result<Arc<RuntimeEnv>> {
 /// `TSV` table factories, the `images` file format (COPY's sink),
 /// `images()` and `image_tiles()`, every image function (reserving in the
 /// builder's memory pool), `rookery.*` options, the rule that keeps
-/// batches of images small and the one that makes COPYs all or
-/// nothing. Call it after `with_config` and
+/// batches of images small, the one that makes COPYs all or nothing, and
+/// the query planner of resumable COPYs (`crate::resume`). Call it after `with_config` and
 /// `with_runtime_env`, which replace what it added to them.
 ///
 /// ```ignore
@@ -146,7 +147,14 @@ pub fn register_with_training(mut builder: SessionStateBuilder, training: &Train
         .aggregate_functions()
         .get_or_insert_with(Vec::new)
         .extend(rookery_udfs::aggregate_functions(training, &models));
+    // COPY ... OPTIONS ('resume' 'key') runs resumably; every other plan
+    // goes to the planner the builder had (DataFusion's by default).
+    let inner = builder
+        .query_planner()
+        .take()
+        .unwrap_or_else(|| Arc::new(LocalQueryPlanner));
     builder
+        .with_query_planner(Arc::new(ResumingQueryPlanner::new(inner)))
         .with_physical_optimizer_rule(Arc::new(CapBatchesOverImages))
         .with_physical_optimizer_rule(Arc::new(AtomicCopy))
 }

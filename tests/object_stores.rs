@@ -317,6 +317,40 @@ async fn copy_to_s3_and_nothing_left_after_a_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumable_copy_on_s3_stops_and_resumes() {
+    let setup = Setup::new().await;
+    let ctx = setup.session().await;
+    let armed = common::register_stop_at(&ctx, "4");
+    let statement = |target: &str, options: &str| {
+        format!(
+            "COPY (SELECT stop_at(name) AS name, width, height FROM images('s3://{BUCKET}/good/') ORDER BY name)
+             TO '{target}' STORED AS CSV OPTIONS ('format.has_header' 'true'{options})"
+        )
+    };
+    armed.store(false, std::sync::atomic::Ordering::SeqCst);
+    sql(&ctx, &statement(&format!("s3://{BUCKET}/out/plain.csv"), ""))
+        .await
+        .unwrap();
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let resumable = statement(&format!("s3://{BUCKET}/out/sub.csv"), ", 'resume' 'name', 'resume_every' '2'");
+    let e = sql(&ctx, &resumable).await.unwrap_err().to_string();
+    assert!(e.contains("stopped at 4"), "{e}");
+    // Files 0-3 committed in two parts, on the store; no target yet.
+    assert_eq!(
+        setup.objects("out").await,
+        [
+            "out/.sub.csv.rookery-resume/part-00001.arrow",
+            "out/.sub.csv.rookery-resume/part-00002.arrow",
+            "out/plain.csv"
+        ]
+    );
+    armed.store(false, std::sync::atomic::Ordering::SeqCst);
+    sql(&ctx, &resumable).await.unwrap();
+    assert_eq!(setup.objects("out").await, ["out/plain.csv", "out/sub.csv"]);
+    assert_eq!(setup.object("out/sub.csv").await, setup.object("out/plain.csv").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_on_s3() {
     let setup = Setup::new().await;
     let ctx = setup.session().await;

@@ -457,16 +457,14 @@ impl Progress {
                 if elapsed < Duration::from_secs(1) || flag.load(Ordering::Relaxed) {
                     continue;
                 }
-                let ScanCounts {
-                    files_read: files,
-                    images_decoded: decoded,
-                } = plan.counts();
+                let counts: ScanCounts = plan.counts();
                 eprint!(
-                    "\r\x1b[K{:.1} s · {} rows · {} files read · {} images decoded  (Ctrl-C cancels)",
+                    "\r\x1b[K{:.1} s · {} rows · {} files read · {} images decoded{}  (Ctrl-C cancels)",
                     elapsed.as_secs_f64(),
                     rows.load(Ordering::Relaxed),
-                    files,
-                    decoded
+                    counts.files_read,
+                    counts.images_decoded,
+                    resume_progress(&counts, elapsed)
                 );
                 shown = true;
             }
@@ -478,6 +476,21 @@ impl Progress {
             stop,
             handle: Some(handle),
         }
+    }
+}
+
+/// A resumable COPY's part of the progress line: images committed of all,
+/// those left and the time they will take.
+fn resume_progress(counts: &ScanCounts, elapsed: Duration) -> String {
+    match counts.remaining(elapsed) {
+        None => String::new(),
+        Some((left, estimate)) => format!(
+            " · {} of {} images committed ({} from before) · {left} left{}",
+            counts.images_committed,
+            counts.images_total,
+            counts.images_skipped,
+            estimate.map_or_else(String::new, |t| format!(", about {:.0} s", t.as_secs_f64()))
+        ),
     }
 }
 

@@ -908,3 +908,62 @@ fn a_copy_killed_part_way_leaves_every_original_intact() {
     assert_eq!(names.len(), originals.len() + 1, "{names:?}");
     assert!(names.iter().all(|n| n.ends_with(".png")), "{names:?}");
 }
+
+#[test]
+fn a_resumable_copy_killed_part_way_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("photos");
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..16 {
+        let bytes = common::encode(&common::gradient(1500 + i, 1000).into(), image::ImageFormat::Png);
+        std::fs::write(folder.join(format!("{i:02}.png")), &bytes).unwrap();
+    }
+    // Tiles of every image counted by brightness: work per image, one key
+    // per image.
+    let copy = |target: &str, options: &str| {
+        format!(
+            "COPY (SELECT name, count(*) AS tiles, sum(CASE WHEN image_width(tile) > 0 THEN 1 ELSE 0 END) AS cut \
+             FROM image_tiles('photos/', 64, 64) GROUP BY name ORDER BY name) \
+             TO '{target}' STORED AS CSV OPTIONS ('format.has_header' 'true'{options})"
+        )
+    };
+    let plain = rookery(dir.path())
+        .args(["-c", &copy("plain.csv", "")])
+        .output()
+        .expect("run");
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+
+    let resumable = copy("sub.csv", ", 'resume' 'name', 'resume_every' '2'");
+    let mut child = rookery(dir.path())
+        .args(["--partitions", "1", "-c", &resumable])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rookery");
+    // Killed once two parts are committed.
+    let journal = dir.path().join(".sub.csv.rookery-resume");
+    let started = std::time::Instant::now();
+    while listing(&journal).iter().filter(|n| n.starts_with("part-")).count() < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the COPY ended before the test could kill it"
+        );
+        assert!(started.elapsed().as_secs() < 120, "nothing was committed in 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    assert!(!dir.path().join("sub.csv").exists(), "nothing written before the end");
+
+    let resumed = rookery(dir.path())
+        .args(["--partitions", "1", "-c", &resumable])
+        .output()
+        .expect("run");
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert_eq!(
+        std::fs::read(dir.path().join("sub.csv")).unwrap(),
+        std::fs::read(dir.path().join("plain.csv")).unwrap(),
+        "resumed after kill -9 = one run"
+    );
+    assert!(!journal.exists(), "the journal goes once the target is written");
+}

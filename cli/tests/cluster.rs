@@ -157,6 +157,22 @@ fn the_count_on_two_executors_equals_the_local_one() {
         let remote = run(rookery(path).args(["--cluster", &cluster.url, "--format", "csv", "-c", query]));
         assert_eq!(text(&local.stdout), text(&remote.stdout), "{query}");
     }
+    // A resumable COPY runs its parts on the cluster and commits them
+    // here: the file equals a plain local COPY's, and its journal is gone.
+    let copy = |target: &str, options: &str| {
+        format!(
+            "COPY (SELECT name, count(*) AS tiles FROM image_tiles('sealions/Test/', 64, 32) GROUP BY name ORDER BY name)
+             TO '{target}' STORED AS CSV OPTIONS ('format.has_header' 'true'{options})"
+        )
+    };
+    run(rookery(path).args(["-c", &copy("plain.csv", "")]));
+    let resumable = copy("resumed.csv", ", 'resume' 'name', 'resume_every' '1'");
+    run(rookery(path).args(["--cluster", &cluster.url, "-c", &resumable]));
+    assert_eq!(
+        std::fs::read(path.join("resumed.csv")).expect("the cluster's COPY"),
+        std::fs::read(path.join("plain.csv")).expect("the local COPY")
+    );
+    assert!(!path.join(".resumed.csv.rookery-resume").exists());
 }
 
 /// The fixtures, plus a link to the workspace's `sql/` one level up, so

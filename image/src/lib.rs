@@ -18,9 +18,11 @@ pub mod image_value;
 pub mod memory;
 pub mod options;
 pub mod pixels;
+pub mod providers;
 pub mod rng;
 pub mod video;
 
 pub use error::ImageError;
 pub use image_value::{image_type, is_image_type, Image, ImageArray, ImageArrayBuilder, ImageView};
 pub use memory::{ImageMemory, RookeryConfig};
+pub use providers::{ExecutionProvider, ExecutionProviders};

@@ -11,24 +11,26 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::{exec_err, extensions_options, Result};
-use datafusion::config::ConfigExtension;
+use datafusion::common::{exec_err, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation, UnboundedMemoryPool};
 
 use crate::codec::DEFAULT_MAX_PIXELS;
 use crate::image_value::ImageView;
+use crate::providers::ExecutionProviders;
 
-extensions_options! {
-    /// Rookery's session settings (`SET rookery.max_pixels = 50000000`).
-    pub struct RookeryConfig {
+crate::option_set! {
+    /// Rookery's session settings (`SET rookery.max_pixels = 50000000`,
+    /// `SHOW rookery.execution_provider`).
+    pub struct RookeryConfig for "rookery setting", extension = "rookery" {
         /// Largest image, in pixels, that a function may decode or make
         /// (width x height); larger ones are refused with an error.
-        pub max_pixels: u64, default = DEFAULT_MAX_PIXELS
+        max_pixels: u64 = DEFAULT_MAX_PIXELS, crate::options::parse::whole(1, u64::MAX, "must be a whole number above 0");
+        /// Where ONNX Runtime runs models: cpu, cuda, cuda:N (GPU N),
+        /// tensorrt, or a list in order of preference such as
+        /// tensorrt|cuda|cpu. A provider that cannot load is an error
+        /// naming what it misses; only a list ending in cpu falls back.
+        execution_provider: ExecutionProviders = ExecutionProviders::cpu(), crate::providers::parse_providers;
     }
-}
-
-impl ConfigExtension for RookeryConfig {
-    const PREFIX: &'static str = "rookery";
 }
 
 /// The session's `rookery.max_pixels`, or the default when the session has
@@ -38,6 +40,15 @@ pub fn max_pixels(config: &ConfigOptions) -> u64 {
         .extensions
         .get::<RookeryConfig>()
         .map_or(DEFAULT_MAX_PIXELS, |c| c.max_pixels)
+}
+
+/// The session's `rookery.execution_provider`.
+pub fn execution_providers(config: &ConfigOptions) -> ExecutionProviders {
+    config
+        .extensions
+        .get::<RookeryConfig>()
+        .map(|c| c.execution_provider.clone())
+        .unwrap_or_default()
 }
 
 /// The memory pool the image functions reserve in: the session's.

@@ -11,12 +11,13 @@ use std::time::SystemTime;
 use crate::error::Result;
 use crate::heatmap::HeatmapModel;
 use crate::runtime::{poisoned, Classifier, ClassifyOptions, ModelOutput};
+use rookery_image::ExecutionProviders;
 
 /// Loaded models of each kind a session keeps at most.
 pub const DEFAULT_CAPACITY: usize = 8;
 
 type ClassifierKey = (PathBuf, Option<SystemTime>, String, ModelOutput);
-type HeatmapKey = (PathBuf, Option<SystemTime>, usize, usize);
+type HeatmapKey = (PathBuf, Option<SystemTime>, usize, usize, ExecutionProviders);
 
 /// Loaded classifiers and heatmap models, each kind bounded.
 pub struct ModelCache {
@@ -70,11 +71,17 @@ impl ModelCache {
     }
 
     /// The heatmap model of a file scoring every `step`-th position of the
-    /// network's stride.
-    pub fn heatmap(&self, path: &Path, step: usize, threads: usize) -> Result<Arc<HeatmapModel>> {
-        let key = (path.to_path_buf(), modified(path), step, threads);
+    /// network's stride, on the first of `providers` that loads.
+    pub fn heatmap(
+        &self,
+        path: &Path,
+        step: usize,
+        threads: usize,
+        providers: &ExecutionProviders,
+    ) -> Result<Arc<HeatmapModel>> {
+        let key = (path.to_path_buf(), modified(path), step, threads, providers.clone());
         get_or_load(&self.heatmaps, key, || {
-            HeatmapModel::load(path, step, threads).map(Arc::new)
+            HeatmapModel::load(path, step, threads, providers).map(Arc::new)
         })
     }
 

@@ -16,6 +16,7 @@ use super::rewrite::{fully_convolutional, HEATMAP_OUTPUT};
 use super::runtime::{open_session, parse_labels, parse_range, poisoned};
 use rookery_image::image_value::ImageView;
 use rookery_image::pixels;
+use rookery_image::{ExecutionProvider, ExecutionProviders};
 
 /// One tile position's best class.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,11 +79,13 @@ pub struct HeatmapModel {
     channels: usize,
     range: (f32, f32),
     threads: usize,
+    /// The execution provider it runs on (the first asked for that loaded).
+    pub provider: ExecutionProvider,
     sessions: Mutex<Vec<Session>>,
 }
 
 impl HeatmapModel {
-    pub fn load(path: &Path, step: usize, threads: usize) -> Result<Self> {
+    pub fn load(path: &Path, step: usize, threads: usize, providers: &ExecutionProviders) -> Result<Self> {
         if !path.is_file() {
             return crate::invalid!("model file {} does not exist", path.display());
         }
@@ -102,7 +105,7 @@ impl HeatmapModel {
                 .find(|m| m.key == key)
                 .map(|m| m.value.clone())
         };
-        let session = open_session(path, Some(&bytes), threads)?;
+        let (session, provider) = open_session(path, Some(&bytes), threads, providers)?;
         let input_name = session
             .inputs()
             .first()
@@ -121,6 +124,7 @@ impl HeatmapModel {
                 .and_then(|r| parse_range(r).ok())
                 .unwrap_or((0.0, 255.0)),
             threads,
+            provider,
             sessions: Mutex::new(vec![session]),
             bytes,
         })
@@ -191,7 +195,7 @@ impl HeatmapModel {
         };
         let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
             Some(s) => s,
-            None => open_session(&self.path, Some(&self.bytes), self.threads)?,
+            None => open_session(&self.path, Some(&self.bytes), self.threads, &self.provider.into())?.0,
         };
         let (lo, hi) = self.range;
         let scale = (hi - lo) / 255.0;

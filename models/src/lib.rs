@@ -1,7 +1,8 @@
 //! Rookery's model layer, with no SQL in it: the seed CNN and its training
 //! on candle ([`train`], [`layers`], [`adam`]), its ONNX export
 //! ([`onnx`]) and graph rewrites ([`rewrite`]), inference with ONNX
-//! Runtime ([`runtime`], [`heatmap`]), linear heads ([`linear`]), int8
+//! Runtime ([`runtime`], [`heatmap`]) on the execution providers asked
+//! for ([`providers`]), linear heads ([`linear`]), int8
 //! quantization ([`quantize`]) and where model files live ([`store`]).
 //!
 //! The SQL functions in `rookery-udfs` are thin shells over these; errors
@@ -19,6 +20,7 @@ pub mod layers;
 pub mod linear;
 pub mod model;
 pub mod onnx;
+pub mod providers;
 pub mod quantize;
 pub mod rewrite;
 pub mod runtime;

@@ -6,6 +6,7 @@
 //! (run by the README's commands) puts the official wheel's copy.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{ModelError, Result};
@@ -16,16 +17,13 @@ use ort::value::{Tensor, ValueType};
 
 use super::model::Head;
 use super::onnx::{META_LABELS, META_LAYOUT, META_OUTPUT, META_RANGE};
+use super::providers::{first_usable, images_per_run, run_halving};
 use rookery_image::image_value::ImageView;
 use rookery_image::options::parse::{names, some};
 use rookery_image::options::OptionText;
 use rookery_image::pixels;
-
-/// Images per ONNX Runtime call. An Arrow batch of more rows is split: the
-/// seed CNN's activations take about 0.5 MB per image, so a batch of the
-/// 2,204 tiles of four images would need 1.1 GB at once, and each new batch
-/// shape costs ONNX Runtime a new memory plan.
-pub const MAX_IMAGES_PER_RUN: usize = 256;
+use rookery_image::providers::parse_providers;
+use rookery_image::{ExecutionProvider, ExecutionProviders};
 
 /// The version the wheel must have to match `ort` 2.0.0-rc.15.
 pub const ONNXRUNTIME_VERSION: &str = "1.31.1";
@@ -63,15 +61,22 @@ fn missing_message(tried: &[PathBuf]) -> String {
     )
 }
 
+/// The ONNX Runtime library this process loads (the first of its
+/// candidates that exists), or why there is none.
+pub fn runtime_library() -> std::result::Result<PathBuf, String> {
+    let tried = candidates();
+    match tried.iter().find(|p| p.exists()) {
+        Some(path) => Ok(path.clone()),
+        None => Err(missing_message(&tried)),
+    }
+}
+
 /// Loads ONNX Runtime once per process and returns its environment; every
 /// later call returns the same result.
 pub fn ensure_runtime() -> Result<&'static Environment> {
     static LOADED: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
     let loaded = LOADED.get_or_init(|| {
-        let tried = candidates();
-        let Some(path) = tried.iter().find(|p| p.exists()) else {
-            return Err(missing_message(&tried));
-        };
+        let path = &runtime_library()?;
         let fail = |e: &dyn std::fmt::Display| format!("cannot load ONNX Runtime from {}: {e}", path.display());
         ort::init_from(path)
             .map_err(|e| fail(&e))?
@@ -108,6 +113,10 @@ rookery_image::option_set! {
         /// Input width x height, e.g. 64x64, for models whose input shape
         /// is dynamic.
         size: Option<(usize, usize)> = None, some(parse_size);
+        /// Where ONNX Runtime runs the model: cpu, cuda, cuda:N, tensorrt,
+        /// or a list in order of preference such as tensorrt|cuda|cpu
+        /// (default: the session's rookery.execution_provider).
+        execution_provider: Option<ExecutionProviders> = None, some(parse_providers);
     }
 }
 
@@ -181,6 +190,12 @@ pub struct Classifier {
     /// A count model (`output=counts` in its metadata): its outputs are
     /// counts, given as they are, never made probabilities.
     pub counts: bool,
+    /// The execution provider the model runs on: the first of those asked
+    /// for that loaded.
+    pub provider: ExecutionProvider,
+    /// Images per ONNX Runtime call: the provider's, halved after a call
+    /// ran out of memory.
+    run_size: AtomicUsize,
     threads: usize,
     sessions: Mutex<Vec<Session>>,
 }
@@ -192,33 +207,57 @@ impl std::fmt::Debug for Classifier {
             .field("layout", &self.layout)
             .field("input", &(self.height, self.width, self.channels))
             .field("labels", &self.labels)
+            .field("provider", &self.provider)
             .finish()
     }
 }
 
-pub(crate) fn open_session(path: &Path, rewritten: Option<&[u8]>, threads: usize) -> Result<Session> {
+/// An ONNX Runtime session of the model at `path` (or of its `rewritten`
+/// bytes) on the first of `providers` that loads, and that provider.
+pub(crate) fn open_session(
+    path: &Path,
+    rewritten: Option<&[u8]>,
+    threads: usize,
+    providers: &ExecutionProviders,
+) -> Result<(Session, ExecutionProvider)> {
+    let environment = ensure_runtime()?;
     let fail = |e: &dyn std::fmt::Display| crate::failure!("cannot load model {}: {e}", path.display());
-    let mut builder = Session::builder(ensure_runtime()?)
-        .map_err(|e| fail(&e))?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| fail(&e))?
-        .with_intra_threads(threads)
-        .map_err(|e| fail(&e))?
-        .with_inter_threads(1)
-        .map_err(|e| fail(&e))?
-        // No arena and no memory pattern: ONNX Runtime would otherwise keep
-        // the peak of every batch shape it saw (about 200 MB a session for
-        // 256 tiles of the seed CNN) outside DataFusion's pool; freed
-        // activations go back to the allocator, which reuses them.
-        .with_memory_pattern(false)
-        .map_err(|e| fail(&e))?
-        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-        .map_err(|e| fail(&e))?;
-    match rewritten {
-        Some(bytes) => builder.commit_from_memory(bytes),
-        None => builder.commit_from_file(path),
+    // No memory pattern: ONNX Runtime would otherwise keep the peak of
+    // every batch shape it saw outside DataFusion's pool; freed
+    // activations go back to the allocator, which reuses them.
+    let base = || -> Result<ort::session::builder::SessionBuilder> {
+        Session::builder(environment)
+            .map_err(|e| fail(&e))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| fail(&e))?
+            .with_intra_threads(threads)
+            .map_err(|e| fail(&e))?
+            .with_inter_threads(1)
+            .map_err(|e| fail(&e))?
+            .with_memory_pattern(false)
+            .map_err(|e| fail(&e))
+    };
+    let mut model_error = None;
+    let opened = first_usable(path, providers, |provider| {
+        let builder = base().map_err(|e| e.to_string())?;
+        let mut builder = super::providers::register(builder, provider)?;
+        let committed = match rewritten {
+            Some(bytes) => builder.commit_from_memory(bytes),
+            None => builder.commit_from_file(path),
+        };
+        committed.map_err(|e| {
+            // On the CPU a failure is the model's, not the provider's.
+            if !provider.is_gpu() {
+                model_error = Some(fail(&e));
+            }
+            e.to_string()
+        })
+    });
+    match (opened, model_error) {
+        (Ok(found), _) => Ok(found),
+        (Err(_), Some(model)) => Err(model),
+        (Err(e), None) => Err(e),
     }
-    .map_err(|e| fail(&e))
 }
 
 /// Reads `[N, H, W, C]` or `[N, C, H, W]` from an input shape (-1 for unknown).
@@ -289,7 +328,8 @@ impl Classifier {
                 (Some(Arc::new(bytes)), Some(name))
             }
         };
-        let session = open_session(path, rewritten.as_deref().map(Vec::as_slice), threads)?;
+        let providers = options.execution_provider.clone().unwrap_or_default();
+        let (session, provider) = open_session(path, rewritten.as_deref().map(Vec::as_slice), threads, &providers)?;
         let inputs = session.inputs();
         if inputs.len() != 1 {
             return crate::invalid!(
@@ -372,6 +412,8 @@ impl Classifier {
             range,
             labels,
             counts,
+            provider,
+            run_size: AtomicUsize::new(images_per_run(provider)),
             threads,
             sessions: Mutex::new(vec![session]),
         })
@@ -406,7 +448,7 @@ impl Classifier {
     }
 
     /// Class probabilities for each image: one ONNX Runtime call per
-    /// [`MAX_IMAGES_PER_RUN`] images. Models whose outputs are not
+    /// [`images_per_run`] images of the model's provider. Models whose outputs are not
     /// probabilities (rows not summing to 1) get a softmax. The input
     /// tensors are not accounted in a pool: for callers outside a session.
     pub fn scores(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
@@ -449,16 +491,22 @@ impl Classifier {
     fn outputs(&self, images: &[ImageView<'_>], reservation: &mut dyn InputMemory) -> Result<Vec<Vec<f32>>> {
         let mut session = match self.sessions.lock().map_err(|_| poisoned())?.pop() {
             Some(s) => s,
-            None => open_session(&self.path, self.rewritten.as_deref().map(Vec::as_slice), self.threads)?,
+            None => {
+                let providers = ExecutionProviders::from(self.provider);
+                open_session(
+                    &self.path,
+                    self.rewritten.as_deref().map(Vec::as_slice),
+                    self.threads,
+                    &providers,
+                )?
+                .0
+            }
         };
-        let mut rows = Vec::with_capacity(images.len());
-        let result = images.chunks(MAX_IMAGES_PER_RUN).try_for_each(|chunk| {
-            rows.extend(self.run(&mut session, chunk, reservation)?);
-            Ok::<_, ModelError>(())
+        let result = run_halving(images, &self.run_size, |chunk| {
+            self.run(&mut session, chunk, reservation)
         });
         self.sessions.lock().map_err(|_| poisoned())?.push(session);
-        result?;
-        Ok(rows)
+        result
     }
 
     fn run(

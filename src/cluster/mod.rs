@@ -104,6 +104,15 @@ pub async fn connect(url: &str, options: &EngineOptions) -> Result<SessionContex
     let local = new_session(options)?.state();
     let state = for_cluster(local.clone(), local.config().clone());
     let ctx = SessionContext::remote_with_state(url, state).await?;
+    // Resumable COPYs run their part queries on the cluster and commit
+    // them here: Ballista's planner goes inside Rookery's.
+    let remote = ctx.state();
+    let ballista = Arc::clone(remote.query_planner());
+    let ctx = SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(remote)
+            .with_query_planner(Arc::new(crate::resume::ResumingQueryPlanner::new(ballista)))
+            .build(),
+    );
     // Ballista's upgrade replaces the function lists with its built-ins:
     // Rookery's (and DataFusion's) go back in.
     for function in local.scalar_functions().values() {

@@ -223,3 +223,70 @@ pub fn listing(folder: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+
+/// `stop_at(name)`: `name`, or an error for the row named `stop` while
+/// armed: a run that stops there, and runs through once disarmed.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct StopAt {
+    signature: Signature,
+    stop: String,
+    armed: ArmedFlag,
+}
+
+#[derive(Debug, Clone)]
+struct ArmedFlag(Arc<AtomicBool>);
+
+impl PartialEq for ArmedFlag {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for ArmedFlag {}
+impl std::hash::Hash for ArmedFlag {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for StopAt {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn name(&self) -> &str {
+        "stop_at"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: datafusion::logical_expr::ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let names = args.args[0].to_array(args.number_rows)?;
+        let armed = self.armed.0.load(Ordering::SeqCst);
+        if armed && names.as_string::<i32>().iter().flatten().any(|n| n == self.stop) {
+            return exec_err!("stopped at {}", self.stop);
+        }
+        Ok(ColumnarValue::Array(names))
+    }
+}
+
+/// Registers `stop_at` on `ctx`, armed to fail at the row named `stop`;
+/// returns its switch.
+pub fn register_stop_at(ctx: &datafusion::prelude::SessionContext, stop: &str) -> Arc<AtomicBool> {
+    let armed = Arc::new(AtomicBool::new(true));
+    ctx.register_udf(ScalarUDF::new_from_impl(StopAt {
+        signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        stop: stop.to_string(),
+        armed: ArmedFlag(Arc::clone(&armed)),
+    }));
+    armed
+}

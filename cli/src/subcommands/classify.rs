@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use datafusion::common::{DataFusionError, Result};
+use rookery_image::ExecutionProviders;
 
 /// Classify images with an ONNX image classifier: prints ['label'] per
 /// image (or with --verbose every [label, score], highest first). With
@@ -21,11 +22,26 @@ pub struct ClassifyArgs {
     /// Model options, as for cnn_classify: 'layout=NCHW, range=0..1, labels=a|b, size=64x64'.
     #[arg(long, default_value = "")]
     pub options: String,
+    /// Where ONNX Runtime runs the model: cpu, cuda, cuda:N, tensorrt, or
+    /// a list in order of preference (tensorrt|cuda|cpu); a provider that
+    /// cannot load is an error (`rookery doctor` says what it misses).
+    #[arg(long, value_name = "PROVIDERS")]
+    pub execution_provider: Option<ExecutionProviders>,
+}
+
+/// Model options with `--execution-provider`, when given, set in them.
+pub(super) fn with_provider(options: &str, provider: Option<&ExecutionProviders>) -> String {
+    match provider {
+        Some(provider) if options.trim().is_empty() => format!("execution_provider={provider}"),
+        Some(provider) => format!("{options}, execution_provider={provider}"),
+        None => options.to_string(),
+    }
 }
 
 impl ClassifyArgs {
     pub fn run(self) -> Result<()> {
-        match classify(&self.model, self.images, self.verbose, &self.options)? {
+        let options = with_provider(&self.options, self.execution_provider.as_ref());
+        match classify(&self.model, self.images, self.verbose, &options)? {
             true => Ok(()),
             false => Err(DataFusionError::Execution("some images could not be classified".into())),
         }

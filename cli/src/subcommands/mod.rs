@@ -126,6 +126,23 @@ pub enum Subcommand {
     /// Generate a sea-lion-like data set (Train/, TrainDotted/, Test/,
     /// train.csv, MismatchedTrainImages.txt, and ground truth in truth/).
     GenSealions(GenSealionsArgs),
+    /// Report what can run models here: the ONNX Runtime library in use
+    /// and its build, each execution provider (cpu, cuda, tensorrt) and
+    /// what it misses, the CUDA libraries, NVIDIA's driver and the GPUs.
+    /// Fails when ONNX Runtime itself is missing.
+    Doctor,
+}
+
+/// `rookery doctor`.
+fn doctor() -> Result<()> {
+    let report = rookery_models::providers::doctor();
+    print!("{report}");
+    match report.library {
+        Ok(_) => Ok(()),
+        Err(_) => Err(datafusion::common::DataFusionError::Execution(
+            "ONNX Runtime is missing: run scripts/setup-onnxruntime.sh".to_string(),
+        )),
+    }
 }
 
 impl Cli {
@@ -144,6 +161,7 @@ impl Cli {
             Some(Subcommand::Train(args)) => args.run(global),
             Some(Subcommand::Crops(args)) => args.run(global),
             Some(Subcommand::GenSealions(args)) => args.run(global),
+            Some(Subcommand::Doctor) => doctor(),
         }
     }
 }

@@ -8,10 +8,11 @@ use rookery_image::options::OptionSet;
 use rookery_models::runtime::{threads_per_session, Classifier, ClassifyOptions, ModelOutput};
 use rookery_udfs::functions::model_rows::SqlResult;
 
-use super::classify::model_file;
+use super::classify::{model_file, with_provider};
 use super::{parse_size, Engine, GlobalArgs};
 use crate::serve::{serve_until_ctrl_c, Access, App, ServeLimits};
 use crate::shell::read_script;
+use rookery_image::ExecutionProviders;
 
 /// Serve over HTTP: POST an image file to /classify for {"label",
 /// "scores"} as JSON (with --model), POST SQL to /sql for its rows
@@ -32,6 +33,11 @@ pub struct ServeArgs {
     /// Model options, as for cnn_classify.
     #[arg(long, default_value = "")]
     pub options: String,
+    /// Where ONNX Runtime runs models, for /classify and as the SQL
+    /// session's rookery.execution_provider: cpu, cuda, cuda:N, tensorrt,
+    /// or a list in order of preference (cuda|cpu).
+    #[arg(long, value_name = "PROVIDERS")]
+    pub execution_provider: Option<ExecutionProviders>,
     /// Connections open at once (more wait in the listen queue).
     #[arg(long, default_value_t = 512)]
     pub max_connections: usize,
@@ -83,9 +89,17 @@ impl ServeArgs {
     pub fn run(self, global: &GlobalArgs) -> Result<()> {
         let engine = Engine::start(global)?;
         let mut shell = engine.shell(global)?;
+        if let Some(provider) = &self.execution_provider {
+            let state = shell.ctx.state_ref();
+            let mut state = state.write();
+            state
+                .config_mut()
+                .options_mut()
+                .set("rookery.execution_provider", &provider.to_string())?;
+        }
         let classifier = match &self.model {
             Some(model) => {
-                let options = ClassifyOptions::parse(&self.options)?;
+                let options = ClassifyOptions::parse(&with_provider(&self.options, self.execution_provider.as_ref()))?;
                 // Requests run side by side: one ONNX Runtime thread per core each may use.
                 let threads = threads_per_session(engine.partitions);
                 let loaded = Classifier::load(&model_file(model)?, &options, &ModelOutput::Classes, threads).sql()?;

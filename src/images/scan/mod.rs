@@ -294,6 +294,15 @@ impl ImageScanExec {
         })
     }
 
+    /// Every file the scan reads, as its `path` column gives them.
+    pub fn file_paths(&self) -> Vec<String> {
+        self.partitions
+            .iter()
+            .flat_map(|p| p.iter())
+            .map(|meta| batch::path_and_name(meta, &self.settings.store_url).0)
+            .collect()
+    }
+
     /// The partition keys of the table this scan reads.
     pub fn partition_keys(&self) -> &[String] {
         &self.settings.layout.partition_keys

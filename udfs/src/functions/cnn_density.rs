@@ -14,8 +14,11 @@ use super::dense_scoring::{
 use crate::functions::model_rows::message;
 use crate::functions::model_rows::Models;
 use rookery_image::args::{signature, ArgKind};
+use rookery_image::options::parse::some;
 use rookery_image::options::parse::{value, whole};
 use rookery_image::options::OptionSet;
+use rookery_image::providers::parse_providers;
+use rookery_image::ExecutionProviders;
 use rookery_models::heatmap::{Cover, Strip};
 
 fn count_fields() -> Fields {
@@ -48,6 +51,10 @@ rookery_image::option_set! {
         /// Pixels of a frame across per ONNX Runtime call (0 for the whole
         /// width).
         strip_width: usize = DEFAULT_STRIP_WIDTH, whole(0, 1 << 20, STRIP_WIDTH);
+        /// Where ONNX Runtime runs the model: cpu, cuda, cuda:N, tensorrt,
+        /// or a list in order of preference such as cuda|cpu (default: the
+        /// session's rookery.execution_provider).
+        execution_provider: Option<ExecutionProviders> = None, some(parse_providers);
     }
 }
 
@@ -131,9 +138,16 @@ impl ScalarUDFImpl for CnnDensity {
             name,
             &args,
             count_fields(),
-            &mut |location, options, image, threads, entries| {
+            &mut |location, options, image, placement, entries| {
                 let options = DensityOptions::parse(options)?;
-                let native = heatmap_model(name, &self.models, location, 0, threads)?;
+                let native = heatmap_model(
+                    name,
+                    &self.models,
+                    location,
+                    0,
+                    placement,
+                    options.execution_provider.as_ref(),
+                )?;
                 if !native.counts {
                     return plan_err!(
                     "{name}: {location} is a classifier, not a count model (cnn_train writes one from a struct of counts); cnn_heatmap scores a classifier"
@@ -161,7 +175,14 @@ impl ScalarUDFImpl for CnnDensity {
                     0 => Cover::Whole,
                     margin => Cover::Middles { margin },
                 };
-                let model = heatmap_model(name, &self.models, location, stride, threads)?;
+                let model = heatmap_model(
+                    name,
+                    &self.models,
+                    location,
+                    stride,
+                    placement,
+                    options.execution_provider.as_ref(),
+                )?;
                 let labels: Vec<String> = (0..model.labels.len().max(1)).map(|k| model.label(k)).collect();
                 model
                     .scan(image, options.strip(), cover, &mut |x, y, counts| {

@@ -14,8 +14,11 @@ use super::dense_scoring::{
 use crate::functions::model_rows::message;
 use crate::functions::model_rows::Models;
 use rookery_image::args::{signature, ArgKind};
+use rookery_image::options::parse::some;
 use rookery_image::options::parse::{names, value, whole};
 use rookery_image::options::OptionSet;
+use rookery_image::providers::parse_providers;
+use rookery_image::ExecutionProviders;
 use rookery_models::heatmap::Strip;
 
 fn position_fields() -> Fields {
@@ -47,6 +50,10 @@ rookery_image::option_set! {
         /// Pixels of a frame across per ONNX Runtime call (0 for the whole
         /// width).
         strip_width: usize = DEFAULT_STRIP_WIDTH, whole(0, 1 << 20, STRIP_WIDTH);
+        /// Where ONNX Runtime runs the model: cpu, cuda, cuda:N, tensorrt,
+        /// or a list in order of preference such as cuda|cpu (default: the
+        /// session's rookery.execution_provider).
+        execution_provider: Option<ExecutionProviders> = None, some(parse_providers);
     }
 }
 
@@ -123,9 +130,16 @@ impl ScalarUDFImpl for CnnHeatmap {
             name,
             &args,
             position_fields(),
-            &mut |location, options, image, threads, entries| {
+            &mut |location, options, image, placement, entries| {
                 let options = HeatmapOptions::parse(options)?;
-                let model = heatmap_model(name, &self.models, location, options.stride, threads)?;
+                let model = heatmap_model(
+                    name,
+                    &self.models,
+                    location,
+                    options.stride,
+                    placement,
+                    options.execution_provider.as_ref(),
+                )?;
                 if model.counts {
                     return plan_err!(
                     "{name}: {location} is a count model, whose outputs are counts, not scores; cnn_density runs it"

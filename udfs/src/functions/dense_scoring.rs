@@ -12,6 +12,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs};
 use crate::functions::model_rows::Models;
 use rookery_image::args::{arg_arrays, image_arg, optional_text_arg, text_arg};
 use rookery_image::image_value::ImageView;
+use rookery_image::ExecutionProviders;
 use rookery_models::heatmap::HeatmapModel;
 use rookery_models::runtime::threads_per_session;
 use rookery_models::ModelError;
@@ -31,11 +32,17 @@ pub(crate) fn heatmap_model(
     models: &Models,
     location: &str,
     stride: usize,
-    threads: usize,
+    placement: &Placement,
+    asked: Option<&ExecutionProviders>,
 ) -> Result<Arc<HeatmapModel>> {
+    let (threads, providers) = (placement.threads, asked.unwrap_or(&placement.providers));
     let fail = |e: ModelError| exec_datafusion_err!("{name}: {e}");
     let path = models.store().local_file(location).map_err(fail)?;
-    let native = models.store().loaded().heatmap(&path, 1, threads).map_err(fail)?;
+    let native = models
+        .store()
+        .loaded()
+        .heatmap(&path, 1, threads, providers)
+        .map_err(fail)?;
     if stride == 0 || stride == native.stride {
         return Ok(native);
     }
@@ -48,7 +55,7 @@ pub(crate) fn heatmap_model(
     models
         .store()
         .loaded()
-        .heatmap(&path, stride / native.stride, threads)
+        .heatmap(&path, stride / native.stride, threads, providers)
         .map_err(fail)
 }
 
@@ -67,10 +74,18 @@ pub(crate) fn append_position(entries: &mut StructBuilder, x: u32, y: u32, label
     entries.append(true);
 }
 
+/// Where a session's models run: ONNX Runtime's threads per session and
+/// the session's `rookery.execution_provider`.
+pub(crate) struct Placement {
+    pub threads: usize,
+    pub providers: ExecutionProviders,
+}
+
 /// What a dense scoring function appends for one row: given the model's
-/// location, the options text, the image, ONNX Runtime's threads and the
-/// row's list entries.
-pub(crate) type FillPositions<'a> = dyn FnMut(&str, &str, ImageView<'_>, usize, &mut StructBuilder) -> Result<()> + 'a;
+/// location, the options text, the image, where models run and the row's
+/// list entries.
+pub(crate) type FillPositions<'a> =
+    dyn FnMut(&str, &str, ImageView<'_>, &Placement, &mut StructBuilder) -> Result<()> + 'a;
 
 /// The lists of positions of `cnn_heatmap` and `cnn_density`: one per row
 /// of `(model, image [, options])`, which `fill` appends to; NULL where an
@@ -85,7 +100,10 @@ pub(crate) fn position_lists(
     let models = text_arg(name, &arrays, 0)?;
     let images = image_arg(name, &arrays, 1)?;
     let options = optional_text_arg(name, &arrays, 2)?;
-    let threads = threads_per_session(args.config_options.execution.target_partitions);
+    let placement = Placement {
+        threads: threads_per_session(args.config_options.execution.target_partitions),
+        providers: rookery_image::memory::execution_providers(&args.config_options),
+    };
     let mut out = ListBuilder::new(StructBuilder::from_fields(fields, 0));
     for row in 0..args.number_rows {
         let image = images
@@ -99,7 +117,7 @@ pub(crate) fn position_lists(
             models.value(row),
             options.map_or("", |o| o.value(row)),
             image,
-            threads,
+            &placement,
             out.values(),
         )?;
         out.append(true);

@@ -182,7 +182,10 @@ fn model_rows(
     }
     let mut out = vec![None; args.number_rows];
     for ((model, output, options), rows) in groups {
-        let options = ClassifyOptions::parse(options)?;
+        let mut options = ClassifyOptions::parse(options)?;
+        options
+            .execution_provider
+            .get_or_insert_with(|| rookery_image::memory::execution_providers(&args.config_options));
         if let Some((height, width)) = options.size {
             let pixels = (height as u64).saturating_mul(width as u64);
             if pixels > max_pixels {
