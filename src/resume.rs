@@ -22,7 +22,6 @@
 //! - The query runs through the session's own planner, so on a cluster
 //!   each part's query runs on the cluster and the client commits it.
 
-use std::any::Any;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -36,7 +35,7 @@ use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{exec_datafusion_err, plan_datafusion_err, plan_err, DataFusionError, Result};
+use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::datasource::{provider_as_source, source_as_provider, MemTable};
 use datafusion::execution::context::QueryPlanner;
@@ -45,13 +44,13 @@ use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::CopyTo;
 use datafusion::logical_expr::{col, lit, Expr, LogicalPlan, LogicalPlanBuilder, SortExpr, TableScan};
-use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, Metric, MetricBuilder, MetricValue, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    collect, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, Metric, MetricBuilder, MetricValue, MetricsSet,
 };
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{collect, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
@@ -97,7 +96,9 @@ impl ResumeOptions {
         let every = match every {
             Some(text) => match text.trim().parse::<usize>() {
                 Ok(n) if n > 0 => Some(n),
-                _ => return plan_err!("COPY option resume_every must be a whole number of images above 0, not '{text}'"),
+                _ => {
+                    return plan_err!("COPY option resume_every must be a whole number of images above 0, not '{text}'")
+                }
             },
             None => None,
         };
@@ -126,7 +127,9 @@ pub(crate) struct LocalQueryPlanner;
 #[async_trait]
 impl QueryPlanner for LocalQueryPlanner {
     async fn create_physical_plan(&self, plan: &LogicalPlan, session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::default().create_physical_plan(plan, session).await
+        DefaultPhysicalPlanner::default()
+            .create_physical_plan(plan, session)
+            .await
     }
 }
 
@@ -229,7 +232,9 @@ fn final_order(input: &LogicalPlan, key: &str) -> Result<Vec<SortExpr>> {
     loop {
         match node {
             LogicalPlan::Limit(_) => {
-                return plan_err!("COPY with resume cannot run a query with LIMIT at its top (it would apply to each part)")
+                return plan_err!(
+                    "COPY with resume cannot run a query with LIMIT at its top (it would apply to each part)"
+                )
             }
             LogicalPlan::Sort(sort) => {
                 if sort.fetch.is_some() {
@@ -283,12 +288,15 @@ impl ExecutionPlan for ResumableCopyExec {
         "ResumableCopyExec"
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn properties(&self) -> &Arc<PlanProperties> {
         &self.properties
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -321,7 +329,10 @@ impl ExecutionPlan for ResumableCopyExec {
             let rows = run.run().await?;
             RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(vec![rows]))]).map_err(DataFusionError::from)
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        )))
     }
 
     /// Its own counts, with the files read and images decoded by the part
@@ -333,7 +344,10 @@ impl ExecutionPlan for ResumableCopyExec {
         if let Some(running) = &scans.running {
             counts = counts.plus(ScanCounts::of_plan(running.as_ref()));
         }
-        for (name, value) in [("files_read", counts.files_read), ("images_decoded", counts.images_decoded)] {
+        for (name, value) in [
+            ("files_read", counts.files_read),
+            ("images_decoded", counts.images_decoded),
+        ] {
             let count = Count::new();
             count.add(value as usize);
             set.push(Arc::new(Metric::new(
@@ -394,8 +408,13 @@ impl Run {
             .options
             .every
             .unwrap_or(2 * self.state.config_options().execution.target_partitions.max(1));
-        let mut reservation = MemoryConsumer::new("resumable COPY").register(self.state.runtime_env().memory_pool.as_ref());
-        reservation.try_grow(done.batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>())?;
+        let reservation = MemoryConsumer::new("resumable COPY").register(&self.state.runtime_env().memory_pool);
+        reservation.try_grow(
+            done.batches
+                .iter()
+                .map(RecordBatch::get_array_memory_size)
+                .sum::<usize>(),
+        )?;
         let mut schema: Option<SchemaRef> = done.batches.first().map(RecordBatch::schema);
         for chunk in remaining.chunks(every) {
             let plan = with_path_filter(&self.copy.input, &source, chunk)?;
@@ -538,7 +557,9 @@ impl Committed {
         for batch in batches {
             let values = cast(batch.column(index), &DataType::Utf8)?;
             let Some(values) = values.as_any().downcast_ref::<StringArray>() else {
-                return Err(exec_datafusion_err!("COPY with resume: cannot read key column {key} as text"));
+                return Err(exec_datafusion_err!(
+                    "COPY with resume: cannot read key column {key} as text"
+                ));
             };
             part.extend(values.iter().flatten().map(str::to_string));
         }
@@ -570,7 +591,10 @@ impl Journal {
         let target = url.prefix();
         let parts: Vec<_> = target.parts().collect();
         let Some((name, parent)) = parts.split_last() else {
-            return plan_err!("COPY with resume needs a target below a folder, not '{}'", copy.output_url);
+            return plan_err!(
+                "COPY with resume needs a target below a folder, not '{}'",
+                copy.output_url
+            );
         };
         let folder: StorePath = parent
             .iter()
@@ -661,7 +685,7 @@ impl Journal {
         let bytes = writer.into_inner()?;
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("part-{n:05}.arrow");
-        let location = self.folder.child(name.as_str());
+        let location = self.folder.clone().join(name.as_str());
         match &self.local {
             Some(folder) => write_local_durably(folder, &name, &bytes),
             None => {
@@ -735,7 +759,10 @@ mod tests {
         let mut committed = Committed::default();
         committed.add_keys("k", &schema, &[batch(vec![1, 1, 2])]).unwrap();
         committed.add_keys("k", &schema, &[batch(vec![3])]).unwrap();
-        let e = committed.add_keys("k", &schema, &[batch(vec![4, 2])]).unwrap_err().to_string();
+        let e = committed
+            .add_keys("k", &schema, &[batch(vec![4, 2])])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("k = '2'") && e.contains("two parts"), "{e}");
     }
 }

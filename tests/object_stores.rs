@@ -332,7 +332,10 @@ async fn a_resumable_copy_on_s3_stops_and_resumes() {
         .await
         .unwrap();
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
-    let resumable = statement(&format!("s3://{BUCKET}/out/sub.csv"), ", 'resume' 'name', 'resume_every' '2'");
+    let resumable = statement(
+        &format!("s3://{BUCKET}/out/sub.csv"),
+        ", 'resume' 'name', 'resume_every' '2'",
+    );
     let e = sql(&ctx, &resumable).await.unwrap_err().to_string();
     assert!(e.contains("stopped at 4"), "{e}");
     // Files 0-3 committed in two parts, on the store; no target yet.

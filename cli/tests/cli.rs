@@ -139,7 +139,9 @@ SELECT 'not reached';
     // \d lists the table; \d NAME describes it.
     assert!(stdout.contains("| frames | images | 17      |"), "{stdout}");
     assert!(
-        stdout.lines().any(|l| l.starts_with("| image ") && l.contains("| image ")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("| image ") && l.contains("| image ")),
         "{stdout}"
     );
     // \df and \h show the function's documentation.

@@ -257,9 +257,6 @@ impl std::hash::Hash for ArmedFlag {
 }
 
 impl ScalarUDFImpl for StopAt {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
     fn name(&self) -> &str {
         "stop_at"
     }
