@@ -916,8 +916,8 @@ fn a_resumable_copy_killed_part_way_resumes_to_the_same_bytes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let folder = dir.path().join("photos");
     std::fs::create_dir_all(&folder).unwrap();
-    for i in 0..16 {
-        let bytes = common::encode(&common::gradient(1500 + i, 1000).into(), image::ImageFormat::Png);
+    for i in 0..24 {
+        let bytes = common::encode(&common::gradient(2000 + i, 1500).into(), image::ImageFormat::Png);
         std::fs::write(folder.join(format!("{i:02}.png")), &bytes).unwrap();
     }
     // Tiles of every image counted by brightness: work per image, one key
@@ -968,4 +968,44 @@ fn a_resumable_copy_killed_part_way_resumes_to_the_same_bytes() {
         "resumed after kill -9 = one run"
     );
     assert!(!journal.exists(), "the journal goes once the target is written");
+}
+
+#[test]
+fn doctor_and_classify_name_what_a_provider_misses() {
+    let dir = fixtures();
+    let doctor = rookery(dir.path()).arg("doctor").output().expect("run");
+    let report = text(&doctor.stdout);
+    assert!(doctor.status.success(), "{}", text(&doctor.stderr));
+    assert!(report.contains("ONNX Runtime library: ") && report.contains("onnxruntime"), "{report}");
+    assert!(report.contains("  cpu       usable"), "{report}");
+    // The tests run on the CPU build: the GPU providers say why not.
+    assert!(report.contains("  cuda      not usable: "), "{report}");
+    assert!(report.contains("  tensorrt  not usable: "), "{report}");
+
+    let classify = |provider: &str| {
+        rookery(dir.path())
+            .args([
+                "classify",
+                "--model",
+                "models/colour_classifier.onnx",
+                "--image",
+                "colours/red.png",
+                "--options",
+                "labels=red|green|blue",
+                "--execution-provider",
+                provider,
+            ])
+            .output()
+            .expect("run")
+    };
+    let missing = classify("cuda");
+    assert!(!missing.status.success());
+    let why = text(&missing.stderr);
+    assert!(why.contains("on execution provider cuda: cuda: "), "{why}");
+    let fallback = classify("cuda|cpu");
+    assert!(fallback.status.success(), "{}", text(&fallback.stderr));
+    assert_eq!(text(&fallback.stdout).trim(), "['red']");
+    let wrong = classify("gpu");
+    assert!(!wrong.status.success());
+    assert!(text(&wrong.stderr).contains("unknown provider 'gpu'"), "{}", text(&wrong.stderr));
 }
