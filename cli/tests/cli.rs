@@ -976,7 +976,10 @@ fn doctor_and_classify_name_what_a_provider_misses() {
     let doctor = rookery(dir.path()).arg("doctor").output().expect("run");
     let report = text(&doctor.stdout);
     assert!(doctor.status.success(), "{}", text(&doctor.stderr));
-    assert!(report.contains("ONNX Runtime library: ") && report.contains("onnxruntime"), "{report}");
+    assert!(
+        report.contains("ONNX Runtime library: ") && report.contains("onnxruntime"),
+        "{report}"
+    );
     assert!(report.contains("  cpu       usable"), "{report}");
     // The tests run on the CPU build: the GPU providers say why not.
     assert!(report.contains("  cuda      not usable: "), "{report}");
@@ -1007,5 +1010,9 @@ fn doctor_and_classify_name_what_a_provider_misses() {
     assert_eq!(text(&fallback.stdout).trim(), "['red']");
     let wrong = classify("gpu");
     assert!(!wrong.status.success());
-    assert!(text(&wrong.stderr).contains("unknown provider 'gpu'"), "{}", text(&wrong.stderr));
+    assert!(
+        text(&wrong.stderr).contains("unknown provider 'gpu'"),
+        "{}",
+        text(&wrong.stderr)
+    );
 }

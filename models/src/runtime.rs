@@ -514,7 +514,9 @@ impl Classifier {
                 }
             }
         };
-        let result = run_halving(images, &self.run_size, |chunk| self.run(&mut worker, chunk, reservation));
+        let result = run_halving(images, &self.run_size, |chunk| {
+            self.run(&mut worker, chunk, reservation)
+        });
         self.sessions.lock().map_err(|_| poisoned())?.push(worker);
         result
     }

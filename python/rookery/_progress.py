@@ -21,8 +21,9 @@ def _tqdm():
 
 class Progress:
     """Counts rows as they arrive and, when called (the engine calls it
-    every 100 ms while it works), shows rows, files read, images decoded
-    and the training epoch."""
+    every 100 ms while it works), shows rows, files read, images decoded,
+    a resumable COPY's images committed and left (with an estimate of
+    their time) and the training epoch."""
 
     def __init__(self, session, enabled: bool):
         self.session = session
@@ -39,6 +40,16 @@ class Progress:
         # The counts of the statement the session runs now, from its plan.
         files, decoded = self.session.scan_progress()
         parts = [f"{files} files read", f"{decoded} images decoded"]
+        resume = self.session.resume_progress()
+        if resume is not None:
+            total, skipped, committed = resume
+            left = total - committed
+            done_here = committed - skipped
+            estimate = ""
+            if done_here > 0:
+                seconds = (time.monotonic() - self.started) * left / done_here
+                estimate = f", about {seconds:.0f} s"
+            parts.append(f"{committed} of {total} images committed ({skipped} from before), {left} left{estimate}")
         epoch = self.session.last_epoch()
         if epoch is not None:
             parts.append(f"epoch {epoch[0]}/{epoch[1]} loss {epoch[2]:.4f}")

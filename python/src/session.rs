@@ -185,6 +185,14 @@ impl Session {
         (counts.files_read, counts.images_decoded)
     }
 
+    /// For a resumable COPY running now (or last): images it covers, those
+    /// an earlier run committed, and those committed so far; None for other
+    /// statements.
+    fn resume_progress(&self) -> Option<(u64, u64, u64)> {
+        let counts = self.progress.counts();
+        (counts.images_total > 0).then_some((counts.images_total, counts.images_skipped, counts.images_committed))
+    }
+
     /// The last epoch a `cnn_train` of this session reported, as
     /// `(epoch, epochs, loss)`, or None.
     fn last_epoch(&self) -> Option<(usize, usize, f64)> {

@@ -131,8 +131,15 @@ fn ballista_error(e: ballista_core::error::BallistaError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// Runs a Ballista scheduler on `bind` whose sessions are Rookery's.
-pub async fn run_scheduler(bind: SocketAddr, options: EngineOptions) -> Result<()> {
+/// How long the scheduler waits for a silent executor before it gives the
+/// executor's tasks to others: Ballista's default, three of its executors'
+/// default heartbeats (60 s).
+pub const DEFAULT_EXECUTOR_TIMEOUT_SECONDS: u64 = 180;
+
+/// Runs a Ballista scheduler on `bind` whose sessions are Rookery's; an
+/// executor silent for `executor_timeout_seconds` is dead and its tasks
+/// run elsewhere.
+pub async fn run_scheduler(bind: SocketAddr, executor_timeout_seconds: u64, options: EngineOptions) -> Result<()> {
     let producer_options = options.clone();
     let config = SchedulerConfig {
         bind_host: bind.ip().to_string(),
@@ -140,6 +147,9 @@ pub async fn run_scheduler(bind: SocketAddr, options: EngineOptions) -> Result<(
         external_host: bind.ip().to_string(),
         override_logical_codec: Some(Arc::new(RookeryLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(RookeryPhysicalCodec::default())),
+        executor_timeout_seconds,
+        no_executors_grace_period_seconds: executor_timeout_seconds,
+        expire_dead_executor_interval_seconds: executor_timeout_seconds.clamp(1, 15),
         ..Default::default()
     }
     .with_override_config_producer(Arc::new(|| cluster_config(SessionConfig::new())))
@@ -162,6 +172,9 @@ pub struct ExecutorOptions {
     pub grpc_port: u16,
     /// Tasks at once; default: one per core.
     pub concurrency: Option<usize>,
+    /// Seconds between heartbeats to the scheduler (Ballista's default: 60);
+    /// the scheduler's executor timeout must be longer.
+    pub heartbeat_interval_seconds: Option<u64>,
     pub engine: EngineOptions,
 }
 
@@ -189,6 +202,13 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
         override_logical_codec: Some(Arc::new(RookeryLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(RookeryPhysicalCodec::default())),
         ..Default::default()
+    };
+    let config = match options.heartbeat_interval_seconds {
+        Some(seconds) => ExecutorProcessConfig {
+            executor_heartbeat_interval_seconds: seconds.max(1),
+            ..config
+        },
+        None => config,
     };
     start_executor_process(Arc::new(config)).await.map_err(ballista_error)
 }

@@ -16,15 +16,22 @@ pub struct SchedulerArgs {
     /// process's rights, so use it only on a private network.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Seconds without a heartbeat after which an executor is dead and its
+    /// tasks run on the others; longer than the executors'
+    /// --heartbeat-interval (default 60 s).
+    #[arg(long, value_name = "SECONDS", default_value_t = rookery::cluster::DEFAULT_EXECUTOR_TIMEOUT_SECONDS)]
+    pub executor_timeout: u64,
 }
 
 impl SchedulerArgs {
     pub fn run(self, global: &GlobalArgs) -> Result<()> {
         check_cluster_bind("scheduler", &self.bind, self.allow_remote)?;
         let engine = Engine::start(global)?;
-        engine
-            .runtime
-            .block_on(rookery::cluster::run_scheduler(self.bind, engine.options))
+        engine.runtime.block_on(rookery::cluster::run_scheduler(
+            self.bind,
+            self.executor_timeout.max(1),
+            engine.options,
+        ))
     }
 }
 
@@ -46,6 +53,10 @@ pub struct ExecutorArgs {
     /// Bind an address other hosts can reach (see the scheduler's).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Seconds between heartbeats to the scheduler [default: 60]; keep it
+    /// below the scheduler's --executor-timeout.
+    #[arg(long, value_name = "SECONDS")]
+    pub heartbeat_interval: Option<u64>,
 }
 
 impl ExecutorArgs {
@@ -57,6 +68,7 @@ impl ExecutorArgs {
             bind: self.bind,
             grpc_port: self.grpc_port,
             concurrency: self.concurrency,
+            heartbeat_interval_seconds: self.heartbeat_interval,
             engine: engine.options,
         };
         engine.runtime.block_on(rookery::cluster::run_executor(executor))
