@@ -43,6 +43,7 @@ use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::CopyTo;
+use datafusion::logical_expr::expr_rewriter::unnormalize_cols;
 use datafusion::logical_expr::{col, lit, Expr, LogicalPlan, LogicalPlanBuilder, SortExpr, TableScan};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -415,7 +416,7 @@ impl Run {
                 .map(RecordBatch::get_array_memory_size)
                 .sum::<usize>(),
         )?;
-        let mut schema: Option<SchemaRef> = done.batches.first().map(RecordBatch::schema);
+        let mut schema = done.schema.clone();
         for chunk in remaining.chunks(every) {
             let plan = with_path_filter(&self.copy.input, &source, chunk)?;
             let physical = self.state.create_physical_plan(&plan).await?;
@@ -465,7 +466,9 @@ impl Run {
             let Ok(provider) = source_as_provider(&scan.source) else {
                 continue;
             };
-            let plan = provider.scan(&self.state, None, &scan.filters, None).await?;
+            // As DataFusion's planner gives them: without the table's name.
+            let filters = unnormalize_cols(scan.filters.iter().cloned());
+            let plan = provider.scan(&self.state, None, &filters, None).await?;
             let mut paths = Vec::new();
             plan.apply(|node| {
                 if let Some(images) = node.downcast_ref::<ImageScanExec>() {
@@ -546,6 +549,8 @@ struct Committed {
     files: HashSet<String>,
     keys: HashSet<String>,
     batches: Vec<RecordBatch>,
+    /// The rows' schema, from the first part (which may hold no rows).
+    schema: Option<SchemaRef>,
 }
 
 impl Committed {
@@ -665,6 +670,7 @@ impl Journal {
             committed.files.extend(files);
             committed.add_keys(key, &schema, &batches)?;
             committed.batches.extend(batches);
+            committed.schema.get_or_insert(schema);
             self.next.fetch_max(n + 1, std::sync::atomic::Ordering::SeqCst);
         }
         Ok(committed)

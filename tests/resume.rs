@@ -123,6 +123,34 @@ async fn a_stopped_copy_resumes_and_writes_what_one_run_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumable_copy_of_no_rows_writes_what_a_plain_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    images(&photos);
+    let (ctx, armed) = session();
+    armed.store(false, Ordering::SeqCst);
+    let copy = |target: &str, options: &str| {
+        format!(
+            "COPY (SELECT name FROM images('{}/') WHERE width > 1000 ORDER BY name) TO '{}' STORED AS CSV OPTIONS ('format.has_header' 'true'{options})",
+            photos.display(),
+            dir.path().join(target).display()
+        )
+    };
+    assert_eq!(run(&ctx, &copy("plain.csv", "")).await.unwrap(), 0);
+    assert_eq!(
+        run(&ctx, &copy("none.csv", ", 'resume' 'name', 'resume_every' '3'"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("none.csv")).ok(),
+        std::fs::read(dir.path().join("plain.csv")).ok()
+    );
+    assert!(!dir.path().join(".none.csv.rookery-resume").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_refuses_what_it_cannot_do_right() {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
