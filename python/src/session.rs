@@ -109,6 +109,7 @@ impl Session {
             };
             let several = !statements.is_empty();
             let ctx = self.ctx.clone();
+            let progress = self.progress.clone();
             let frame = wait(
                 py,
                 &self.runtime,
@@ -141,7 +142,11 @@ impl Session {
                         return Ok(frame);
                     }
                     let schema = Arc::new(frame.schema().as_arrow().clone());
-                    let batches = frame.collect().await.map_err(located(last_line))?;
+                    // Watched, so progress (a resumable COPY's parts) shows.
+                    let stream = progress.execute(frame).await.map_err(located(last_line))?;
+                    let batches: Vec<_> = futures::TryStreamExt::try_collect(stream)
+                        .await
+                        .map_err(located(last_line))?;
                     ctx.read_table(Arc::new(MemTable::try_new(schema, vec![batches])?))
                 },
                 tick.as_ref(),
