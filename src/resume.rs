@@ -223,6 +223,8 @@ impl ResumableCopyExec {
     }
 }
 
+const LIMIT_AT_TOP: &str = "COPY with resume cannot run a query with LIMIT at its top (it would apply to each part)";
+
 /// The order the query's rows come in: its top ORDER BY (on output
 /// columns) with the key last, or the key alone. A LIMIT at the top would
 /// apply to each part, so it is refused.
@@ -232,31 +234,19 @@ fn final_order(input: &LogicalPlan, key: &str) -> Result<Vec<SortExpr>> {
     let mut node = input;
     loop {
         match node {
-            LogicalPlan::Limit(_) => {
-                return plan_err!(
-                    "COPY with resume cannot run a query with LIMIT at its top (it would apply to each part)"
-                )
-            }
+            LogicalPlan::Limit(_) => return plan_err!("{LIMIT_AT_TOP}"),
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => return plan_err!("{LIMIT_AT_TOP}"),
             LogicalPlan::Sort(sort) => {
-                if sort.fetch.is_some() {
-                    return plan_err!(
-                        "COPY with resume cannot run a query with LIMIT at its top (it would apply to each part)"
-                    );
-                }
                 for s in &sort.expr {
-                    let Expr::Column(c) = &s.expr else {
-                        return plan_err!(
-                            "COPY with resume: ORDER BY {} is not a column of the result; order by output columns",
-                            s.expr
-                        );
+                    let name = match &s.expr {
+                        Expr::Column(c) if output.field_with_unqualified_name(&c.name).is_ok() => &c.name,
+                        other => {
+                            return plan_err!(
+                            "COPY with resume: ORDER BY {other} is not a column of the result; order by output columns"
+                        )
+                        }
                     };
-                    if output.field_with_unqualified_name(&c.name).is_err() {
-                        return plan_err!(
-                            "COPY with resume: ORDER BY {} is not a column of the result; order by output columns",
-                            c.name
-                        );
-                    }
-                    order.push(SortExpr::new(col(quoted(&c.name)), s.asc, s.nulls_first));
+                    order.push(SortExpr::new(col(quoted(name)), s.asc, s.nulls_first));
                 }
                 break;
             }

@@ -207,6 +207,15 @@ struct Worker {
     input: Vec<f32>,
 }
 
+impl Worker {
+    fn new(session: Session) -> Self {
+        Self {
+            session,
+            input: Vec::new(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Classifier")
@@ -421,10 +430,7 @@ impl Classifier {
             provider,
             run_size: AtomicUsize::new(images_per_run(provider)),
             threads,
-            sessions: Mutex::new(vec![Worker {
-                session,
-                input: Vec::new(),
-            }]),
+            sessions: Mutex::new(vec![Worker::new(session)]),
         })
     }
 
@@ -508,10 +514,7 @@ impl Classifier {
                     self.threads,
                     &providers,
                 )?;
-                Worker {
-                    session,
-                    input: Vec::new(),
-                }
+                Worker::new(session)
             }
         };
         let result = run_halving(images, &self.run_size, |chunk| {
